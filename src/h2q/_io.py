@@ -1,0 +1,134 @@
+"""Atomic, versioned files.
+
+Every file h2q writes goes to a temporary file in the destination folder first and is then
+renamed over the destination, so a crash or a bad input never leaves a half-written file and
+never destroys the previous one. Fitted objects are stored as a ``.npz`` archive (zip with a
+CRC-32 per member, no pickle) holding their arrays and one JSON header that names the kind of
+object and the format version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .exceptions import FileFormatError
+
+FORMAT_NAME = "h2q"
+_HEADER_KEY = "__h2q_header__"
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for binary writing; rename it over ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {path}: folder {directory} does not exist. Create it first."
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(handle)`` on a temporary file and rename it over ``path`` when it returns."""
+    with atomic_open(path) as handle:
+        write(handle)
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` done atomically (no pickle)."""
+    atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+
+
+def save_state(
+    path: str | os.PathLike,
+    kind: str,
+    version: int,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+) -> None:
+    """Write a fitted object's arrays and JSON-serialisable settings to one ``.npz`` file."""
+    header = {"format": FORMAT_NAME, "kind": kind, "version": version, "meta": meta}
+    payload = {name: np.asarray(value) for name, value in arrays.items()}
+    payload[_HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header and arrays of an h2q ``.npz`` file, with clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if _HEADER_KEY not in archive.files:
+                raise FileFormatError(
+                    f"{path} is not an h2q file (no h2q header). Pass a file written by an h2q "
+                    "object's save()."
+                )
+            header = json.loads(archive[_HEADER_KEY].tobytes().decode("utf-8"))
+            arrays = {name: archive[name] for name in archive.files if name != _HEADER_KEY}
+    except FileFormatError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, UnicodeError) as exc:
+        raise FileFormatError(
+            f"{path} is truncated or corrupted and cannot be read ({type(exc).__name__}: "
+            f"{exc}). Re-create it by fitting and saving again."
+        ) from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise FileFormatError(f"{path} is not an h2q file (unknown header).")
+    return header, arrays
+
+
+def read_kind(path: str | os.PathLike) -> str:
+    """The kind of object (class name) stored in an h2q file."""
+    return str(_read(path)[0].get("kind"))
+
+
+def load_state(
+    path: str | os.PathLike, kind: str, version: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_state`, checking its kind and version.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    FileFormatError
+        When the file is truncated, corrupted, not an h2q file, of another kind, or of a
+        format version this release cannot read.
+    """
+    header, arrays = _read(path)
+    if header.get("kind") != kind:
+        raise FileFormatError(
+            f"{path} holds a {header.get('kind')}, not a {kind}. Load it with "
+            f"{header.get('kind')}.load()."
+        )
+    if header.get("version") != version:
+        raise FileFormatError(
+            f"{path} uses {kind} file format version {header.get('version')}, but this release "
+            f"of h2q reads version {version}. Refit and save with this release."
+        )
+    return arrays, header["meta"]

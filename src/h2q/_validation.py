@@ -1,0 +1,148 @@
+"""Input checks shared by every public entry point.
+
+Each check names what was expected, what came in, and how to fix it. The checks accept numpy
+arrays and torch tensors; they never copy data that is already valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # numpy array, torch tensor, or anything np.asarray accepts
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def check_embeddings(
+    X: ArrayLike,
+    name: str = "X",
+    *,
+    n_features: int | None = None,
+    min_samples: int = 1,
+    allow_torch: bool = True,
+) -> np.ndarray | torch.Tensor:
+    """Validate a 2-D float matrix of embeddings, shape (n_samples, n_features).
+
+    Returns a numpy array (float32 or float64) or, when ``allow_torch`` and the input is a
+    tensor, the tensor itself (floating dtype, any device).
+    """
+    if is_tensor(X):
+        if not allow_torch:
+            X = X.detach().cpu().numpy()
+        else:
+            _check_dtype_kind(X.dtype.is_floating_point, str(X.dtype), name)
+            _check_shape(tuple(X.shape), name, min_samples)
+            if not bool(torch.isfinite(X).all()):
+                raise ValueError(_non_finite_message(name, int((~torch.isfinite(X)).sum())))
+            _check_width(X.shape[1], name, n_features)
+            return X
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(
+                f"{name} could not be read as a 2-D array ({exc}). Pass a numpy array or a "
+                "torch tensor of shape (n_samples, n_features)."
+            ) from exc
+    _check_dtype_kind(X.dtype.kind == "f", str(X.dtype), name)
+    _check_shape(X.shape, name, min_samples)
+    finite = np.isfinite(X)
+    if not finite.all():
+        raise ValueError(_non_finite_message(name, int(X.size - finite.sum())))
+    _check_width(X.shape[1], name, n_features)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)  # float16 and longdouble: compute in float32
+    return X
+
+
+def _check_dtype_kind(is_float: bool, dtype: str, name: str) -> None:
+    if not is_float:
+        raise TypeError(
+            f"{name} has dtype {dtype}, but floating-point embeddings are expected. Convert "
+            f"with {name}.astype(np.float32) (or .float() for a tensor); integer codes or "
+            "labels are not embeddings."
+        )
+
+
+def _check_shape(shape: tuple[int, ...], name: str, min_samples: int) -> None:
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, n_features), got {len(shape)}-D shape "
+            f"{shape}. Reshape with {name}.reshape(len({name}), -1) or, for one sample, "
+            f"{name}[None, :]."
+        )
+    if shape[0] < min_samples:
+        raise ValueError(
+            f"{name} has {shape[0]} samples, but at least {min_samples} are needed. Pass a "
+            "non-empty array."
+        )
+    if shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (shape {shape}); pass non-empty embeddings.")
+
+
+def _check_width(width: int, name: str, n_features: int | None) -> None:
+    if n_features is not None and width != n_features:
+        raise ValueError(
+            f"{name} has {width} features, but this quantizer was fitted with {n_features}. "
+            "Refit, or pass embeddings from the same model."
+        )
+
+
+def _non_finite_message(name: str, count: int) -> str:
+    return (
+        f"{name} contains {count} NaN or infinite value(s). Embeddings must be finite: check "
+        "the model that produced them (a diverged training run gives NaN), or drop the bad "
+        "rows before fitting."
+    )
+
+
+def check_nonzero_rows(X: np.ndarray | torch.Tensor, name: str = "X") -> None:
+    """Raise when a row has zero norm: it cannot be rescaled to norm sqrt(k)."""
+    norms = X.norm(dim=1) if is_tensor(X) else np.linalg.norm(X, axis=1)
+    zero = (norms == 0).nonzero()
+    zero = zero[0] if isinstance(zero, tuple) else zero.flatten()
+    if len(zero):
+        rows = ", ".join(str(int(i)) for i in zero[:5])
+        more = "" if len(zero) <= 5 else f" and {len(zero) - 5} more"
+        raise ValueError(
+            f"{name} has {len(zero)} all-zero row(s) (rows {rows}{more}); they cannot be "
+            "rescaled to norm sqrt(n_bits) and have no sign. Drop them, or check the model "
+            "that produced them."
+        )
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_labels(y: ArrayLike, n_samples: int, name: str = "y") -> np.ndarray:
+    """Validate labels: class ids of shape (n,) or multi-hot of shape (n, n_classes)."""
+    if is_tensor(y):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim not in (1, 2):
+        raise ValueError(
+            f"{name} must be class ids of shape (n_samples,) or multi-hot labels of shape "
+            f"(n_samples, n_classes), got shape {y.shape}."
+        )
+    if len(y) != n_samples:
+        raise ValueError(
+            f"{name} has {len(y)} entries but there are {n_samples} samples; pass one label "
+            "(row) per sample, in the same order."
+        )
+    if y.dtype.kind not in "biu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise TypeError(
+                f"{name} has dtype {y.dtype}; labels must be integer class ids or 0/1 "
+                "multi-hot rows."
+            )
+    return y

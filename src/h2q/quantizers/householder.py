@@ -1,0 +1,161 @@
+"""H²Q: the Householder quantizer of Schwengber et al. (arXiv 2311.04207), stage 2."""
+
+from __future__ import annotations
+
+import torch
+
+from ..rotation import HouseholderRotation, householder_product
+from . import _solvers
+from .base import BaseQuantizer
+from .objectives import get_objective
+
+_SOLVERS = ("gd", "paper")
+_PAPER_EPOCHS = 300
+
+
+class HouseholderQuantizer(BaseQuantizer):
+    """Learn an orthogonal ``U``, a product of Householder reflections, so that ``sign(U z)``
+    loses as little as possible; hash with ``sign(U z)``.
+
+    Unsupervised: it needs only embeddings. Rows are rescaled to norm ``sqrt(n_bits)`` and the
+    reflection vectors start at the identity (``U = -I``), as in the paper.
+
+    Parameters
+    ----------
+    n_bits : int, optional
+        Code length. Defaults to the embedding width. Smaller values need
+        ``projection="pca"``.
+    loss : {"l2", "l1", "min_entry", "bit_var"}
+        The stage-2 loss (see :mod:`h2q.quantizers.objectives`); ``"l2"`` is the paper's
+        default.
+    solver : {"gd", "paper"}
+        ``"gd"`` (default, ours): full-batch gradient descent with heavy-ball momentum (0.95)
+        and a cosine decay of the learning rate (from 0.3) over 200 iterations, keeping the
+        iterate with the lowest validation loss (training loss when no ``X_val``). Fixed
+        settings for every data set and width: nothing to tune.
+        ``"paper"``: the reference loop, mini-batch SGD with learning rate 0.1 (0.01 for
+        ``bit_var``), batch 128, 300 epochs, keeping the epoch with the lowest validation
+        loss.
+    n_reflections : int, optional
+        Number of reflections m (default ``n_bits``: every rotation is reachable).
+    projection : {None, "pca"}
+        PCA to ``n_bits`` dimensions before the rotation, for embeddings wider than the code
+        (ours, not the paper's).
+    rescale : bool
+        Rescale rows to norm ``sqrt(n_bits)`` (the paper's setting).
+    max_iter : int, optional
+        Iterations of ``"gd"`` (default 200) or epochs of ``"paper"`` (default 300).
+    learning_rate : float, optional
+        Defaults to 0.3 for ``"gd"`` and to the paper's value for the loss (0.1, or 0.01
+        for ``bit_var``) for ``"paper"``.
+    batch_size : int
+        ``solver="paper"`` only.
+    random_state : int
+        Seeds the batch order of ``solver="paper"``.
+    device : str or torch.device, optional
+        Where to fit; defaults to the input's device (CPU for numpy input).
+
+    Attributes
+    ----------
+    rotation_ : ndarray of shape (n_bits, n_bits)
+        The learned ``U``; ``transform(X) = rescale(X) @ rotation_.T``.
+    vectors_ : ndarray of shape (n_reflections, n_bits)
+        Its Householder vectors.
+    loss_curve_, validation_curve_ : list of float
+        Loss per iteration (gd) or epoch (paper), iteration 0 being the start.
+    best_iteration_ : int
+        The iteration (epoch) kept.
+    n_iter_ : int
+        Iterations (epochs) run.
+    n_features_in_, n_bits_ : int
+    mean_, components_ : ndarray or None
+        PCA mean and directions when ``projection="pca"``.
+    """
+
+    _fitted_arrays = ("vectors_", "loss_curve_", "validation_curve_")
+    _fitted_scalars = ("best_iteration_", "n_iter_")
+
+    def __init__(
+        self,
+        n_bits: int | None = None,
+        *,
+        loss: str = "l2",
+        solver: str = "gd",
+        n_reflections: int | None = None,
+        projection: str | None = None,
+        rescale: bool = True,
+        max_iter: int | None = None,
+        learning_rate: float | None = None,
+        batch_size: int = 128,
+        random_state: int = 0,
+        device: str | None = None,
+    ) -> None:
+        self.n_bits = n_bits
+        self.loss = loss
+        self.solver = solver
+        self.n_reflections = n_reflections
+        self.projection = projection
+        self.rescale = rescale
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    def fit(self, X, X_val=None, *, callback: _solvers.Callback | None = None):
+        """Fit the rotation; see :meth:`BaseQuantizer.fit`.
+
+        Parameters
+        ----------
+        callback : callable, optional
+            ``callback(iteration, train_loss, validation_loss)`` after each iteration
+            (gd) or epoch (paper); return True to stop. Drives progress bars.
+        """
+        objective = get_objective(self.loss)  # validate before any work
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}.")
+        self._objective = objective
+        return super().fit(X, X_val, callback=callback)
+
+    def _fit_rotation(self, Z, Z_val, callback=None) -> None:
+        k = Z.shape[1]
+        module = HouseholderRotation(k, self.n_reflections, dtype=Z.dtype, device=Z.device)
+        start = module.vectors.detach()
+        if self.solver == "gd":
+            result = _solvers.gd(
+                Z,
+                Z_val,
+                self._objective,
+                start,
+                max_iter=self.max_iter or _solvers.GD_ITERATIONS,
+                learning_rate=self.learning_rate or _solvers.GD_LEARNING_RATE,
+                callback=callback,
+            )
+        else:
+            generator = torch.Generator().manual_seed(int(self.random_state))
+            result = _solvers.sgd(
+                Z,
+                Z_val,
+                self._objective,
+                start,
+                epochs=self.max_iter or _PAPER_EPOCHS,
+                learning_rate=self.learning_rate or self._objective.paper_learning_rate,
+                batch_size=int(self.batch_size),
+                generator=generator,
+                callback=callback,
+            )
+        with torch.no_grad():
+            self.rotation_ = householder_product(result.vectors).cpu().numpy()
+        self.vectors_ = result.vectors.cpu().numpy()
+        self.loss_curve_ = result.loss_curve
+        self.validation_curve_ = result.validation_curve
+        self.best_iteration_ = result.best_iteration
+        self.n_iter_ = result.n_iter
+
+    def rotation_module(self) -> HouseholderRotation:
+        """The fitted rotation as a torch module (e.g. to fine-tune it inside a model)."""
+        self._check_fitted()
+        module = HouseholderRotation(self.n_bits_, len(self.vectors_))
+        with torch.no_grad():
+            module.vectors.copy_(torch.from_numpy(self.vectors_))
+        return module
