@@ -82,6 +82,11 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
+        # numpy reads array members without checking their CRC-32; testzip does.
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+        if bad is not None:
+            raise zipfile.BadZipFile(f"member {bad} fails its CRC-32 check")
         with np.load(path, allow_pickle=False) as archive:
             if _HEADER_KEY not in archive.files:
                 raise FileFormatError(
@@ -92,7 +97,15 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
             arrays = {name: archive[name] for name in archive.files if name != _HEADER_KEY}
     except FileFormatError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, UnicodeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        UnicodeError,
+        NotImplementedError,  # a corrupted compression-method field
+    ) as exc:
         raise FileFormatError(
             f"{path} is truncated or corrupted and cannot be read ({type(exc).__name__}: "
             f"{exc}). Re-create it by fitting and saving again."

@@ -62,17 +62,31 @@ def test_every_loss_improves_its_own_objective(loss, data16):
 def test_keeps_the_iterate_with_lowest_validation_loss(data16):
     X, Xv = data16
     q = HouseholderQuantizer(max_iter=50).fit(X, Xv)
-    assert len(q.validation_curve_) == len(q.loss_curve_) == q.n_iter_ + 1
+    assert len(q.loss_curve_) == q.n_iter_ + 1 == 51
+    assert q.validation_every_ == 5 and len(q.validation_curve_) == 11
     best = int(np.argmin(q.validation_curve_))
-    assert q.best_iteration_ == best
+    assert q.best_iteration_ == 5 * best
     assert q.quantization_loss(Xv) == pytest.approx(q.validation_curve_[best], rel=1e-5)
 
 
 def test_without_validation_keeps_lowest_training_loss(data16):
     X, _ = data16
-    q = HouseholderQuantizer(max_iter=30).fit(X)
+    q = HouseholderQuantizer(max_iter=30).fit(X)  # 600 rows: full batches, monitored on X
     assert q.validation_curve_ == []
-    assert q.quantization_loss(X) == pytest.approx(min(q.loss_curve_), rel=1e-5)
+    checked = q.loss_curve_[:: q.validation_every_]
+    assert q.quantization_loss(X) == pytest.approx(min(checked), rel=1e-5)
+    assert q.best_iteration_ == q.validation_every_ * int(np.argmin(checked))
+
+
+def test_gd_uses_random_batches_on_large_inputs():
+    X, Xv = clustered(3000, 8, 0), clustered(300, 8, 1)
+    a = HouseholderQuantizer(max_iter=20).fit(X, Xv)
+    b = HouseholderQuantizer(max_iter=20).fit(X, Xv)
+    c = HouseholderQuantizer(max_iter=20, random_state=1).fit(X, Xv)
+    np.testing.assert_array_equal(a.rotation_, b.rotation_)
+    assert not np.array_equal(a.rotation_, c.rotation_)
+    full = HouseholderQuantizer(max_iter=20, batch_size=3000).fit(X, Xv)
+    assert not np.array_equal(a.rotation_, full.rotation_)
 
 
 def test_paper_solver_settings(data16):
@@ -235,10 +249,11 @@ def test_corrupted_truncated_and_foreign_files(tmp_path, data16):
     with pytest.raises(FileFormatError, match="truncated or corrupted"):
         HouseholderQuantizer.load(tmp_path / "trunc.npz")
     flipped = bytearray(blob)
-    mid = len(flipped) // 3
-    flipped[mid : mid + 8] = bytes(b ^ 0xFF for b in flipped[mid : mid + 8])
+    q = HouseholderQuantizer.load(path)
+    at = blob.index(q.rotation_.tobytes()[:64]) + 16  # inside the rotation's stored values
+    flipped[at : at + 8] = bytes(b ^ 0xFF for b in flipped[at : at + 8])
     (tmp_path / "flip.npz").write_bytes(bytes(flipped))
-    with pytest.raises(FileFormatError, match="truncated or corrupted"):
+    with pytest.raises(FileFormatError, match="truncated or corrupted .*CRC-32"):
         HouseholderQuantizer.load(tmp_path / "flip.npz")
     with pytest.raises(FileFormatError, match="holds a HouseholderQuantizer, not a ITQQuantizer"):
         ITQQuantizer.load(path)

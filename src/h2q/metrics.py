@@ -1,0 +1,672 @@
+"""Retrieval metrics: pure functions of a ranking (or a Hamming search) and labels.
+
+Relevance is the rule of :func:`h2q.labels.share_label`: a database item is relevant to a
+query when they share at least one label. Labels are class ids of shape ``(n,)`` or multi-hot
+rows of shape ``(n, n_classes)``.
+
+The published deep-hashing toolkits disagree on mAP, so every convention is an explicit
+argument and every variant has a name (see :func:`variant_name`):
+
+- ``denominator="topk"``: "mAP@k (top-k relevant denominator)". AP@k divides by the number of
+  relevant items in the top k. The paper's definition (and that of the DPSH, DeepHash and
+  HashNet evaluation code).
+- ``denominator="database"``: "mAP@k (database relevant denominator)". AP@k divides by the
+  number of relevant items in the whole database, so relevant items missing from the top k
+  lower the score.
+- ``empty``: what a query scores when its denominator is 0 (the 0/0 case): ``"zero"`` scores 0
+  and the query still counts in the mean (the paper's rule); ``"skip"`` gives NaN and the mean
+  leaves the query out.
+
+Metrics take the ranking as given: ties in Hamming distance must already be broken by the
+caller (the paper breaks them by the Euclidean distance of the continuous features), and
+exact numbers depend on that rule.
+
+Memory stays bounded: queries are processed ``chunk_size`` at a time, and relevance is
+computed only for the ranked ids of a chunk, through the distinct label rows of the database
+(one ``share_label`` call of shape ``(chunk_size, n_distinct_labels)`` per chunk).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from ._validation import check_labels, is_tensor
+from .labels import share_label
+
+__all__ = [
+    "MAP_VARIANTS",
+    "PrecisionRecallCurve",
+    "average_precision",
+    "map_within_radius",
+    "mean_average_precision",
+    "precision_at_k",
+    "precision_recall_curve",
+    "precision_within_radius",
+    "variant_name",
+]
+
+Denominator = Literal["topk", "database"]
+Empty = Literal["zero", "skip"]
+
+#: Short names of the mAP@k variants, keyed by the ``denominator`` argument.
+MAP_VARIANTS: dict[str, str] = {
+    "topk": "mAP@k (top-k relevant denominator)",
+    "database": "mAP@k (database relevant denominator)",
+}
+
+_EMPTY_WORDS = {"zero": "empty queries score 0", "skip": "empty queries skipped"}
+
+
+def variant_name(
+    k: int | None = None, denominator: Denominator = "topk", empty: Empty = "zero"
+) -> str:
+    """Name of an mAP variant, for printed results and reports.
+
+    Parameters
+    ----------
+    k : int or None
+        Cut-off; None (the whole ranking) prints as ``"all"``.
+    denominator : {"topk", "database"}
+        The denominator of AP@k, as in :func:`average_precision`.
+    empty : {"zero", "skip"}
+        The empty-query policy, as in :func:`average_precision`.
+
+    Returns
+    -------
+    str
+        For example ``"mAP@5000 (top-k relevant denominator; empty queries score 0)"``.
+    """
+    _check_choice(denominator, "denominator", MAP_VARIANTS)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    cut = "all" if k is None else str(_check_k(k, None))
+    base = MAP_VARIANTS[denominator].replace("mAP@k", f"mAP@{cut}")
+    return f"{base[:-1]}; {_EMPTY_WORDS[empty]})"
+
+
+def average_precision(
+    ranking: Any,
+    query_labels: Any,
+    db_labels: Any,
+    k: int | None = None,
+    *,
+    denominator: Denominator = "topk",
+    empty: Empty = "zero",
+    chunk_size: int = 256,
+) -> np.ndarray:
+    """Average precision at k of each query.
+
+    AP@k = (1 / denominator) * sum over relevant ranks r <= k of precision@r, where
+    precision@r is the fraction of relevant items among the first r.
+
+    Parameters
+    ----------
+    ranking : int array of shape (n_queries, n_ranked)
+        Database ids, best first, ties already broken (for example the ``I`` of a search).
+        Each row should list distinct ids in ``[0, n_db)``; a repeated id raises.
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+        Class ids or multi-hot rows.
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+        Same kind as ``query_labels``; ``ranking`` indexes its rows.
+    k : int or None, default None
+        Cut-off, ``1 <= k <= n_ranked``; None uses the whole ranking. A k wider than the
+        ranking raises: search with at least k results rather than scoring a shorter list.
+    denominator : {"topk", "database"}, default "topk"
+        ``"topk"``: the number of relevant items in the top k (the paper's definition,
+        "mAP@k (top-k relevant denominator)"). ``"database"``: the number of relevant items
+        in the whole database ("mAP@k (database relevant denominator)").
+    empty : {"zero", "skip"}, default "zero"
+        Score of a query whose denominator is 0 (no relevant item in the top k for
+        ``"topk"``, none in the database for ``"database"``): ``"zero"`` gives 0, so the query
+        still counts in a mean (the paper's rule); ``"skip"`` gives NaN, so
+        :func:`mean_average_precision` leaves it out.
+    chunk_size : int, default 256
+        Queries processed at once; peak memory is about
+        ``chunk_size * (13 * k + 4 * n_distinct_db_labels)`` bytes.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_queries,)
+        AP@k of each query, in [0, 1] (NaN for skipped queries).
+    """
+    ranking, query_labels, db_labels = _check_ranking_inputs(ranking, query_labels, db_labels)
+    k = ranking.shape[1] if k is None else _check_k(k, ranking.shape[1])
+    _check_choice(denominator, "denominator", MAP_VARIANTS)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+
+    relevance = _Relevance(query_labels, db_labels)
+    ranks = np.arange(1, k + 1, dtype=np.float64)
+    out = np.empty(len(ranking), dtype=np.float64)
+    for start in range(0, len(ranking), chunk_size):
+        stop = min(start + chunk_size, len(ranking))
+        rel = relevance.gather(start, stop, ranking[start:stop, :k])
+        hits = np.cumsum(rel, axis=1, dtype=np.int64)
+        numerator = (rel * (hits / ranks)).sum(axis=1)
+        if denominator == "topk":
+            denom = hits[:, -1]
+        else:
+            denom = relevance.n_relevant_in_db(start, stop)
+        out[start:stop] = _safe_divide(numerator, denom, empty)
+    return out
+
+
+def mean_average_precision(
+    ranking: Any,
+    query_labels: Any,
+    db_labels: Any,
+    k: int | None = None,
+    *,
+    denominator: Denominator = "topk",
+    empty: Empty = "zero",
+    chunk_size: int = 256,
+) -> float:
+    """Mean over queries of :func:`average_precision` (mAP@k).
+
+    The arguments are those of :func:`average_precision`; :func:`variant_name` with the same
+    ``k``, ``denominator`` and ``empty`` names the result. With ``empty="skip"`` the mean is
+    over the non-empty queries only, and is NaN when every query is empty.
+
+    Returns
+    -------
+    float
+        mAP@k in [0, 1] (multiply by 100 for the paper's tables).
+    """
+    ap = average_precision(
+        ranking,
+        query_labels,
+        db_labels,
+        k,
+        denominator=denominator,
+        empty=empty,
+        chunk_size=chunk_size,
+    )
+    return _mean_ignoring_nan(ap)
+
+
+def precision_at_k(
+    ranking: Any, query_labels: Any, db_labels: Any, k: int, *, chunk_size: int = 256
+) -> float:
+    """Mean over queries of the fraction of relevant items among the top k.
+
+    Parameters
+    ----------
+    ranking : int array of shape (n_queries, n_ranked)
+        Database ids, best first, ties already broken.
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    k : int
+        Cut-off, ``1 <= k <= n_ranked``.
+    chunk_size : int, default 256
+        Queries processed at once.
+
+    Returns
+    -------
+    float
+        Precision@k in [0, 1]; every query counts (the denominator is always k).
+    """
+    ranking, query_labels, db_labels = _check_ranking_inputs(ranking, query_labels, db_labels)
+    k = _check_k(k, ranking.shape[1])
+    chunk_size = _check_chunk_size(chunk_size)
+    relevance = _Relevance(query_labels, db_labels)
+    per_query = np.empty(len(ranking), dtype=np.float64)
+    for start in range(0, len(ranking), chunk_size):
+        stop = min(start + chunk_size, len(ranking))
+        rel = relevance.gather(start, stop, ranking[start:stop, :k])
+        per_query[start:stop] = rel.sum(axis=1) / k
+    return float(per_query.mean())
+
+
+def map_within_radius(
+    D: Any,
+    I: Any,
+    query_labels: Any,
+    db_labels: Any,
+    radius: int = 2,
+    *,
+    empty: Empty = "zero",
+    chunk_size: int = 256,
+) -> float:
+    """mAP over the items within Hamming distance ``radius`` ("mAP@H<=r").
+
+    The retrieved list of a query is the prefix of its row of ``I`` with ``D <= radius``; its
+    AP divides by the number of relevant items in that list (the top-k relevant convention).
+
+    Parameters
+    ----------
+    D : array of shape (n_queries, n_results)
+        Hamming distances of a search, sorted ascending within each row.
+    I : int array of shape (n_queries, n_results)
+        The matching database ids, ties already broken. It must hold every database item
+        within ``radius`` of each query: a row whose last distance is still within the radius
+        (with ``n_results < n_db``) may have been cut off, and a ``UserWarning`` says so.
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    radius : int, default 2
+        Hamming radius, ``>= 0``.
+    empty : {"zero", "skip"}, default "zero"
+        Score of a query with no relevant item within the radius (including one with no item
+        at all there): ``"zero"`` gives 0 and the query counts; ``"skip"`` leaves it out.
+    chunk_size : int, default 256
+        Queries processed at once.
+
+    Returns
+    -------
+    float
+        mAP@H<=radius in [0, 1] (NaN if ``empty="skip"`` and every query is empty).
+    """
+    D, I, query_labels, db_labels = _check_search_inputs(D, I, query_labels, db_labels)
+    radius = _check_radius(radius)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+    _warn_if_truncated(D, radius, len(db_labels))
+
+    relevance = _Relevance(query_labels, db_labels)
+    ranks = np.arange(1, I.shape[1] + 1, dtype=np.float64)
+    per_query = np.empty(len(I), dtype=np.float64)
+    for start in range(0, len(I), chunk_size):
+        stop = min(start + chunk_size, len(I))
+        # D is sorted, so "within the radius" is a prefix and the ranks stay 1, 2, ...
+        rel = relevance.gather(start, stop, I[start:stop]) & (D[start:stop] <= radius)
+        hits = np.cumsum(rel, axis=1, dtype=np.int64)
+        numerator = (rel * (hits / ranks)).sum(axis=1)
+        per_query[start:stop] = _safe_divide(numerator, hits[:, -1], empty)
+    return _mean_ignoring_nan(per_query)
+
+
+def precision_within_radius(
+    D: Any,
+    I: Any,
+    query_labels: Any,
+    db_labels: Any,
+    radius: int = 2,
+    *,
+    empty: Empty = "zero",
+    chunk_size: int = 256,
+) -> float:
+    """Mean precision of the items within Hamming distance ``radius`` ("P@H<=r").
+
+    Parameters
+    ----------
+    D, I : arrays of shape (n_queries, n_results)
+        A Hamming search, as in :func:`map_within_radius` (``I`` must hold every item
+        within the radius; a possibly cut-off row raises a ``UserWarning``).
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    radius : int, default 2
+        Hamming radius, ``>= 0``.
+    empty : {"zero", "skip"}, default "zero"
+        Score of a query with no item within the radius: ``"zero"`` gives precision 0 and
+        the query counts (the usual P@H<=2 convention of hashing papers); ``"skip"`` leaves
+        it out of the mean.
+    chunk_size : int, default 256
+        Queries processed at once.
+
+    Returns
+    -------
+    float
+        P@H<=radius in [0, 1] (NaN if ``empty="skip"`` and no query retrieves anything).
+    """
+    D, I, query_labels, db_labels = _check_search_inputs(D, I, query_labels, db_labels)
+    radius = _check_radius(radius)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+    _warn_if_truncated(D, radius, len(db_labels))
+
+    relevance = _Relevance(query_labels, db_labels)
+    per_query = np.empty(len(I), dtype=np.float64)
+    for start in range(0, len(I), chunk_size):
+        stop = min(start + chunk_size, len(I))
+        within = D[start:stop] <= radius
+        rel = relevance.gather(start, stop, I[start:stop]) & within
+        per_query[start:stop] = _safe_divide(rel.sum(axis=1), within.sum(axis=1), empty)
+    return _mean_ignoring_nan(per_query)
+
+
+class PrecisionRecallCurve(NamedTuple):
+    """Precision and recall at each Hamming radius 0..n_bits (unpacks as a 3-tuple)."""
+
+    radius: np.ndarray
+    """int64, shape (n_bits + 1,): the radii 0, 1, ..., n_bits."""
+    precision: np.ndarray
+    """float64, shape (n_bits + 1,): mean precision of the items within each radius."""
+    recall: np.ndarray
+    """float64, shape (n_bits + 1,): mean fraction of the relevant items within each radius."""
+
+
+DistanceBlocks = Callable[[int, int], Any]
+
+
+def precision_recall_curve(
+    D: Any | DistanceBlocks,
+    query_labels: Any,
+    db_labels: Any,
+    n_bits: int,
+    *,
+    empty: Empty = "skip",
+    chunk_size: int = 256,
+) -> PrecisionRecallCurve:
+    """Precision-recall curve by Hamming radius (the PR curve of hashing papers).
+
+    At radius r a query retrieves every database item at Hamming distance <= r. Its precision
+    is (relevant retrieved) / (retrieved) and its recall is (relevant retrieved) / (relevant
+    in the database); the curve is the mean over queries at each radius (macro average).
+
+    Parameters
+    ----------
+    D : array of shape (n_queries, n_db), or callable ``D(start, stop) -> array``
+        Hamming distances from every query to every database item, integers in
+        ``[0, n_bits]``. An array (a ``np.memmap`` works) is read ``chunk_size`` rows at a
+        time. A callable returns the rows ``start:stop`` of that matrix, shape
+        ``(stop - start, n_db)``, so the full matrix never has to exist (for example, compute
+        the block from packed codes).
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    n_bits : int
+        Code length; the radii are 0..n_bits.
+    empty : {"skip", "zero"}, default "skip"
+        The 0/0 cases: a query with no item within radius r (precision) or no relevant item
+        in the database (recall). ``"skip"`` leaves the query out of the mean at that point
+        (otherwise short radii, where most queries retrieve nothing, read as precision near
+        0); ``"zero"`` counts it as 0. A point where every query is skipped is NaN.
+    chunk_size : int, default 256
+        Queries processed at once; peak memory is about ``chunk_size * n_db * 18`` bytes
+        plus what the callable allocates.
+
+    Returns
+    -------
+    PrecisionRecallCurve
+        ``(radius, precision, recall)``, each of shape (n_bits + 1,).
+    """
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    n_queries, n_db = len(query_labels), len(db_labels)
+    if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
+        raise ValueError(
+            f"n_bits must be a positive integer (the code length), got {n_bits!r}. Pass the "
+            "number of bits of the codes, for example n_bits=64."
+        )
+    n_bits = int(n_bits)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+    if callable(D):
+        blocks = D
+    else:
+        D = D.detach().cpu().numpy() if is_tensor(D) else D
+        if not hasattr(D, "shape"):
+            D = np.asarray(D)
+        if D.shape != (n_queries, n_db):
+            raise ValueError(
+                f"D has shape {tuple(D.shape)}, but {n_queries} query labels and {n_db} "
+                f"database labels need shape ({n_queries}, {n_db}). Pass the full distance "
+                "matrix (queries by database items), or a callable D(start, stop) that returns "
+                "its rows."
+            )
+        matrix = D
+
+        def blocks(start: int, stop: int) -> Any:
+            return matrix[start:stop]
+
+    n_radii = n_bits + 1
+    relevance = _Relevance(query_labels, db_labels)
+    precision = np.empty((n_queries, n_radii), dtype=np.float64)
+    recall = np.empty((n_queries, n_radii), dtype=np.float64)
+    for start in range(0, n_queries, chunk_size):
+        stop = min(start + chunk_size, n_queries)
+        block = _check_distance_block(blocks(start, stop), start, stop, n_db, n_bits)
+        rel = relevance.all_pairs(start, stop)
+        # One histogram per query: offset each row's distances by row * n_radii.
+        flat = (block + (np.arange(stop - start) * n_radii)[:, None]).ravel()
+        size = (stop - start) * n_radii
+        retrieved = np.bincount(flat, minlength=size).reshape(-1, n_radii).cumsum(axis=1)
+        true_pos = np.bincount(flat[rel.ravel()], minlength=size).reshape(-1, n_radii)
+        true_pos = true_pos.cumsum(axis=1)
+        precision[start:stop] = _safe_divide(true_pos, retrieved, empty)
+        recall[start:stop] = _safe_divide(true_pos, true_pos[:, -1:], empty)
+    return PrecisionRecallCurve(
+        radius=np.arange(n_radii, dtype=np.int64),
+        precision=_mean_ignoring_nan(precision, axis=0),
+        recall=_mean_ignoring_nan(recall, axis=0),
+    )
+
+
+# --- relevance -----------------------------------------------------------------------------
+
+
+class _Relevance:
+    """Relevance of (query, database item) pairs through the distinct database label rows.
+
+    ``share_label`` is evaluated on (query chunk) x (distinct db label rows) only; a pair's
+    relevance is then looked up by the database item's label-row index, so no (chunk, n_db)
+    float matrix is built for a (chunk, k) ranking.
+    """
+
+    def __init__(self, query_labels: np.ndarray, db_labels: np.ndarray) -> None:
+        self._query_labels = query_labels
+        self._distinct, inverse, self._counts = np.unique(
+            db_labels, axis=0, return_inverse=True, return_counts=True
+        )
+        self._inverse = inverse.reshape(-1)  # numpy 2.0.0 gave it the input's shape
+        self._cache: tuple[int, int, np.ndarray] | None = None
+
+    def _share(self, start: int, stop: int) -> np.ndarray:
+        if self._cache is None or self._cache[:2] != (start, stop):
+            shared = np.asarray(share_label(self._query_labels[start:stop], self._distinct))
+            self._cache = (start, stop, shared)
+        return self._cache[2]
+
+    def gather(self, start: int, stop: int, ids: np.ndarray) -> np.ndarray:
+        """Bool (stop - start, width): is ``ids[i, j]`` relevant to query ``start + i``."""
+        shared = self._share(start, stop)
+        return shared[np.arange(stop - start)[:, None], self._inverse[ids]]
+
+    def all_pairs(self, start: int, stop: int) -> np.ndarray:
+        """Bool (stop - start, n_db): relevance of every database item."""
+        return self._share(start, stop)[:, self._inverse]
+
+    def n_relevant_in_db(self, start: int, stop: int) -> np.ndarray:
+        """Int64 (stop - start,): number of relevant database items of each query."""
+        return self._share(start, stop).astype(np.int64) @ self._counts
+
+
+# --- arithmetic ----------------------------------------------------------------------------
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray, empty: str) -> np.ndarray:
+    """numerator / denominator, with the 0/0 cases set by the empty policy (0 or NaN)."""
+    denominator = np.broadcast_to(denominator, np.shape(numerator))
+    fill = 0.0 if empty == "zero" else np.nan
+    out = np.full(np.shape(numerator), fill, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _mean_ignoring_nan(values: np.ndarray, axis: int | None = None) -> Any:
+    """Mean over the non-NaN entries; NaN (without a warning) where there are none."""
+    kept = ~np.isnan(values)
+    count = kept.sum(axis=axis)
+    total = np.where(kept, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return float(mean) if axis is None else mean
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _check_choice(value: Any, name: str, choices: dict[str, str]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
+
+
+def _check_k(k: Any, width: int | None) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(
+            f"k must be a positive integer (the cut-off), got {k!r}. Pass for example k=5000, "
+            "or k=None to score the whole ranking."
+        )
+    if width is not None and k > width:
+        raise ValueError(
+            f"k={k} but the ranking has only {width} columns. Search with at least k results "
+            f"(a ranking of width >= {k}), or lower k; a shorter ranking is not scored as if it "
+            "were mAP@k."
+        )
+    return int(k)
+
+
+def _check_radius(radius: Any) -> int:
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(
+            f"radius must be a non-negative integer Hamming distance, got {radius!r}. Pass for "
+            "example radius=2."
+        )
+    return int(radius)
+
+
+def _check_chunk_size(chunk_size: Any) -> int:
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, np.integer))
+        or chunk_size < 1
+    ):
+        raise ValueError(
+            f"chunk_size must be a positive integer (queries per chunk), got {chunk_size!r}. "
+            "Pass for example chunk_size=256."
+        )
+    return int(chunk_size)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if is_tensor(x) else np.asarray(x)
+
+
+def _check_label_pair(query_labels: Any, db_labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    query_labels = _to_numpy(query_labels)
+    db_labels = _to_numpy(db_labels)
+    for name, y in (("query_labels", query_labels), ("db_labels", db_labels)):
+        if y.ndim >= 1 and len(y) == 0:
+            raise ValueError(
+                f"{name} is empty (shape {y.shape}); pass at least one label (row). Metrics "
+                "need at least one query and one database item."
+            )
+    query_labels = check_labels(
+        query_labels, len(query_labels) if query_labels.ndim else 0, "query_labels"
+    )
+    db_labels = check_labels(db_labels, len(db_labels) if db_labels.ndim else 0, "db_labels")
+    share_label(query_labels[:1], db_labels[:1])  # raises on kinds or class lists that differ
+    return query_labels, db_labels
+
+
+def _check_ids(ids: Any, name: str, n_queries: int, n_db: int) -> np.ndarray:
+    ids = _to_numpy(ids)
+    if ids.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_queries, n_ranked), got shape {ids.shape}. For "
+            f"one query pass {name}[None, :]."
+        )
+    if ids.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} has dtype {ids.dtype}, but database ids must be integers. Pass the I of a "
+            f"search, or convert with {name}.astype(np.int64)."
+        )
+    if ids.shape[0] != n_queries:
+        raise ValueError(
+            f"{name} has {ids.shape[0]} rows but query_labels has {n_queries}; pass one row "
+            "per query, in the order of query_labels."
+        )
+    if ids.shape[1] == 0:
+        raise ValueError(
+            f"{name} has no columns (shape {ids.shape}); search with at least one result."
+        )
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= n_db:
+        bad = low if low < 0 else high
+        hint = (
+            " faiss pads missing results with -1 when k exceeds the database size; search "
+            "with k <= n_db."
+            if bad == -1
+            else ""
+        )
+        raise ValueError(
+            f"{name} contains id {bad}, but db_labels has {n_db} rows (ids must be in "
+            f"[0, {n_db})).{hint} Pass the labels of the database that was searched."
+        )
+    repeated = np.flatnonzero((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1))
+    if len(repeated):
+        raise ValueError(
+            f"{name} repeats a database id in {len(repeated)} row(s) (first: row "
+            f"{repeated[0]}); a ranking lists each item at most once. Check the search that "
+            "produced it."
+        )
+    return ids
+
+
+def _check_ranking_inputs(
+    ranking: Any, query_labels: Any, db_labels: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    ranking = _check_ids(ranking, "ranking", len(query_labels), len(db_labels))
+    return ranking, query_labels, db_labels
+
+
+def _check_search_inputs(
+    D: Any, I: Any, query_labels: Any, db_labels: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    I = _check_ids(I, "I", len(query_labels), len(db_labels))
+    D = _to_numpy(D)
+    if D.shape != I.shape:
+        raise ValueError(
+            f"D has shape {D.shape} but I has shape {I.shape}; pass the (D, I) pair of one search."
+        )
+    if D.dtype.kind not in "iuf":
+        raise TypeError(f"D has dtype {D.dtype}; Hamming distances must be numbers.")
+    unsorted = np.flatnonzero((np.diff(D, axis=1) < 0).any(axis=1))
+    if len(unsorted):
+        raise ValueError(
+            f"D must be sorted ascending within each row (as a search returns it), but "
+            f"{len(unsorted)} row(s) are not (first: row {unsorted[0]}). Sort both with "
+            "order = np.argsort(D, axis=1, kind='stable'), then np.take_along_axis on D and I "
+            "(and break ties by your documented rule)."
+        )
+    return D, I, query_labels, db_labels
+
+
+def _warn_if_truncated(D: np.ndarray, radius: int, n_db: int) -> None:
+    if D.shape[1] >= n_db:
+        return
+    cut = int((D[:, -1] <= radius).sum())
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(D)} queries have all {D.shape[1]} returned items within radius "
+            f"{radius}, so items within the radius may be missing and the score is not exact. "
+            "Search with a larger k (up to the database size).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _check_distance_block(block: Any, start: int, stop: int, n_db: int, n_bits: int) -> np.ndarray:
+    block = _to_numpy(block)
+    if block.shape != (stop - start, n_db):
+        raise ValueError(
+            f"the distances of queries {start}:{stop} have shape {block.shape}, expected "
+            f"({stop - start}, {n_db}) (one row per query, one column per database item)."
+        )
+    if block.dtype.kind == "f":
+        if not np.array_equal(block, np.round(block)):
+            raise ValueError(
+                "D holds non-integer distances; pass Hamming distances (integers in "
+                f"[0, {n_bits}])."
+            )
+    elif block.dtype.kind not in "iu":
+        raise TypeError(f"D has dtype {block.dtype}; Hamming distances must be integers.")
+    if block.size and (block.min() < 0 or block.max() > n_bits):
+        raise ValueError(
+            f"D holds distances in [{block.min()}, {block.max()}], outside [0, {n_bits}]. Pass "
+            f"Hamming distances and the code length as n_bits (got n_bits={n_bits})."
+        )
+    return block.astype(np.int64, copy=False)
