@@ -107,3 +107,16 @@ def test_cuda_matches_cpu():
         pytest.skip("needs CUDA")
     V = torch.randn(64, 64, dtype=torch.float64)
     torch.testing.assert_close(householder_product(V.cuda()).cpu(), householder_product(V))
+
+
+def test_vjp_without_autograd_matches_autograd():
+    from h2q.rotation import householder_product_vjp
+
+    g = torch.Generator().manual_seed(5)
+    V = torch.randn(9, 12, dtype=torch.float64, generator=g) * 3
+    G = torch.randn(12, 12, dtype=torch.float64, generator=g)
+    U, vjp = householder_product_vjp(V)
+    torch.testing.assert_close(U, explicit_product(V), atol=1e-12, rtol=0)
+    Vr = V.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad((explicit_product(Vr) * G).sum(), Vr)
+    torch.testing.assert_close(vjp(G), expected, atol=1e-10, rtol=0)

@@ -13,37 +13,69 @@ it, so the ``v_i`` are free, unconstrained parameters for any optimiser.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 
-class _WYProduct(torch.autograd.Function):
-    """``U = I - Y S^{-1} Y^T`` for unit columns ``Y`` (k, m), with an analytic backward.
+@functools.lru_cache(maxsize=32)
+def _masks(m: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strictly-upper 0/1 mask and I/2, both (m, m).
 
-    With ``W = S^{-1} Y^T`` and ``G = dL/dU``: ``P = S^{-T} Y^T G``,
-    ``M = striu(P W^T)`` and ``dL/dY = -G W^T - P^T + Y (M + M^T)``. The diagonal of ``S`` is
-    the constant 1/2 because the columns have unit norm (the normalisation upstream keeps it
-    so in every direction autograd passes through). This halves the cost of a step at
-    k = 64 compared with differentiating the solve by autograd.
+    Multiplying by a cached mask replaces ``torch.triu``, which on small matrices costs up to
+    a hundred times more when its worker threads compete with another process.
     """
+    upper = torch.ones(m, m, dtype=dtype, device=device).triu_(1)
+    return upper, 0.5 * torch.eye(m, dtype=dtype, device=device)
+
+
+def _wy_forward(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``U = I - Y S^{-1} Y^T`` for unit columns ``Y`` (k, m); also returns S and W = S^{-1} Y^T."""
+    upper, half_eye = _masks(Y.shape[1], Y.dtype, Y.device)
+    S = torch.addcmul(half_eye, Y.T @ Y, upper)  # striu(Y^T Y) + I / 2
+    W = torch.linalg.solve_triangular(S, Y.T, upper=True)
+    U = -(Y @ W)
+    U.diagonal().add_(1.0)
+    return U, S, W
+
+
+def _wy_backward(
+    Y: torch.Tensor, S: torch.Tensor, W: torch.Tensor, G: torch.Tensor
+) -> torch.Tensor:
+    """``dL/dY`` from ``G = dL/dU``.
+
+    With ``P = S^{-T} Y^T G`` and ``M = striu(P W^T)``: ``dL/dY = -G W^T - P^T + Y (M + M^T)``.
+    The diagonal of ``S`` is the constant 1/2 because the columns have unit norm, which the
+    normalisation upstream keeps in every direction a gradient passes through.
+    """
+    P = torch.linalg.solve_triangular(S.mT, Y.T @ G, upper=False)
+    M = (P @ W.T).mul_(_masks(Y.shape[1], Y.dtype, Y.device)[0])
+    return -(G @ W.T) - P.T + Y @ (M + M.T)
+
+
+class _WYProduct(torch.autograd.Function):
+    """Autograd wrapper of the compact WY product with its analytic backward (about half the
+    cost of differentiating the triangular solve by autograd at k = 64)."""
 
     @staticmethod
     def forward(ctx, Y: torch.Tensor) -> torch.Tensor:
-        S = torch.triu(Y.T @ Y, diagonal=1)
-        S.diagonal().fill_(0.5)
-        W = torch.linalg.solve_triangular(S, Y.T, upper=True)
+        U, S, W = _wy_forward(Y)
         ctx.save_for_backward(Y, S, W)
-        U = -(Y @ W)
-        U.diagonal().add_(1.0)
         return U
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G: torch.Tensor) -> torch.Tensor:
-        Y, S, W = ctx.saved_tensors
-        P = torch.linalg.solve_triangular(S.mT, Y.T @ G, upper=False)
-        M = torch.triu(P @ W.T, diagonal=1)
-        return -(G @ W.T) - P.T + Y @ (M + M.T)
+        return _wy_backward(*ctx.saved_tensors, G)
+
+
+def _unit_rows(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors must have shape (m, k), got {tuple(vectors.shape)}")
+    norms = torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
+    return vectors / norms, norms
 
 
 def householder_product(vectors: torch.Tensor) -> torch.Tensor:
@@ -60,11 +92,30 @@ def householder_product(vectors: torch.Tensor) -> torch.Tensor:
     torch.Tensor of shape (k, k)
         Orthogonal, same dtype and device as ``vectors``, differentiable (first order).
     """
-    if vectors.ndim != 2:
-        raise ValueError(f"vectors must have shape (m, k), got {tuple(vectors.shape)}")
     # Normalising first keeps S well scaled (unit diagonal 1/2) whatever the rows' norms.
-    Y = (vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)).T  # (k, m)
-    return _WYProduct.apply(Y)
+    unit, _ = _unit_rows(vectors)
+    return _WYProduct.apply(unit.T)
+
+
+def householder_product_vjp(
+    vectors: torch.Tensor,
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """``U = householder_product(vectors)`` and a function ``G -> dL/dvectors`` for
+    ``G = dL/dU``, without autograd (for solvers that compute their own gradients).
+    """
+    with torch.no_grad():
+        unit, norms = _unit_rows(vectors)
+        Y = unit.T
+        U, S, W = _wy_forward(Y)
+
+    def vjp(G: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            g_unit = _wy_backward(Y, S, W, G).T  # (m, k), rows match the vectors
+            # through u = v / ||v||: (g - (g . u) u) / ||v||
+            radial = (g_unit * unit).sum(dim=1, keepdim=True)
+            return (g_unit - radial * unit) / norms
+
+    return U, vjp
 
 
 class HouseholderRotation(nn.Module):

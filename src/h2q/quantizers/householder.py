@@ -30,7 +30,7 @@ class HouseholderQuantizer(BaseQuantizer):
         default.
     solver : {"gd", "paper"}
         ``"gd"`` (default, ours): heavy-ball momentum (0.95) on random batches of 1,024 rows,
-        with a cosine decay of the learning rate (from 0.5) over 300 iterations, keeping the
+        with a cosine decay of the learning rate (from 0.5) over 200 iterations, keeping the
         iterate with the lowest validation loss, checked every 5 iterations (without
         ``X_val``: the loss on up to 2,048 fixed training rows). Fixed settings for every data
         set and width: nothing to tune.
@@ -45,7 +45,7 @@ class HouseholderQuantizer(BaseQuantizer):
     rescale : bool
         Rescale rows to norm ``sqrt(n_bits)`` (the paper's setting).
     max_iter : int, optional
-        Iterations of ``"gd"`` (default 300) or epochs of ``"paper"`` (default 300).
+        Iterations of ``"gd"`` (default 200) or epochs of ``"paper"`` (default 300).
     learning_rate : float, optional
         Defaults to 0.5 for ``"gd"`` and to the paper's value for the loss (0.1, or 0.01
         for ``bit_var``) for ``"paper"``.
