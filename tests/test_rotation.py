@@ -95,7 +95,9 @@ def test_fewer_reflections_and_errors():
 
 
 def test_module_follows_dtype_and_works_in_a_user_model():
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8).double(), HouseholderRotation(8, dtype=torch.float64))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8).double(), HouseholderRotation(8, dtype=torch.float64)
+    )
     out = model(torch.randn(3, 5, dtype=torch.float64))
     out.sum().backward()
     assert model[1].vectors.grad is not None and out.dtype == torch.float64

@@ -1,5 +1,76 @@
-"""h2q: deep hashing with Householder quantization."""
+"""h2q: deep hashing with Householder quantization (H²Q, arXiv 2311.04207).
+
+The public API, by stage of the pipeline:
+
+- stage 2 (any embeddings, numpy or torch): :class:`HouseholderQuantizer` (H²Q),
+  :class:`ITQQuantizer`, :class:`SignQuantizer`, :func:`load_quantizer`, and the torch module
+  :class:`HouseholderRotation`;
+- codes and search: :func:`binarize`, :func:`pack_bits`, :func:`unpack_bits`,
+  :func:`encode_sign`, :func:`hamming_distances`, :class:`HammingIndex`,
+  :func:`rank_database`;
+- metrics: :func:`mean_average_precision` and friends (:mod:`h2q.metrics`), the side-by-side
+  :func:`evaluate_quantizers`;
+- stage 1: the losses in :mod:`h2q.losses`, models in :mod:`h2q.models`, the training loop
+  and :func:`run_training` in :mod:`h2q.training`; data sets and splits in :mod:`h2q.data`;
+  the experiment grid in :mod:`h2q.experiments`.
+
+Importing h2q loads numpy and torch and nothing else; optional pieces (faiss, matplotlib,
+pretrained backbones) load when first used.
+"""
 
 from ._version import __version__
+from .codes import binarize, encode_sign, hamming_distances, pack_bits, unpack_bits
+from .embeddings import load_embeddings, save_embeddings
+from .evaluation import evaluate_quantizers
+from .exceptions import FileFormatError, NotFittedError
+from .labels import share_label
+from .metrics import (
+    average_precision,
+    map_within_radius,
+    mean_average_precision,
+    precision_at_k,
+    precision_recall_curve,
+    precision_within_radius,
+    variant_name,
+)
+from .quantizers import (
+    BaseQuantizer,
+    HouseholderQuantizer,
+    ITQQuantizer,
+    SignQuantizer,
+    load_quantizer,
+)
+from .rotation import HouseholderRotation, householder_product
+from .search import HammingIndex, iter_rank_database, rank_database
 
-__all__ = ["__version__"]
+__all__ = [
+    "BaseQuantizer",
+    "FileFormatError",
+    "HammingIndex",
+    "HouseholderQuantizer",
+    "HouseholderRotation",
+    "ITQQuantizer",
+    "NotFittedError",
+    "SignQuantizer",
+    "__version__",
+    "average_precision",
+    "binarize",
+    "encode_sign",
+    "evaluate_quantizers",
+    "hamming_distances",
+    "householder_product",
+    "iter_rank_database",
+    "load_embeddings",
+    "load_quantizer",
+    "map_within_radius",
+    "mean_average_precision",
+    "pack_bits",
+    "precision_at_k",
+    "precision_recall_curve",
+    "precision_within_radius",
+    "rank_database",
+    "save_embeddings",
+    "share_label",
+    "unpack_bits",
+    "variant_name",
+]

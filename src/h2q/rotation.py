@@ -174,8 +174,7 @@ class HouseholderRotation(nn.Module):
         """
         if z.shape[-1] != self.n_features:
             raise ValueError(
-                f"input has {z.shape[-1]} features, but this rotation acts on "
-                f"{self.n_features}."
+                f"input has {z.shape[-1]} features, but this rotation acts on {self.n_features}."
             )
         return z @ self.matrix().T
 

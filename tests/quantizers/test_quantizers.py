@@ -27,7 +27,9 @@ def test_estimator_protocol(make, data16):
     q = make()
     with pytest.raises(NotFittedError, match="not fitted yet. Call fit"):
         q.transform(X)
-    assert isinstance(NotFittedError("x"), ValueError) and isinstance(NotFittedError("x"), AttributeError)
+    assert isinstance(NotFittedError("x"), ValueError) and isinstance(
+        NotFittedError("x"), AttributeError
+    )
     assert q.fit(X, Xv) is q
     assert q.n_features_in_ == 16 and q.n_bits_ == 16
     R = q.rotation_
@@ -140,7 +142,10 @@ def test_itq_centering():
     X = clustered(300, 8, 0) + 3.0
     q = ITQQuantizer(center=True).fit(X)
     assert q.center_ is not None and q.center_.shape == (8,)
-    assert np.abs(q.transform(X).mean(axis=0)).max() < np.abs(ITQQuantizer().fit(X).transform(X).mean(axis=0)).max()
+    assert (
+        np.abs(q.transform(X).mean(axis=0)).max()
+        < np.abs(ITQQuantizer().fit(X).transform(X).mean(axis=0)).max()
+    )
 
 
 @pytest.mark.parametrize("make", ALL, ids=IDS)
@@ -151,14 +156,18 @@ def test_pca_projection_for_wide_embeddings(make):
     np.testing.assert_allclose(q.components_ @ q.components_.T, np.eye(16), atol=1e-5)
     assert q.transform(X).shape == (400, 16)
     codes = q.encode(X)
-    np.testing.assert_array_equal(codes, np.packbits(q.transform(X) >= 0, axis=1, bitorder="little"))
+    np.testing.assert_array_equal(
+        codes, np.packbits(q.transform(X) >= 0, axis=1, bitorder="little")
+    )
 
 
 def test_bits_and_width_errors():
     X = clustered(50, 8, 0)
     with pytest.raises(ValueError, match="n_bits=16 is larger than the embedding width 8"):
         HouseholderQuantizer(16).fit(X)
-    with pytest.raises(ValueError, match="n_bits=4 is smaller than the embedding width 8. Pass projection='pca'"):
+    with pytest.raises(
+        ValueError, match="n_bits=4 is smaller than the embedding width 8. Pass projection='pca'"
+    ):
         ITQQuantizer(4).fit(X)
     with pytest.raises(ValueError, match="n_bits must be a positive integer"):
         SignQuantizer(0).fit(X)
@@ -194,7 +203,9 @@ def test_bad_input_is_named(make, X, exc, msg):
 def test_width_mismatch_after_fit(make, data16):
     X, _ = data16
     q = make().fit(X)
-    with pytest.raises(ValueError, match="X has 8 features, but this quantizer was fitted with 16. Refit"):
+    with pytest.raises(
+        ValueError, match="X has 8 features, but this quantizer was fitted with 16. Refit"
+    ):
         q.transform(X[:, :8])
     with pytest.raises(ValueError, match="X has 8 features"):
         q.encode(X[:, :8])
@@ -285,7 +296,19 @@ def test_fit_on_cuda_matches_cpu(data16):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     X, Xv = data16
-    gpu = HouseholderQuantizer(max_iter=20).fit(torch.from_numpy(X).cuda(), torch.from_numpy(Xv).cuda())
+    gpu = HouseholderQuantizer(max_iter=20).fit(
+        torch.from_numpy(X).cuda(), torch.from_numpy(Xv).cuda()
+    )
     cpu = HouseholderQuantizer(max_iter=20).fit(X, Xv)
     np.testing.assert_allclose(gpu.rotation_, cpu.rotation_, atol=1e-3)
     assert isinstance(gpu.transform(torch.from_numpy(X).cuda()), torch.Tensor)
+
+
+def test_saved_file_gets_the_umask_mode(tmp_path, data16):
+    import os
+
+    X, _ = data16
+    SignQuantizer().fit(X).save(tmp_path / "q.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "q.npz").stat().st_mode & 0o777 == 0o666 & ~umask

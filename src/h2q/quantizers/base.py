@@ -73,9 +73,7 @@ class BaseQuantizer:
         self
         """
         if self.projection not in _PROJECTIONS:
-            raise ValueError(
-                f"projection must be None or 'pca', got {self.projection!r}."
-            )
+            raise ValueError(f"projection must be None or 'pca', got {self.projection!r}.")
         X = check_embeddings(X, "X")
         n_features = X.shape[1]
         n_bits = self._resolve_n_bits(n_features)
@@ -195,7 +193,9 @@ class BaseQuantizer:
                 arrays[name] = np.asarray(value)
         meta = {
             "params": self.get_params(),
-            "fitted": {n: getattr(self, n) for n in ("n_features_in_", "n_bits_", *self._fitted_scalars)},
+            "fitted": {
+                n: getattr(self, n) for n in ("n_features_in_", "n_bits_", *self._fitted_scalars)
+            },
         }
         _io.save_state(path, type(self).__name__, _FILE_VERSION, arrays, meta)
 

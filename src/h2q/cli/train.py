@@ -1,0 +1,225 @@
+"""``h2q train``: stage 1 (similarity learning) from a data set name to an embeddings file.
+
+Example::
+
+    h2q train --dataset digits --method dpsh --bits 32 --out runs/digits-dpsh-32
+    h2q train --dataset fashion-mnist --method hyp2 --bits 64 --backbone efficientnet-lite0 \\
+        --frozen --max-database 5000 --out runs/fm-hyp2-64
+
+The output folder layout is described in :mod:`h2q.training.run`; ``embeddings.npz`` there is
+the input of ``h2q fit`` (stage 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+_STRATEGIES = ("lambda0", "penalty", "hswd")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+def _method(value: str) -> str:
+    from ..losses import LOSSES
+
+    name = value.strip()
+    if name.lower() in LOSSES:
+        return name.lower()
+    if name.lower().startswith("pml:") and len(name) > 4:
+        return "pml:" + name[4:]
+    raise argparse.ArgumentTypeError(
+        f"unknown method {value!r}; choose one of {', '.join(sorted(LOSSES))}, or "
+        "pml:<ClassName> for a pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
+    )
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value!r}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = _non_negative_float(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _hidden(value: str) -> tuple[int, ...]:
+    if value.strip() in ("", "none"):
+        return ()
+    try:
+        return tuple(_positive_int(v) for v in value.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive widths such as 512 or 1024,512, got {value!r}"
+        ) from None
+
+
+def _loss_kwargs(value: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r} ({exc})") from None
+    if not isinstance(obj, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
+    return obj
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``train`` sub-command to the ``h2q`` parser."""
+    from ..models import BACKBONES
+
+    p = subparsers.add_parser(
+        "train",
+        help="stage 1: train a deep hashing network and write its embeddings",
+        description="Train a stage-1 embedding network (backbone + hash layer) with a deep "
+        "hashing or metric-learning loss, early stopping on validation mAP, and write "
+        "config.json, split.npz, checkpoints/, history.csv, embeddings.npz and summary.json to "
+        "--out.",
+    )
+    p.add_argument("--dataset", required=True, help="data set name (digits, fashion-mnist, ...)")
+    p.add_argument(
+        "--method",
+        required=True,
+        type=_method,
+        help="stage-1 loss: dpsh, dhn, dch, wglhh, hashnet, cel, hyp2, dsh, or pml:<ClassName>",
+    )
+    p.add_argument("--bits", required=True, type=_positive_int, help="code length (n_bits)")
+    p.add_argument(
+        "--strategy",
+        default="lambda0",
+        choices=_STRATEGIES,
+        help="quantization strategy: lambda0 (H2Q stage 1, default), penalty (+lambda), hswd",
+    )
+    p.add_argument(
+        "--lam", type=_non_negative_float, default=None, help="penalty weight (--strategy penalty)"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default=None,
+        help="network under the hash layer (default: mlp for digits, small-cnn for 28x28 "
+        "grey images, efficientnet-lite0 otherwise)",
+    )
+    p.add_argument(
+        "--frozen",
+        action="store_true",
+        help="keep a pretrained backbone frozen: cache its features, train only an MLP head",
+    )
+    p.add_argument("--epochs", type=_positive_int, default=100, help="maximum epochs (100)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (128)")
+    p.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience")
+    p.add_argument("--eval-every", type=_positive_int, default=1, help="validate every N epochs")
+    p.add_argument(
+        "--lr-backbone", type=_positive_float, default=1e-5, help="pretrained backbone lr (1e-5)"
+    )
+    p.add_argument(
+        "--lr-head",
+        type=_positive_float,
+        default=None,
+        help="lr of the hash layer and new layers (default 1e-4 when fine-tuning a pretrained "
+        "backbone, as in the paper; 1e-3 when everything trains from scratch or --frozen)",
+    )
+    p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4, help="(5e-4)")
+    p.add_argument("--device", choices=_DEVICES, default="auto", help="auto (default), cpu, cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, init and training")
+    p.add_argument("--root", default=None, help="data folder (for data sets read from disk)")
+    p.add_argument("--image-size", type=_positive_int, default=None, help="backbone input side")
+    p.add_argument("--weights", default=None, help="pretrained weights file for the backbone")
+    p.add_argument(
+        "--hidden", type=_hidden, default=(512,), help="MLP hidden widths, e.g. 512 or 1024,512"
+    )
+    p.add_argument("--scheme", default=None, help="split scheme name (default: the data set's own)")
+    p.add_argument(
+        "--max-database", type=_positive_int, default=None, help="cap on the database fold"
+    )
+    p.add_argument(
+        "--loss-kwargs",
+        type=_loss_kwargs,
+        default=None,
+        help="loss hyperparameters as JSON, e.g. '{\"pair_weight\": 0.75}'",
+    )
+    p.add_argument("--cache-dir", default=None, help="feature cache folder (--frozen)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``h2q train`` with parsed arguments; print a one-line summary."""
+    import torch
+
+    from ..training import run_training
+
+    if args.lam is not None and args.strategy != "penalty":
+        raise ValueError(
+            f"--lam is the weight of the quantization penalty and needs --strategy penalty "
+            f"(got --strategy {args.strategy})."
+        )
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        result = run_training(
+            args.dataset,
+            args.method,
+            args.bits,
+            args.strategy,
+            args.lam,
+            args.backbone,
+            args.out,
+            frozen=args.frozen,
+            root=args.root,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr_backbone=args.lr_backbone,
+            lr_head=args.lr_head,
+            weight_decay=args.weight_decay,
+            patience=args.patience,
+            eval_every=args.eval_every,
+            device=args.device,
+            seed=args.seed,
+            image_size=args.image_size,
+            weights_path=args.weights,
+            hidden=args.hidden,
+            scheme=args.scheme,
+            max_database=args.max_database,
+            loss_kwargs=args.loss_kwargs,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+            resume=args.resume,
+        )
+    except FloatingPointError as exc:
+        print(f"h2q train: error: {exc}", file=sys.stderr)
+        return 1
+    s = result.summary
+    best = "n/a" if s["best_val_map"] is None else f"{s['best_val_map']:.4f}"
+    print(
+        f"best val mAP {best} at epoch {s['best_epoch']} ({s['epochs_run']} epochs, "
+        f"{s['seconds']['total']:.1f} s); wrote {result.out_dir / 'embeddings.npz'}"
+    )
+    return 0

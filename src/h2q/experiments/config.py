@@ -1,0 +1,346 @@
+"""Settings of a reproduction grid: the named presets and the paper's strategy rows.
+
+A grid is methods x quantization strategies x bits x seeds for one data set and backbone
+(:class:`GridConfig`). Three presets (:func:`get_config`):
+
+``"default"``
+    The main job, sized for 2 CPU cores in at most 15 minutes from a cold feature cache:
+    Fashion-MNIST with the paper's per-class folds (train 500, query 100, validation 100 per
+    class) and a database capped at 10,000 random items, a frozen EfficientNet-Lite0 at 64 px
+    (features extracted once and cached) with an MLP head, DPSH, DCH and HyP², 16/32/64 bits,
+    one seed, mAP@1000.
+``"full"``
+    The paper's grid, for GPU machines: the seven stage-1 methods of the paper's tables,
+    16/32/48/64 bits, 4 seeds, the whole database (63,000 items on Fashion-MNIST), mAP@5000,
+    the paper's 100 epochs with patience 20, EfficientNet-Lite0 at 224 px (frozen).
+``"quick"``
+    Seconds on scikit-learn's digits (no extra install): for tests and smoke runs.
+
+Strategy rows (:data:`ROWS`), as in the paper's tables:
+
+- ``lambda0``: stage 1 with lambda = 0, codes = sign(f(x));
+- ``penalty`` ("+lambda"): the method's own penalty on tanh outputs, lambda chosen on
+  validation mAP from the method's grid (:data:`LAMBDA_GRIDS`);
+- ``hswd`` ("+HSWD"): the sliced-Wasserstein penalty, weight 0.1, no tanh;
+- ``itq`` ("+ITQ"): ITQ with a correct Procrustes step on the lambda = 0 embeddings;
+- ``h2q-l2``, ``h2q-l1``, ``h2q-min_entry``, ``h2q-bit_var`` ("+H²Q" and its loss
+  variants): the Householder quantizer on the lambda = 0 embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LAMBDA_GRID",
+    "FULL_METHODS",
+    "H2Q_LOSSES",
+    "LAMBDA_GRIDS",
+    "PRESETS",
+    "ROWS",
+    "ROW_LABELS",
+    "STAGE1_STRATEGIES",
+    "GridConfig",
+    "get_config",
+    "h2q_row",
+    "lambda_grid",
+]
+
+#: Stage-1 strategies of :class:`h2q.losses.HashingObjective` the grid trains.
+STAGE1_STRATEGIES = ("lambda0", "penalty", "hswd")
+#: Losses of the Householder quantizer, the paper's default (L2) first.
+H2Q_LOSSES = ("l2", "l1", "min_entry", "bit_var")
+
+
+def h2q_row(loss: str) -> str:
+    """Row key of the H²Q variant with stage-2 loss ``loss`` (``"h2q-l2"``, ...)."""
+    return f"h2q-{loss}"
+
+
+#: Every row key, in table order.
+ROWS = ("lambda0", "penalty", "hswd", "itq", *(h2q_row(loss) for loss in H2Q_LOSSES))
+#: Row labels as printed in tables and plots.
+ROW_LABELS: dict[str, str] = {
+    "lambda0": "λ = 0",
+    "penalty": "+λ",
+    "hswd": "+HSWD",
+    "itq": "+ITQ",
+    "h2q-l2": "+H²Q (L2)",
+    "h2q-l1": "+H²Q (L1)",
+    "h2q-min_entry": "+H²Q (min-entry)",
+    "h2q-bit_var": "+H²Q (bit-var)",
+}
+
+#: Lambda grids of the "+lambda" row. DPSH, DHN and DCH: the paper's grids. The others are
+#: ours, centred on the weight the paper's experiments use (0.01 for CEL and HyP², DSH's
+#: alpha = 0.01). HashNet has no penalty: its "+lambda" row is its tanh continuation alone
+#: (one run, ``lam=None``); the same holds for any loss without a penalty.
+LAMBDA_GRIDS: dict[str, tuple[float, ...]] = {
+    "dpsh": (1.0, 0.1, 0.01),
+    "dhn": (1e-5, 1e-3, 0.1),
+    "dch": (1e-5, 1e-3, 0.1),
+    "wglhh": (1.0, 0.1, 0.01),
+    "cel": (0.1, 0.01, 0.001),
+    "hyp2": (0.1, 0.01, 0.001),
+    "dsh": (0.1, 0.01, 0.001),
+}
+#: Grid for a penalised loss not listed in :data:`LAMBDA_GRIDS`.
+DEFAULT_LAMBDA_GRID = (1.0, 0.1, 0.01)
+
+#: The stage-1 methods of the paper's tables (ADSH, with its own loop, is not one of ours).
+FULL_METHODS = ("dpsh", "dhn", "dch", "wglhh", "hashnet", "cel", "hyp2")
+
+
+def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None) -> tuple:
+    """The lambda values the "+lambda" row tries for ``method``.
+
+    Parameters
+    ----------
+    method : str
+        A stage-1 loss name (:func:`h2q.losses.make_loss`).
+    grid : mapping, optional
+        Overrides of :data:`LAMBDA_GRIDS` (method name -> values).
+
+    Returns
+    -------
+    tuple
+        ``(None,)`` for a loss without a quantization penalty (HashNet, metric-learning
+        losses), else the grid's values.
+    """
+    from ..losses import make_loss
+
+    key = method.lower()
+    if grid is not None and key in grid:
+        return tuple(grid[key])
+    try:
+        loss = make_loss(method, 8, 2)
+    except (ValueError, TypeError, ImportError):
+        loss = None
+    if loss is not None and not getattr(loss, "has_penalty", False):
+        return (None,)
+    return LAMBDA_GRIDS.get(key, DEFAULT_LAMBDA_GRID)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Everything that defines a reproduction grid.
+
+    Parameters
+    ----------
+    name : str
+        Preset name (``"default"``, ``"full"``, ``"quick"``) or a label of the user's own.
+    dataset : str
+        A name for :func:`h2q.data.load_dataset`.
+    methods : tuple of str
+        Stage-1 losses (:func:`h2q.losses.make_loss` names).
+    bits : tuple of int
+        Code lengths.
+    seeds : tuple of int
+        Seeds of the split, the stage-1 training and the stage-2 random starts.
+    backbone : str or None
+        Backbone name (None: :func:`h2q.training.default_backbone`).
+    frozen : bool
+        Keep a pretrained backbone frozen and train an MLP head on cached features.
+    image_size : int or None
+        Backbone input side (None: the backbone's default).
+    hidden : tuple of int
+        Hidden widths of the MLP head (or of the ``mlp`` backbone).
+    max_database : int or None
+        Cap on the database fold (a random subset); None keeps the whole database.
+    k : int
+        Cut-off of mAP@k (lowered to the database size when larger).
+    epochs, patience, eval_every, batch_size, lr_head, lr_backbone, weight_decay
+        Stage-1 training settings (:func:`h2q.training.run_training`).
+    val_k : int or None
+        Cut-off of the validation mAP used for early stopping and for choosing lambda.
+    rows : tuple of str
+        Rows of the table to compute (a subset of :data:`ROWS`; ``"lambda0"`` is always
+        computed since every improvement is measured against it).
+    lambda_grids : dict
+        Overrides of :data:`LAMBDA_GRIDS` (method -> values).
+    h2q_solver : {"gd", "paper"}
+        Solver of :class:`h2q.quantizers.HouseholderQuantizer`.
+    pr_bits : int or None
+        Bit length of the precision-recall figure (None: the largest of ``bits``).
+    tie_break : bool
+        Break Hamming ties by the continuous features (the paper's protocol).
+    """
+
+    name: str = "custom"
+    dataset: str = "fashion-mnist"
+    methods: tuple[str, ...] = ("dpsh", "dch", "hyp2")
+    bits: tuple[int, ...] = (16, 32, 64)
+    seeds: tuple[int, ...] = (0,)
+    backbone: str | None = "efficientnet-lite0"
+    frozen: bool = True
+    image_size: int | None = 64
+    hidden: tuple[int, ...] = (512,)
+    max_database: int | None = 10_000
+    k: int = 1000
+    epochs: int = 24
+    patience: int | None = 6
+    eval_every: int = 2
+    batch_size: int = 128
+    lr_head: float = 1e-3
+    lr_backbone: float = 1e-5
+    weight_decay: float = 5e-4
+    val_k: int | None = None
+    rows: tuple[str, ...] = ROWS
+    lambda_grids: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    h2q_solver: str = "gd"
+    pr_bits: int | None = None
+    tie_break: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ValueError`` naming the field and the fix."""
+        if not self.methods:
+            raise ValueError("methods is empty; give at least one stage-1 method, e.g. dpsh.")
+        for name, values in (("bits", self.bits), ("seeds", self.seeds)):
+            if not values:
+                raise ValueError(f"{name} is empty; give at least one value.")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has repeated values {list(values)}; list each once.")
+        for b in self.bits:
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ValueError(f"bits must be positive integers, got {b!r}.")
+        for s in self.seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"seeds must be non-negative integers, got {s!r}.")
+        if len({m.lower() for m in self.methods}) != len(self.methods):
+            raise ValueError(f"methods has repeated names {list(self.methods)}; list each once.")
+        unknown = [r for r in self.rows if r not in ROWS]
+        if unknown:
+            raise ValueError(f"unknown rows {unknown}; choose among {list(ROWS)}.")
+        for name in ("k", "epochs", "eval_every", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("patience", "max_database", "val_k", "image_size", "pr_bits"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+        if self.pr_bits is not None and self.pr_bits not in self.bits:
+            raise ValueError(f"pr_bits={self.pr_bits} is not one of bits {list(self.bits)}.")
+        if self.h2q_solver not in ("gd", "paper"):
+            raise ValueError(f"h2q_solver must be 'gd' or 'paper', got {self.h2q_solver!r}.")
+
+    @property
+    def row_keys(self) -> tuple[str, ...]:
+        """The rows computed, in table order, ``"lambda0"`` included."""
+        wanted = set(self.rows) | {"lambda0"}
+        return tuple(r for r in ROWS if r in wanted)
+
+    @property
+    def figure_bits(self) -> int:
+        """Bit length of the precision-recall figure."""
+        return self.pr_bits if self.pr_bits is not None else max(self.bits)
+
+    def replace(self, **changes: Any) -> GridConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        out["lambda_grids"] = {k: list(v) for k, v in self.lambda_grids.items()}
+        return out
+
+    def stage1_settings(self) -> dict[str, Any]:
+        """The settings every stage-1 run of this grid shares (part of each run's identity)."""
+        return {
+            "dataset": self.dataset,
+            "backbone": self.backbone,
+            "frozen": self.frozen,
+            "image_size": self.image_size,
+            "hidden": list(self.hidden),
+            "max_database": self.max_database,
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "eval_every": self.eval_every,
+            "batch_size": self.batch_size,
+            "lr_head": self.lr_head,
+            "lr_backbone": self.lr_backbone,
+            "weight_decay": self.weight_decay,
+            "val_k": self.val_k,
+        }
+
+    def evaluation_settings(self) -> dict[str, Any]:
+        """The settings every stage-2 evaluation shares (part of each cell's identity)."""
+        return {"k": self.k, "tie_break": self.tie_break, "h2q_solver": self.h2q_solver}
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """Short SHA-256 of JSON-ready settings, to tell results of other settings apart."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, GridConfig] = {
+    "default": GridConfig(name="default"),
+    "full": GridConfig(
+        name="full",
+        methods=FULL_METHODS,
+        bits=(16, 32, 48, 64),
+        seeds=(0, 1, 2, 3),
+        image_size=224,
+        max_database=None,
+        k=5000,
+        epochs=100,
+        patience=20,
+        eval_every=1,
+    ),
+    "quick": GridConfig(
+        name="quick",
+        dataset="digits",
+        methods=("dpsh",),
+        bits=(8, 16),
+        seeds=(0,),
+        backbone="mlp",
+        frozen=False,
+        image_size=None,
+        hidden=(64,),
+        max_database=None,
+        k=100,
+        epochs=4,
+        patience=None,
+        eval_every=2,
+        lr_head=3e-3,
+        lambda_grids={"dpsh": (0.1, 0.01)},
+    ),
+}
+
+
+def get_config(name: str = "default", **overrides: Any) -> GridConfig:
+    """A preset (:data:`PRESETS`), with fields overridden (None values are ignored).
+
+    Parameters
+    ----------
+    name : {"default", "full", "quick"}
+    **overrides
+        Fields of :class:`GridConfig` to change; a None value keeps the preset's.
+
+    Returns
+    -------
+    GridConfig
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    fields = {f.name for f in dataclasses.fields(GridConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; GridConfig fields are {sorted(fields)}.")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return PRESETS[name].replace(**changes) if changes else PRESETS[name]

@@ -1,0 +1,209 @@
+"""PNG figures of a grid (matplotlib's Agg canvas, created per figure; no global state).
+
+- :func:`plot_map_vs_bits`: mAP@k against bits, one panel per method, one line per strategy;
+- :func:`plot_gains`: the gain of each strategy over lambda = 0, one point per (method, bits)
+  cell, with the mean gain as a bar;
+- :func:`plot_pr_curves`: precision-recall by Hamming radius for one bit length, one figure
+  per method (drawn by :func:`h2q.evaluation.plot_precision_recall`).
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from .config import ROW_LABELS, GridConfig
+from .records import CellRecord
+from .stats import Improvement, SummaryTable
+
+__all__ = ["plot_gains", "plot_map_vs_bits", "plot_pr_curves"]
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            "the reproduction plots need matplotlib, which is not installed. Install the extra: "
+            "pip install 'h2q[plot]'."
+        ) from exc
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike) -> None:
+    fig.tight_layout()
+    _io.atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
+
+
+def _label(row: str) -> str:
+    return ROW_LABELS.get(row, row)
+
+
+def plot_map_vs_bits(
+    table: SummaryTable, config: GridConfig, path: str | os.PathLike, *, metric: str
+) -> None:
+    """mAP (x100) against bits, one panel per method and one line per strategy.
+
+    Parameters
+    ----------
+    table : SummaryTable
+    config : GridConfig
+        Methods, bits and rows, in order.
+    path : path-like
+        PNG file (written atomically).
+    metric : str
+        Y-axis label (the mAP variant).
+    """
+    n = len(config.methods)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = _figure(4.6 * cols, 3.8 * rows + 0.6)
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+    for ax, method in zip(axes, config.methods, strict=True):
+        for row in config.row_keys:
+            points = [
+                (b, table[(method, row, b)])
+                for b in config.bits
+                if (method, row, b) in table and math.isfinite(table[(method, row, b)].mean)
+            ]
+            if not points:
+                continue
+            x = [b for b, _ in points]
+            y = [s.mean for _, s in points]
+            err = [s.std if math.isfinite(s.std) else 0.0 for _, s in points]
+            style = "-" if row in ("lambda0", "h2q-l2") else "--"
+            ax.errorbar(
+                x, y, yerr=err, marker="o", markersize=3, capsize=2, ls=style, label=_label(row)
+            )
+        ax.set_title(method.upper())
+        ax.set_xlabel("bits")
+        ax.set_xticks(list(config.bits))
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("mAP x100")
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{config.dataset}: {metric}", fontsize=8)
+    _save(fig, path)
+
+
+def plot_gains(
+    improvements: Sequence[Improvement], config: GridConfig, path: str | os.PathLike
+) -> None:
+    """Gain over lambda = 0 (mAP points) of each strategy: a point per cell, a bar for the mean.
+
+    Parameters
+    ----------
+    improvements : sequence of Improvement
+        One per strategy, all against the same baseline.
+    config : GridConfig
+        Gives the methods (point colours) and the data set name.
+    path : path-like
+        PNG file (written atomically).
+    """
+    fig = _figure(max(5.0, 1.1 * len(improvements) + 2.0), 4.2)
+    ax = fig.add_subplot()
+    colors = {m: f"C{i % 10}" for i, m in enumerate(config.methods)}
+    rng = np.random.default_rng(0)  # horizontal jitter only, for legibility
+    for i, imp in enumerate(improvements):
+        if imp.n_cells:
+            ax.bar(i, imp.mean, width=0.6, color="0.85", edgecolor="0.5")
+        for (method, _), gain in zip(imp.cells, imp.gains, strict=True):
+            ax.plot(i + rng.uniform(-0.2, 0.2), gain, "o", ms=4, color=colors.get(method, "k"))
+    for method, color in colors.items():
+        ax.plot([], [], "o", color=color, label=method.upper())
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(improvements)))
+    ax.set_xticklabels([_label(imp.row) for imp in improvements], rotation=30, ha="right")
+    baseline = _label(improvements[0].baseline) if improvements else "λ = 0"
+    ax.set_ylabel(f"gain over {baseline} (mAP points)")
+    ax.set_title(f"{config.dataset}: gain per (method, bits) cell; bar = mean", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    _save(fig, path)
+
+
+def _mean_points(values: list[list[float | None]]) -> list[float]:
+    width = max((len(v) for v in values), default=0)
+    arr = np.full((len(values), width), np.nan)
+    for i, v in enumerate(values):
+        arr[i, : len(v)] = [np.nan if x is None else x for x in v]
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(arr).sum(axis=0)
+        sums = np.nansum(arr, axis=0)
+    return [float(s / c) if c else math.nan for s, c in zip(sums, counts, strict=True)]
+
+
+def plot_pr_curves(
+    records: Sequence[CellRecord], config: GridConfig, out_dir: str | os.PathLike, n_bits: int
+) -> list[Path]:
+    """Precision-recall by Hamming radius at ``n_bits``, one PNG per method.
+
+    Points are averaged over seeds radius by radius. Files are named
+    ``pr_<method>_<bits>bits.png``.
+
+    Returns
+    -------
+    list of Path
+        The files written (a method without a cell at ``n_bits`` gets none).
+    """
+    from ..evaluation import EvaluationResult, MethodResult, plot_precision_recall
+
+    written = []
+    for method in config.methods:
+        rows = []
+        for row in config.row_keys:
+            group = [r for r in records if (r.method, r.row, r.n_bits) == (method, row, n_bits)]
+            if not group:
+                continue
+            rows.append(
+                MethodResult(
+                    method=_label(row),
+                    quantizer="",
+                    n_bits=n_bits,
+                    map_at_k=math.nan,
+                    map_all=math.nan,
+                    map_radius=math.nan,
+                    precision_at_k=math.nan,
+                    quantization_loss=math.nan,
+                    fit_time_s=math.nan,
+                    pr_radius=list(group[0].pr_radius),
+                    pr_precision=_mean_points([r.pr_precision for r in group]),
+                    pr_recall=_mean_points([r.pr_recall for r in group]),
+                )
+            )
+        if not rows:
+            continue
+        first = next(r for r in records if r.method == method and r.n_bits == n_bits)
+        result = EvaluationResult(
+            rows=rows,
+            k=first.k,
+            radius=0,
+            tie_break=config.tie_break,
+            loss_fold="val",
+            n_train=first.n_train,
+            n_queries=first.n_queries,
+            n_database=first.n_database,
+        )
+        path = Path(out_dir) / f"pr_{_safe(method)}_{n_bits}bits.png"
+        plot_precision_recall(
+            result,
+            path,
+            title=f"{config.dataset}, {method.upper()}, {n_bits} bits: precision-recall by "
+            "Hamming radius",
+        )
+        written.append(path)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.lower())

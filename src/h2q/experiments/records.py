@@ -1,0 +1,167 @@
+"""The units of a grid: stage-1 runs, stage-2 cells, and the record each cell leaves.
+
+A *stage-1 run* is one trained embedding model, keyed by (method, strategy, lambda, bits,
+seed); its folder (the :func:`h2q.training.run_training` layout) is cached on disk and shared
+by every stage-2 variant that reads its embeddings. A *cell* is one entry of the result table
+before averaging over seeds, keyed by (method, row, bits, seed); its result is one JSON file,
+written atomically as soon as the cell is finished, so an interrupted grid resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write
+from ..exceptions import FileFormatError
+
+__all__ = ["Cell", "CellRecord", "Stage1Run", "read_json", "safe_name", "write_json"]
+
+#: Format version of the cell files; another version is recomputed.
+CELL_FORMAT = 1
+
+
+def _lam_tag(lam: float | None) -> str:
+    return "none" if lam is None else f"{lam:g}"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a folder name: letters, digits, ``-`` and ``_`` kept, others as ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+@dataclass(frozen=True)
+class Stage1Run:
+    """One stage-1 training run of the grid."""
+
+    method: str
+    strategy: str
+    """``"lambda0"``, ``"penalty"`` or ``"hswd"``."""
+    lam: float | None
+    n_bits: int
+    seed: int
+
+    @property
+    def tag(self) -> str:
+        """Strategy and lambda as a folder name (``"lambda0"``, ``"penalty-lam0.1"``, ...)."""
+        if self.strategy == "penalty":
+            return f"penalty-lam{_lam_tag(self.lam)}"
+        return self.strategy
+
+    @property
+    def relpath(self) -> Path:
+        """Folder of the run, relative to the grid's ``runs/`` folder."""
+        return Path(safe_name(self.method)) / self.tag / f"b{self.n_bits}" / f"s{self.seed}"
+
+    def describe(self) -> str:
+        """Short human-readable name, for progress bars and logs."""
+        lam = "" if self.strategy != "penalty" else f" λ={_lam_tag(self.lam)}"
+        return f"{self.method} {self.strategy}{lam} {self.n_bits}b s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, row, bits, seed) entry of the grid."""
+
+    method: str
+    row: str
+    """A key of :data:`h2q.experiments.config.ROWS`."""
+    n_bits: int
+    seed: int
+
+    @property
+    def relpath(self) -> Path:
+        """Result file of the cell, relative to the grid's ``cells/`` folder."""
+        return Path(safe_name(self.method)) / self.row / f"b{self.n_bits}-s{self.seed}.json"
+
+    def describe(self) -> str:
+        """Short human-readable name, for progress bars and logs."""
+        return f"{self.method} {self.row} {self.n_bits}b s{self.seed}"
+
+
+@dataclass
+class CellRecord:
+    """What a finished cell stores (the content of its JSON file).
+
+    Scores are fractions in [0, 1]; tables multiply them by 100.
+    """
+
+    method: str
+    row: str
+    n_bits: int
+    seed: int
+    map_at_k: float
+    """mAP@k (see ``map_variant``)."""
+    map_variant: str
+    k: int
+    map_all: float
+    precision_at_k: float
+    quantization_loss: float
+    """Mean L2 quantization loss of the validation embeddings after the cell's transform."""
+    fit_time_s: float
+    stage1_run: str
+    """Folder of the stage-1 run whose embeddings the cell used (relative to ``runs/``)."""
+    lam: float | None = None
+    """Chosen lambda of the "+lambda" row."""
+    lambda_selection: dict[str, float | None] = field(default_factory=dict)
+    """Validation mAP of each lambda tried (``"none"`` for a loss without penalty); None for a
+    run that diverged."""
+    pr_radius: list[int] = field(default_factory=list)
+    pr_precision: list[float | None] = field(default_factory=list)
+    pr_recall: list[float | None] = field(default_factory=list)
+    n_queries: int = 0
+    n_database: int = 0
+    n_train: int = 0
+    settings: str = ""
+    """Hash of the settings that produced the cell; a cell of other settings is recomputed."""
+    format: int = CELL_FORMAT
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(self.method, self.row, self.n_bits, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready content (NaN as None)."""
+        return _nan_to_none(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellRecord:
+        """Inverse of :meth:`to_dict` (None scores read back as NaN)."""
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("map_at_k", "map_all", "precision_at_k", "quantization_loss", "fit_time_s"):
+            if values.get(key) is None:
+                values[key] = math.nan
+        return cls(**values)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a damaged file raises :class:`h2q.exceptions.FileFormatError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeError, json.JSONDecodeError) as exc:
+        raise FileFormatError(f"{path} is not valid JSON ({exc}); delete it to recompute.") from exc
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj

@@ -1,0 +1,476 @@
+"""The one stage-1 training loop, for every method.
+
+Everything that differs between methods lives in the objective
+(:class:`h2q.losses.HashingObjective`: the similarity loss, the quantization strategy, HashNet's
+continuation, learnable proxies); the loop only batches, steps, validates and checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..codes import encode_sign
+from ..metrics import mean_average_precision, variant_name
+from ..search import rank_database
+from .checkpoint import (
+    BEST,
+    LAST,
+    cpu_state,
+    generator_states,
+    load_checkpoint,
+    restore_generators,
+    save_checkpoint,
+)
+from .data import ArrayData, as_array_data, embed
+
+__all__ = ["EpochRecord", "TrainResult", "resolve_device", "train", "validation_map"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochRecord:
+    """One row of the training history."""
+
+    epoch: int
+    """1-based epoch number."""
+    loss: float
+    """Mean training objective over the epoch's samples."""
+    val_map: float
+    """Validation mAP after the epoch (NaN when not evaluated that epoch)."""
+    time_s: float
+    """Wall time of the epoch (training and validation)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    history : list of EpochRecord
+        Every epoch run (including those of an earlier, resumed run).
+    best_epoch : int or None
+        Epoch of the highest validation mAP (the last epoch when there is no validation data);
+        None when no epoch ran.
+    best_val_map : float
+        Validation mAP at ``best_epoch`` (NaN without validation data).
+    metric : str
+        Name of the validation metric (see :func:`validation_map`).
+    stopped_early : bool
+        Whether early stopping ended the run.
+    device : str
+        Device the run used.
+    """
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_map: float = math.nan
+    metric: str = ""
+    stopped_early: bool = False
+    device: str = "cpu"
+
+    @property
+    def epochs_run(self) -> int:
+        """Number of epochs in the history."""
+        return len(self.history)
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        """The history as a list of dicts (one per epoch), e.g. for a CSV file."""
+        return [asdict(r) for r in self.history]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:i]'.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but CUDA is not available here.")
+    return resolved
+
+
+def validation_map(
+    model: nn.Module,
+    objective: nn.Module,
+    query: ArrayData,
+    database: ArrayData,
+    *,
+    k: int | None = None,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+) -> float:
+    """mAP@k of Hamming ranking with sign codes, ties broken by the continuous outputs.
+
+    Codes are ``sign(output_transform(u))`` (bit = 1 where >= 0) of the model's outputs ``u``;
+    the database is ranked for each query by Hamming distance, ties by the squared Euclidean
+    distance of the L2-normalised ``output_transform(u)`` (then by id), as in the paper's
+    protocol (:func:`h2q.search.rank_database`). The score is "mAP@k (top-k relevant
+    denominator; empty queries score 0)" (:func:`h2q.metrics.mean_average_precision`);
+    ``k=None`` ranks the whole database.
+    """
+    transform = getattr(objective, "output_transform", None)
+    q = embed(model, query, batch_size=batch_size, device=device, output_transform=transform)
+    db = embed(model, database, batch_size=batch_size, device=device, output_transform=transform)
+    k_eff = len(db) if k is None else min(k, len(db))
+    features_ok = bool(np.all(np.linalg.norm(q, axis=1) > 0)) and bool(
+        np.all(np.linalg.norm(db, axis=1) > 0)
+    )
+    # Note: an all-zero output row has no direction to compare; fall back to ids for ties.
+    ranking = rank_database(
+        encode_sign(q),
+        encode_sign(db),
+        k_eff,
+        query_features=q if features_ok else None,
+        db_features=db if features_ok else None,
+    )
+    return mean_average_precision(ranking, query.y, database.y, k_eff)
+
+
+def _check_positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _param_groups(
+    model: nn.Module, objective: nn.Module, lr_backbone: float, lr_head: float
+) -> list[dict[str, Any]]:
+    """Pretrained backbone weights at ``lr_backbone``; everything else at ``lr_head``."""
+    backbone = getattr(model, "backbone", None)
+    pretrained = bool(getattr(backbone, "pretrained", False)) and backbone is not None
+    slow_ids = {id(p) for p in backbone.parameters()} if pretrained else set()
+    slow, fast, seen = [], [], set()
+    for p in list(model.parameters()) + list(objective.parameters()):
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (slow if id(p) in slow_ids else fast).append(p)
+    groups = []
+    if slow:
+        groups.append({"params": slow, "lr": lr_backbone, "name": "backbone"})
+    if fast:
+        groups.append({"params": fast, "lr": lr_head, "name": "head"})
+    if not groups:
+        raise ValueError("the model and objective have no trainable parameters.")
+    return groups
+
+
+def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    parts = list(torch.split(perm, batch_size))
+    # Note: a last batch of one sample has no pair; pair losses are undefined on it.
+    if len(parts) > 1 and len(parts[-1]) < 2:
+        parts[-2] = torch.cat([parts[-2], parts.pop()])
+    return parts
+
+
+def train(
+    model: nn.Module,
+    objective: nn.Module,
+    train_data: ArrayData | tuple[Any, Any],
+    val_data: ArrayData | tuple[Any, Any] | None = None,
+    *,
+    epochs: int,
+    lr_backbone: float = 1e-5,
+    lr_head: float = 1e-4,
+    weight_decay: float = 5e-4,
+    batch_size: int = 128,
+    patience: int | None = 20,
+    eval_every: int = 1,
+    val_k: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    restore_best: bool = True,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train a stage-1 model with any objective; early stopping on validation mAP.
+
+    Each epoch shuffles the training items (seeded), and for each batch calls
+    ``objective.set_iteration(step)`` (HashNet's continuation; a no-op for other losses),
+    computes ``objective(model(x), y)``, and takes an Adam step. After every ``eval_every``
+    epochs (and the last) it computes the validation mAP of :func:`validation_map` with the
+    validation fold as queries and the training fold as the database. The best epoch's
+    weights are kept in memory (and in ``best.pt``); ``patience`` epochs without improvement
+    stop the run.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps a (transformed) batch to ``(batch, n_bits)``, e.g. :class:`h2q.models.HashingModel`.
+    objective : nn.Module
+        ``objective(u, y) -> scalar``, e.g. :class:`h2q.losses.HashingObjective`. Its own
+        parameters (HyP² or metric-learning proxies) are optimised with the head.
+    train_data, val_data : ArrayData or (X, y)
+        Items and labels; ``ArrayData.transform`` turns raw items into the model's input.
+        Without ``val_data`` there is no early stopping and the last epoch is kept.
+    epochs : int
+        Maximum number of epochs (the total, counting those of a resumed run).
+    lr_backbone, lr_head : float, default 1e-5, 1e-4
+        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
+        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
+        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
+    weight_decay : float, default 5e-4
+    batch_size : int, default 128
+    patience : int or None, default 20
+        Stop when the best validation mAP is this many epochs old; None never stops early.
+    eval_every : int, default 1
+        Validate every this many epochs (and after the last).
+    val_k : int, optional
+        Cut-off of the validation mAP; default the whole training fold.
+    device : str or torch.device, optional
+        ``None``/``"auto"``: CUDA when available, else CPU. Model and objective are moved there.
+    seed : int, default 0
+        Seeds the shuffling and every random draw made during training (dropout, HSWD's
+        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
+        so the caller's global RNG state is left as it was.
+    progress : bool, default True
+        Show a tqdm bar (loss and validation mAP).
+    checkpoint_dir : path-like, optional
+        Write ``last.pt`` after every epoch and ``best.pt`` at every improvement there.
+    resume : bool, default False
+        Continue from ``checkpoint_dir/last.pt`` when it exists (model, optimiser, epoch,
+        best score, history and RNG states are restored, so the result equals that of an
+        uninterrupted run). Model and objective must be built as for the first run.
+    restore_best : bool, default True
+        Load the best epoch's weights into ``model`` (and ``objective``) at the end.
+    on_epoch_end : callable, optional
+        Called with each :class:`EpochRecord` after its checkpoint is written.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    FloatingPointError
+        When the training loss becomes NaN or infinite (lower the learning rate).
+    """
+    epochs = _check_positive(epochs, "epochs")
+    batch_size = _check_positive(batch_size, "batch_size")
+    eval_every = _check_positive(eval_every, "eval_every")
+    if patience is not None:
+        patience = _check_positive(patience, "patience")
+    if val_k is not None:
+        val_k = _check_positive(val_k, "val_k")
+    for name, value in (("lr_backbone", lr_backbone), ("lr_head", lr_head)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value!r}.")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir (where the last run saved last.pt).")
+    train_data = as_array_data(train_data, "train_data")
+    val = None if val_data is None else as_array_data(val_data, "val_data")
+    if len(train_data) < 2:
+        raise ValueError(f"train_data has {len(train_data)} item(s); training needs at least 2.")
+    dev = resolve_device(device)
+    model.to(dev)
+    objective.to(dev)
+    optimizer = torch.optim.Adam(
+        _param_groups(model, objective, lr_backbone, lr_head), weight_decay=weight_decay
+    )
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt_dir is not None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    rng_devices = (
+        [dev.index if dev.index is not None else torch.cuda.current_device()]
+        if (dev.type == "cuda")
+        else []
+    )
+    metric = variant_name(val_k) + ", val queries vs train database" if val else "none"
+    with torch.random.fork_rng(devices=rng_devices):
+        return _run(
+            model,
+            objective,
+            optimizer,
+            train_data,
+            val,
+            dev,
+            metric,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            eval_every=eval_every,
+            val_k=val_k,
+            seed=seed,
+            progress=progress,
+            ckpt_dir=ckpt_dir,
+            resume=resume,
+            restore_best=restore_best,
+            on_epoch_end=on_epoch_end,
+        )
+
+
+def _rng_state(dev: torch.device) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], dev: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if dev.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
+def _run(
+    model: nn.Module,
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_data: ArrayData,
+    val: ArrayData | None,
+    dev: torch.device,
+    metric: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    patience: int | None,
+    eval_every: int,
+    val_k: int | None,
+    seed: int,
+    progress: bool,
+    ckpt_dir: Path | None,
+    resume: bool,
+    restore_best: bool,
+    on_epoch_end: Callable[[EpochRecord], None] | None,
+) -> TrainResult:
+    torch.manual_seed(seed)
+    shuffle = torch.Generator().manual_seed(seed)
+    result = TrainResult(metric=metric, device=str(dev))
+    best_score = -math.inf
+    best_state: dict[str, Any] | None = None
+    start_epoch, step = 0, 0
+
+    if resume and ckpt_dir is not None and (ckpt_dir / LAST).is_file():
+        ck = load_checkpoint(ckpt_dir / LAST)
+        model.load_state_dict(ck["model"])
+        objective.load_state_dict(ck["objective"])
+        optimizer.load_state_dict(ck["optimizer"])
+        restore_generators(objective, ck["generators"])
+        _set_rng_state(ck["rng"], dev)
+        shuffle.set_state(ck["shuffle"])
+        start_epoch, step = int(ck["epoch"]), int(ck["step"])
+        result.history = [EpochRecord(**r) for r in ck["history"]]
+        result.best_epoch = ck["best_epoch"]
+        result.stopped_early = bool(ck["stopped_early"])
+        best_score = float(ck["best_score"])
+        result.best_val_map = best_score if val is not None else math.nan
+        if (ckpt_dir / BEST).is_file():
+            best = load_checkpoint(ckpt_dir / BEST)
+            best_state = {"model": best["model"], "objective": best["objective"]}
+        logger.info("resuming from %s after epoch %d", ckpt_dir / LAST, start_epoch)
+    elif resume:
+        logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
+
+    bar = tqdm(total=epochs, initial=start_epoch, disable=not progress, desc="train", unit="epoch")
+    try:
+        epoch = start_epoch
+        while epoch < epochs and not result.stopped_early:
+            t0 = time.perf_counter()
+            model.train()
+            objective.train()
+            total = torch.zeros((), dtype=torch.float64, device=dev)
+            for idx in _batches(torch.randperm(len(train_data), generator=shuffle), batch_size):
+                set_iteration = getattr(objective, "set_iteration", None)
+                if set_iteration is not None:
+                    set_iteration(step)
+                x = train_data.inputs(idx, dev)
+                y = train_data.labels(idx, dev)
+                loss = objective(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                total += loss.detach().to(torch.float64) * len(idx)
+            epoch += 1
+            epoch_loss = float(total) / len(train_data)
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(
+                    f"the training loss became {epoch_loss} at epoch {epoch}; the run diverged. "
+                    "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
+                )
+            score = math.nan
+            if val is not None and (epoch % eval_every == 0 or epoch == epochs):
+                score = validation_map(model, objective, val, train_data, k=val_k, device=dev)
+            improved = (val is None) or (not math.isnan(score) and score > best_score)
+            if improved:
+                best_score = score if val is not None else best_score
+                result.best_epoch = epoch
+                result.best_val_map = score
+                best_state = {"model": cpu_state(model), "objective": cpu_state(objective)}
+                if ckpt_dir is not None:
+                    save_checkpoint(ckpt_dir / BEST, {**best_state, "epoch": epoch, "score": score})
+            if (
+                val is not None
+                and patience is not None
+                and result.best_epoch is not None
+                and epoch - result.best_epoch >= patience
+                and epoch < epochs
+            ):
+                result.stopped_early = True
+            record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
+            result.history.append(record)
+            if ckpt_dir is not None:
+                save_checkpoint(
+                    ckpt_dir / LAST,
+                    {
+                        "model": model.state_dict(),
+                        "objective": objective.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generators": generator_states(objective),
+                        "rng": _rng_state(dev),
+                        "shuffle": shuffle.get_state(),
+                        "epoch": epoch,
+                        "step": step,
+                        "history": result.history_rows(),
+                        "best_epoch": result.best_epoch,
+                        "best_score": best_score,
+                        "stopped_early": result.stopped_early,
+                    },
+                )
+            logger.info(
+                "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
+                epoch,
+                epochs,
+                epoch_loss,
+                score,
+                record.time_s,
+            )
+            bar.set_postfix(loss=f"{epoch_loss:.4g}", val_map=f"{score:.4f}", refresh=False)
+            bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        if result.stopped_early:
+            logger.info(
+                "early stop after epoch %d: best val mAP %.4f at epoch %s",
+                result.epochs_run,
+                result.best_val_map,
+                result.best_epoch,
+            )
+    finally:
+        bar.close()
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state["model"])
+        objective.load_state_dict(best_state["objective"])
+    return result

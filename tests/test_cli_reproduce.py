@@ -1,0 +1,143 @@
+"""`h2q reproduce`: the whole pipeline on digits, resuming, and argument errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+import torch
+
+from h2q.cli import main as cli_main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def h2q(monkeypatch, capsys):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    # Only this module's command: the test does not depend on the other command modules.
+    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("reproduce",))
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            status = cli_main.main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse errors
+            status = exc.code
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+TINY = ("reproduce", "--quick", "--bits", "8", "--epochs", "2", "--no-progress")
+
+
+@pytest.mark.slow
+def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
+    out = tmp_path / "results"
+    status, stdout, err = h2q(*TINY, "--out", out)
+    assert status == 0, err
+    for name in (
+        "table.md",
+        "table.csv",
+        "improvements.md",
+        "improvements.csv",
+        "quantization_loss.md",
+        "quantization_loss.csv",
+        "lambda_selection.md",
+        "lambda_selection.csv",
+        "cells.csv",
+        "report.md",
+        "grid.json",
+    ):
+        assert (out / name).is_file(), name
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert plots == ["gain_over_lambda0.png", "map_vs_bits.png", "pr_dpsh_8bits.png"]
+    for name in plots:
+        assert (out / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+
+    table = (out / "table.md").read_text()
+    assert "mAP@100 (top-k relevant denominator; empty queries score 0; ties broken by " in table
+    assert "| method | strategy | 8 bits |" in table
+    rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
+    assert [r["row"] for r in rows] == [
+        "lambda0",
+        "penalty",
+        "hswd",
+        "itq",
+        "h2q-l2",
+        "h2q-l1",
+        "h2q-min_entry",
+        "h2q-bit_var",
+    ]
+    assert all(0.0 <= float(r["8 bits mean"]) <= 100.0 for r in rows)
+    stats = list(csv.DictReader(io.StringIO((out / "improvements.csv").read_text())))
+    assert ("h2q-l2", "lambda0") in {(s["row"], s["baseline"]) for s in stats}
+
+    report = (out / "report.md").read_text()
+    for name in plots:
+        assert f"(plots/{name})" in report
+    assert table.strip() in report
+    assert re.search(r"H²Q \(L2\) (improved|did NOT improve) on λ = 0 in every cell", report)
+    for other in ("+λ", "+HSWD", "+ITQ"):
+        assert f"H²Q (L2) vs {other}" in report
+    assert "H²Q (L2)" in stdout and "Report:" in stdout
+    assert len(list((out / "cells").rglob("*.json"))) == 8
+
+    # A second call finds every cell done and only rewrites the outputs.
+    status, stdout, err = h2q(*TINY, "--out", out)
+    assert status == 0, err
+    assert "0 cells computed, 0 stage-1 runs trained" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--bits", "0"), "bits must be positive integers, got 0"),
+        (("--bits", "x"), "expected integers"),
+        (("--epochs", "-3"), "expected a positive integer"),
+        (("--full", "--quick"), "not allowed with argument"),
+        (("--device", "tpu"), "invalid choice"),
+        (("--methods", "nosuch"), "unknown loss 'nosuch'"),
+        (("--bits", "8", "8"), "bits has repeated values"),
+        (("--seeds", "-1"), "seeds must be non-negative"),
+        (("--backbone", "resnet"), "unknown --backbone 'resnet'"),
+        (("--dataset", "nosuch"), "unknown data set 'nosuch'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(h2q, tmp_path, args, message):
+    out = tmp_path / "out"
+    status, _, err = h2q("reproduce", "--quick", "--no-progress", "--out", out, *args)
+    assert status == 2
+    assert message in err
+    assert not out.exists()  # rejected before anything is written
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_exits_2(h2q, tmp_path):
+    status, _, err = h2q("reproduce", "--quick", "--device", "cuda", "--out", tmp_path / "o")
+    assert status == 2
+    assert "CUDA is not available" in err
+
+
+def test_other_settings_in_the_out_folder_exit_2(h2q, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "grid.json").write_text('{"identity": {"stage1": {"dataset": "mnist"}}}')
+    status, _, err = h2q("reproduce", "--quick", "--no-progress", "--out", out)
+    assert status == 2
+    assert "other settings" in err and "dataset: 'mnist' -> 'digits'" in err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_reproduce_quick_on_cuda(h2q, tmp_path):
+    out = tmp_path / "gpu"
+    status, _, err = h2q(*TINY, "--device", "cuda", "--out", out)
+    assert status == 0, err
+    runs = list((out / "runs").rglob("config.json"))
+    assert runs and all('"device": "cuda' in p.read_text() for p in runs)
+    assert (out / "report.md").is_file()

