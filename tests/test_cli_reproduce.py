@@ -32,7 +32,8 @@ def h2q(monkeypatch, capsys):
     return run
 
 
-TINY = ("reproduce", "--quick", "--bits", "8", "--epochs", "2", "--no-progress")
+# Two bit lengths and two workers: the (method, bits) groups run in parallel processes.
+TINY = ("reproduce", "--quick", "--bits", "4", "8", "--epochs", "2", "--jobs", "2", "--no-progress")
 
 
 @pytest.mark.slow
@@ -61,7 +62,7 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
 
     table = (out / "table.md").read_text()
     assert "mAP@100 (top-k relevant denominator; empty queries score 0; ties broken by " in table
-    assert "| method | strategy | 8 bits |" in table
+    assert "| method | strategy | 4 bits | 8 bits |" in table
     rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
     assert [r["row"] for r in rows] == [
         "lambda0",
@@ -73,7 +74,7 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
         "h2q-min_entry",
         "h2q-bit_var",
     ]
-    assert all(0.0 <= float(r["8 bits mean"]) <= 100.0 for r in rows)
+    assert all(0.0 <= float(r[f"{b} bits mean"]) <= 100.0 for r in rows for b in (4, 8))
     stats = list(csv.DictReader(io.StringIO((out / "improvements.csv").read_text())))
     assert ("h2q-l2", "lambda0") in {(s["row"], s["baseline"]) for s in stats}
 
@@ -85,7 +86,8 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
     for other in ("+λ", "+HSWD", "+ITQ"):
         assert f"H²Q (L2) vs {other}" in report
     assert "H²Q (L2)" in stdout and "Report:" in stdout
-    assert len(list((out / "cells").rglob("*.json"))) == 8
+    assert len(list((out / "cells").rglob("*.json"))) == 16
+    assert len(list((out / "runs").rglob("embeddings.npz"))) == 8
 
     # A second call finds every cell done and only rewrites the outputs.
     status, stdout, err = h2q(*TINY, "--out", out)

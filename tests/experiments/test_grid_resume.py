@@ -14,6 +14,7 @@ import pytest
 
 from h2q.embeddings import save_embeddings
 from h2q.experiments import grid as grid_mod
+from h2q.experiments import runner as runner_mod
 from h2q.experiments.config import get_config
 from h2q.experiments.records import Cell
 
@@ -47,7 +48,7 @@ def _fake_train(calls, fail_on=None, interrupt_at=None):
 
 
 def _counting_eval(evaluated):
-    real = grid_mod._evaluate_cell
+    real = runner_mod._evaluate_cell
 
     def evaluate(cell, embeddings, config):
         evaluated.append(cell.describe())
@@ -65,8 +66,8 @@ def config():
 def counted(monkeypatch):
     calls: list[str] = []
     evaluated: list[str] = []
-    monkeypatch.setattr(grid_mod, "_train_stage1", _fake_train(calls))
-    monkeypatch.setattr(grid_mod, "_evaluate_cell", _counting_eval(evaluated))
+    monkeypatch.setattr(runner_mod, "_train_stage1", _fake_train(calls))
+    monkeypatch.setattr(runner_mod, "_evaluate_cell", _counting_eval(evaluated))
     return calls, evaluated
 
 
@@ -127,8 +128,8 @@ def test_deleting_a_run_retrains_only_that_run(tmp_path, config, counted):
 def test_interrupted_grid_resumes_where_it_stopped(tmp_path, config, monkeypatch):
     calls: list[str] = []
     evaluated: list[str] = []
-    monkeypatch.setattr(grid_mod, "_train_stage1", _fake_train(calls, interrupt_at=2))
-    monkeypatch.setattr(grid_mod, "_evaluate_cell", _counting_eval(evaluated))
+    monkeypatch.setattr(runner_mod, "_train_stage1", _fake_train(calls, interrupt_at=2))
+    monkeypatch.setattr(runner_mod, "_evaluate_cell", _counting_eval(evaluated))
     with pytest.raises(KeyboardInterrupt):
         grid_mod.run_grid(config, tmp_path, progress=False)
     done_first = list(evaluated)
@@ -137,7 +138,7 @@ def test_interrupted_grid_resumes_where_it_stopped(tmp_path, config, monkeypatch
 
     calls.clear()
     evaluated.clear()
-    monkeypatch.setattr(grid_mod, "_train_stage1", _fake_train(calls))
+    monkeypatch.setattr(runner_mod, "_train_stage1", _fake_train(calls))
     result = grid_mod.run_grid(config, tmp_path, progress=False)
     assert "dpsh lambda0 8b s0" not in calls
     assert sorted(evaluated) == ["dpsh hswd 8b s0", "dpsh penalty 8b s0"]
@@ -147,7 +148,7 @@ def test_interrupted_grid_resumes_where_it_stopped(tmp_path, config, monkeypatch
 def test_diverged_runs_are_recorded_and_skipped(tmp_path, config, monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(
-        grid_mod,
+        runner_mod,
         "_train_stage1",
         _fake_train(calls, fail_on=lambda run: run.strategy == "penalty" and run.lam == 0.1),
     )

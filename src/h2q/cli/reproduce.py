@@ -8,6 +8,7 @@ are rejected before any long computation (exit status 2, one-line message).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -57,7 +58,6 @@ def register(subparsers: Any) -> None:
         "with lambda chosen on validation mAP, +HSWD), quantize the lambda = 0 embeddings with "
         "ITQ and H²Q (four losses), score every cell with mAP@k, and write tables, statistics, "
         "plots and report.md to --out. Interrupted runs resume: finished cells are skipped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true", help=_PRESET_HELP["full"])
@@ -86,12 +86,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=_positive, help="maximum stage-1 epochs")
     p.add_argument("--max-database", type=_positive, help="cap on the database fold")
     p.add_argument("--k", type=_positive, help="cut-off of mAP@k")
-    p.add_argument("--out", default="results", help="results folder")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument(
         "--device",
         default="auto",
         choices=("auto", "cpu", "cuda"),
-        help="stage-1 device (stage 2 runs on the CPU)",
+        help="stage-1 device (default: auto = CUDA when available; stage 2 runs on the CPU)",
     )
     p.add_argument("--root", help="data folder (for data sets that are not installed system-wide)")
     p.add_argument("--cache-dir", help="feature cache root (default: $H2Q_CACHE_DIR/features)")
@@ -99,13 +99,15 @@ def register(subparsers: Any) -> None:
         "--jobs",
         type=_positive,
         default=min(2, os.cpu_count() or 1),
-        help="worker processes (groups of cells run in parallel)",
+        help="worker processes; (method, bits) groups run in parallel (default: 2, or 1 on "
+        "one CPU)",
     )
     p.add_argument(
         "--threads",
         type=_positive,
         default=1,
-        help="torch threads per process (1 was fastest on 2 cores for these small networks)",
+        help="torch threads per process (default: 1, the fastest measured on 2 cores for "
+        "these small networks)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -120,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
     from ..models import BACKBONES
 
     preset = "full" if args.full else "quick" if args.quick else "default"
+    if importlib.util.find_spec("matplotlib") is None:  # the plots come last: check first
+        raise ImportError(
+            "h2q reproduce draws its plots with matplotlib, which is not installed. Install the "
+            "extra: pip install 'h2q[plot]'."
+        )
     if args.backbone is not None and args.backbone.lower() not in BACKBONES:
         raise ValueError(
             f"unknown --backbone {args.backbone!r}; choose one of {', '.join(BACKBONES)}."

@@ -2,7 +2,10 @@
 
 - :mod:`~h2q.experiments.config`: :class:`GridConfig` and the presets ``default``, ``full``,
   ``quick`` (:func:`get_config`);
-- :mod:`~h2q.experiments.grid`: :func:`run_grid`, the cached, resumable runner;
+- :mod:`~h2q.experiments.grid`: :func:`run_grid`, the cached, resumable runner (the work
+  itself in :mod:`~h2q.experiments.runner`, worker processes in
+  :mod:`~h2q.experiments.parallel`; results of each cell in
+  :mod:`~h2q.experiments.records`);
 - :mod:`~h2q.experiments.stats`: means over seeds and gains of one strategy over another;
 - :mod:`~h2q.experiments.tables`, :mod:`~h2q.experiments.plots`,
   :mod:`~h2q.experiments.report`: Markdown/CSV tables, PNG figures and ``report.md``

@@ -182,9 +182,9 @@ class GridConfig:
     hidden: tuple[int, ...] = (512,)
     max_database: int | None = 10_000
     k: int = 1000
-    epochs: int = 24
+    epochs: int = 20
     patience: int | None = 6
-    eval_every: int = 2
+    eval_every: int = 3
     batch_size: int = 128
     lr_head: float = 1e-3
     lr_backbone: float = 1e-5

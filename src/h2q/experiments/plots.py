@@ -198,8 +198,7 @@ def plot_pr_curves(
         plot_precision_recall(
             result,
             path,
-            title=f"{config.dataset}, {method.upper()}, {n_bits} bits: precision-recall by "
-            "Hamming radius",
+            title=f"{method.upper()}, {n_bits} bits ({config.dataset}): PR by Hamming radius",
         )
         written.append(path)
     return written

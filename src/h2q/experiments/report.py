@@ -213,9 +213,9 @@ def _report(
         f"iterations) and +H²Q (solver {config.h2q_solver!r}; losses L2, L1, min-entry, "
         "bit-var) on the λ = 0 embeddings, rescaled to norm sqrt(bits).",
         f"- Metric: {map_header(k, config.tie_break)}: AP@k divides by the relevant items in "
-        "the top k, a query with none scores 0 and counts; relevance = same class; ranking by "
-        "Hamming distance, ties by the squared Euclidean distance of the L2-normalised "
-        "continuous features (rotated for ITQ and H²Q), then by database id."
+        "the top k, a query with none scores 0 and counts; relevant = sharing at least one "
+        "label; ranking by Hamming distance, ties by the squared Euclidean distance of the "
+        "L2-normalised continuous features (rotated for ITQ and H²Q), then by database id."
         + (f" {first.n_queries} queries, {first.n_database} database items." if first else ""),
         f"- Cells: {len(records)} of {n_cells_planned} scored.",
         "",
@@ -266,6 +266,13 @@ def _report(
         "",
         f"- This call: {result.seconds:.0f} s wall ({len(result.trained)} stage-1 runs trained, "
         f"{len(result.computed)} cells computed; the rest were cached).",
+        *[
+            f"- Call {i} ({call.get('started', '?')}): {call.get('seconds', 0):.0f} s wall, "
+            f"{call.get('trained', 0)} stage-1 runs trained, {call.get('computed', 0)} cells "
+            f"computed, {call.get('jobs', '?')} worker(s) x {call.get('threads', '?')} torch "
+            f"thread(s) on {call.get('cpu_count', '?')} CPUs."
+            for i, call in enumerate(info.get("calls", []), start=1)
+        ],
         f"- Stage-1 runs on disk: {info.get('stage1_runs', 0)}, "
         f"{info.get('stage1_seconds', 0.0):.0f} s in total, of which "
         f"{info.get('feature_seconds', 0.0):.0f} s feature extraction.",

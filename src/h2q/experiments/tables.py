@@ -215,6 +215,11 @@ def _penalty_records(records: Sequence[CellRecord]) -> list[CellRecord]:
     return [r for r in records if r.row == "penalty"]
 
 
+def _by_lambda(selection: dict[str, float | None]) -> list[tuple[str, float | None]]:
+    """The tried lambdas in increasing order (``"none"`` first)."""
+    return sorted(selection.items(), key=lambda kv: -1.0 if kv[0] == "none" else float(kv[0]))
+
+
 def lambda_markdown(records: Sequence[CellRecord], config: GridConfig) -> str:
     """The lambda chosen for each "+lambda" cell, with the validation mAP of every value."""
     lines = [
@@ -224,7 +229,7 @@ def lambda_markdown(records: Sequence[CellRecord], config: GridConfig) -> str:
     for r in _penalty_records(records):
         tried = ", ".join(
             f"{lam}: {'diverged' if v is None else _fmt(100 * v)}"
-            for lam, v in r.lambda_selection.items()
+            for lam, v in _by_lambda(r.lambda_selection)
         )
         chosen = "none (no penalty; tanh only)" if r.lam is None else f"{r.lam:g}"
         lines.append(f"| {r.method.upper()} | {r.n_bits} | {r.seed} | {tried} | {chosen} |")
@@ -242,7 +247,7 @@ def lambda_csv(records: Sequence[CellRecord]) -> str:
     writer.writerow(["method", "n_bits", "seed", "lambda", "val_map", "chosen"])
     for r in _penalty_records(records):
         chosen = "none" if r.lam is None else f"{r.lam:g}"
-        for lam, value in r.lambda_selection.items():
+        for lam, value in _by_lambda(r.lambda_selection):
             writer.writerow(
                 [
                     r.method,
