@@ -312,3 +312,10 @@ def test_saved_file_gets_the_umask_mode(tmp_path, data16):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "q.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_paper_solver_without_validation_keeps_best_epoch(data16):
+    X, _ = data16
+    q = HouseholderQuantizer(solver="paper", max_iter=4).fit(X)
+    assert q.validation_curve_ == [] and len(q.loss_curve_) == 4
+    assert q.best_iteration_ == 1 + int(np.argmin(q.loss_curve_))

@@ -77,11 +77,14 @@ class _Monitor:
         """Evaluate the monitored loss of an iterate and keep it if it is the best."""
         with torch.no_grad():
             value = float(self.objective.value(Z_mon @ U.T))
+        self.keep_if_best(iteration, vectors, value)
+        return value
+
+    def keep_if_best(self, iteration: int, vectors: torch.Tensor, value: float) -> None:
         if value < self.best:
             self.best = value
             self.result.vectors = vectors.detach().clone()
             self.result.best_iteration = iteration
-        return value
 
     def step(self, iteration: int, train_loss: float, val: float | None) -> bool:
         """Record one iteration; return True when the callback asks to stop."""
@@ -167,13 +170,13 @@ def sgd(
             loss.backward()
             opt.step()
             total += loss.item() * len(batch)
-        with torch.no_grad():
-            U = householder_product(V.detach())
-        val = monitor.check(epoch, V.detach(), U, Z_val) if Z_val is not None else None
-        if Z_val is None and total / n < monitor.best:  # no validation: best epoch loss
-            monitor.best = total / n
-            monitor.result.vectors = V.detach().clone()
-            monitor.result.best_iteration = epoch
+        val = None
+        if Z_val is not None:
+            with torch.no_grad():
+                U = householder_product(V.detach())
+            val = monitor.check(epoch, V.detach(), U, Z_val)
+        else:  # no validation: the epoch with the lowest mean batch loss
+            monitor.keep_if_best(epoch, V.detach(), total / n)
         if monitor.step(epoch, total / n, val):
             break
     return monitor.result
