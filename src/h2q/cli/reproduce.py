@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from ._args import positive_int
+
 _PRESET_HELP = {
     "default": "Fashion-MNIST subset, frozen EfficientNet-Lite0 at 64 px, DPSH/DCH/HyP², "
     "16/32/64 bits, one seed, mAP@1000 (about 15 minutes on 2 CPU cores, cold cache)",
@@ -31,16 +33,6 @@ def _ints(text: str) -> list[int]:
         return [int(part) for part in _names(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers, got {text!r}") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _flatten(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
@@ -82,10 +74,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="train the pretrained backbone too (default: keep it frozen, cache its features)",
     )
-    p.add_argument("--image-size", type=_positive, help="backbone input side in pixels")
-    p.add_argument("--epochs", type=_positive, help="maximum stage-1 epochs")
-    p.add_argument("--max-database", type=_positive, help="cap on the database fold")
-    p.add_argument("--k", type=_positive, help="cut-off of mAP@k")
+    p.add_argument("--image-size", type=positive_int, help="backbone input side in pixels")
+    p.add_argument("--epochs", type=positive_int, help="maximum stage-1 epochs")
+    p.add_argument("--max-database", type=positive_int, help="cap on the database fold")
+    p.add_argument("--k", type=positive_int, help="cut-off of mAP@k")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument(
         "--device",
@@ -97,14 +89,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cache-dir", help="feature cache root (default: $H2Q_CACHE_DIR/features)")
     p.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="worker processes; (method, bits) groups run in parallel (default: 2, or 1 on "
         "one CPU)",
     )
     p.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="torch threads per process (default: 1, the fastest measured on 2 cores for "
         "these small networks)",

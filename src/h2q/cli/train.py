@@ -17,6 +17,8 @@ import json
 import sys
 from typing import Any
 
+from ._args import positive_int
+
 _STRATEGIES = ("lambda0", "penalty", "hswd")
 _DEVICES = ("auto", "cpu", "cuda")
 
@@ -33,16 +35,6 @@ def _method(value: str) -> str:
         f"unknown method {value!r}; choose one of {', '.join(sorted(LOSSES))}, or "
         "pml:<ClassName> for a pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
     )
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def _non_negative_float(value: str) -> float:
@@ -66,7 +58,7 @@ def _hidden(value: str) -> tuple[int, ...]:
     if value.strip() in ("", "none"):
         return ()
     try:
-        return tuple(_positive_int(v) for v in value.split(","))
+        return tuple(positive_int(v) for v in value.split(","))
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive widths such as 512 or 1024,512, got {value!r}"
@@ -102,7 +94,7 @@ def register(subparsers: Any) -> None:
         type=_method,
         help="stage-1 loss: dpsh, dhn, dch, wglhh, hashnet, cel, hyp2, dsh, or pml:<ClassName>",
     )
-    p.add_argument("--bits", required=True, type=_positive_int, help="code length (n_bits)")
+    p.add_argument("--bits", required=True, type=positive_int, help="code length (n_bits)")
     p.add_argument(
         "--strategy",
         default="lambda0",
@@ -125,10 +117,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep a pretrained backbone frozen: cache its features, train only an MLP head",
     )
-    p.add_argument("--epochs", type=_positive_int, default=100, help="maximum epochs (100)")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (128)")
-    p.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience")
-    p.add_argument("--eval-every", type=_positive_int, default=1, help="validate every N epochs")
+    p.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (100)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (128)")
+    p.add_argument("--patience", type=positive_int, default=20, help="early-stopping patience")
+    p.add_argument("--eval-every", type=positive_int, default=1, help="validate every N epochs")
     p.add_argument(
         "--lr-backbone", type=_positive_float, default=1e-5, help="pretrained backbone lr (1e-5)"
     )
@@ -143,14 +135,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", choices=_DEVICES, default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and training")
     p.add_argument("--root", default=None, help="data folder (for data sets read from disk)")
-    p.add_argument("--image-size", type=_positive_int, default=None, help="backbone input side")
+    p.add_argument("--image-size", type=positive_int, default=None, help="backbone input side")
     p.add_argument("--weights", default=None, help="pretrained weights file for the backbone")
     p.add_argument(
         "--hidden", type=_hidden, default=(512,), help="MLP hidden widths, e.g. 512 or 1024,512"
     )
     p.add_argument("--scheme", default=None, help="split scheme name (default: the data set's own)")
     p.add_argument(
-        "--max-database", type=_positive_int, default=None, help="cap on the database fold"
+        "--max-database", type=positive_int, default=None, help="cap on the database fold"
     )
     p.add_argument(
         "--loss-kwargs",
@@ -161,7 +153,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cache-dir", default=None, help="feature cache folder (--frozen)")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
     )
