@@ -220,6 +220,18 @@ def precision_at_k(
     return float(per_query.mean())
 
 
+def _check_radius_inputs(
+    D: Any, I: Any, query_labels: Any, db_labels: Any, radius: Any, empty: Any, chunk_size: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Shared checks of the within-radius metrics; warns when a row may be cut off."""
+    D, I, query_labels, db_labels = _check_search_inputs(D, I, query_labels, db_labels)
+    radius = _check_radius(radius)
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+    _warn_if_truncated(D, radius, len(db_labels))
+    return D, I, query_labels, db_labels, radius, chunk_size
+
+
 def map_within_radius(
     D: Any,
     I: Any,
@@ -258,11 +270,9 @@ def map_within_radius(
     float
         mAP@H<=radius in [0, 1] (NaN if ``empty="skip"`` and every query is empty).
     """
-    D, I, query_labels, db_labels = _check_search_inputs(D, I, query_labels, db_labels)
-    radius = _check_radius(radius)
-    _check_choice(empty, "empty", _EMPTY_WORDS)
-    chunk_size = _check_chunk_size(chunk_size)
-    _warn_if_truncated(D, radius, len(db_labels))
+    D, I, query_labels, db_labels, radius, chunk_size = _check_radius_inputs(
+        D, I, query_labels, db_labels, radius, empty, chunk_size
+    )
 
     relevance = _Relevance(query_labels, db_labels)
     ranks = np.arange(1, I.shape[1] + 1, dtype=np.float64)
@@ -310,11 +320,9 @@ def precision_within_radius(
     float
         P@H<=radius in [0, 1] (NaN if ``empty="skip"`` and no query retrieves anything).
     """
-    D, I, query_labels, db_labels = _check_search_inputs(D, I, query_labels, db_labels)
-    radius = _check_radius(radius)
-    _check_choice(empty, "empty", _EMPTY_WORDS)
-    chunk_size = _check_chunk_size(chunk_size)
-    _warn_if_truncated(D, radius, len(db_labels))
+    D, I, query_labels, db_labels, radius, chunk_size = _check_radius_inputs(
+        D, I, query_labels, db_labels, radius, empty, chunk_size
+    )
 
     relevance = _Relevance(query_labels, db_labels)
     per_query = np.empty(len(I), dtype=np.float64)
