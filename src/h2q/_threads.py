@@ -1,0 +1,90 @@
+"""One place that sets how many threads h2q's work may use.
+
+Every thread pool the library touches (torch's intra-op pool, the BLAS/OpenMP pools that numpy
+and scipy call into, numba's) is limited together, so that two pools never fight over the same
+cores. ``thread_limit(n)`` is the only way the library changes them, and it restores the old
+settings on exit.
+
+``n_threads=None`` means "leave it to the caller's setting": the value of the environment
+variable ``H2Q_NUM_THREADS`` when set, otherwise the pools are left as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+ENV_VAR = "H2Q_NUM_THREADS"
+
+
+def available_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_n_threads(n_threads: object, name: str = "n_threads") -> int | None:
+    """Validate a thread count: ``None`` or an integer >= 1; return it."""
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(
+            f"{name} must be None or an integer >= 1, got {n_threads!r}. "
+            f"Pass e.g. {name}=1 for one thread."
+        )
+    return n_threads
+
+
+def resolve_n_threads(n_threads: int | None) -> int | None:
+    """The thread count to apply: the argument, else ``H2Q_NUM_THREADS``, else ``None``."""
+    n = check_n_threads(n_threads)
+    if n is not None:
+        return n
+    text = os.environ.get(ENV_VAR, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_VAR}={text!r} is not an integer; set a thread count such as 1, or unset it."
+        ) from None
+    return check_n_threads(value, ENV_VAR)
+
+
+@contextmanager
+def _limited(n: int) -> Iterator[None]:
+    import torch
+
+    old_torch = torch.get_num_threads()
+    numba = sys.modules.get("numba")  # only limited when something already imported it
+    old_numba = numba.get_num_threads() if numba is not None else None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+        blas = nullcontext()
+    else:
+        blas = threadpool_limits(limits=n)
+    with blas:
+        torch.set_num_threads(n)
+        if numba is not None:
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old_torch)
+            if numba is not None:
+                numba.set_num_threads(old_numba)
+
+
+def thread_limit(n_threads: int | None):
+    """Context manager: run the body with every thread pool limited to ``n_threads``.
+
+    ``None`` applies ``H2Q_NUM_THREADS`` when it is set and changes nothing otherwise.
+    """
+    n = resolve_n_threads(n_threads)
+    return nullcontext() if n is None else _limited(n)

@@ -1,0 +1,41 @@
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from h2q._threads import ENV_VAR, check_n_threads, resolve_n_threads, thread_limit
+
+
+def _blas_threads():
+    return [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_thread_limit_sets_and_restores_every_pool():
+    before_torch = torch.get_num_threads()
+    before_blas = _blas_threads()
+    with thread_limit(1):
+        assert torch.get_num_threads() == 1
+        assert all(n == 1 for n in _blas_threads())
+    assert torch.get_num_threads() == before_torch
+    assert _blas_threads() == before_blas
+
+
+def test_none_changes_nothing_without_the_env_var(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    torch.set_num_threads(2)
+    with thread_limit(None):
+        assert torch.get_num_threads() == 2
+
+
+def test_env_var_applies_when_no_argument(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "1")
+    assert resolve_n_threads(None) == 1
+    assert resolve_n_threads(3) == 3
+    monkeypatch.setenv(ENV_VAR, "two")
+    with pytest.raises(ValueError, match="H2Q_NUM_THREADS='two' is not an integer"):
+        resolve_n_threads(None)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "2"])
+def test_bad_thread_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1"):
+        check_n_threads(bad)
