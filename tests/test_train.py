@@ -17,7 +17,7 @@ from h2q.embeddings import load_embeddings
 from h2q.features import cached_features, data_fingerprint, extract_features
 from h2q.losses import HashingObjective, make_loss
 from h2q.models import HashingModel, MLPBackbone
-from h2q.training import ArrayData, embed, run_training, train, validation_map
+from h2q.training import ArrayData, TrainConfig, embed, run_training, train, validation_map
 from h2q.training.loop import _param_groups
 
 N_BITS = 16
@@ -384,7 +384,7 @@ TINY_SCHEME = PerClassScheme(6, 2, 2)
 
 def test_run_training_writes_the_output_layout(tmp_path):
     out = tmp_path / "run"
-    result = run_training("digits", "dpsh", 16, out_dir=out, epochs=2, progress=False)
+    result = run_training(TrainConfig("digits", "dpsh", 16, epochs=2), out, progress=False)
     names = {p.name for p in out.iterdir()}
     assert names == {
         "config.json",
@@ -413,18 +413,8 @@ def test_run_training_writes_the_output_layout(tmp_path):
 
 
 def test_run_training_penalty_embeddings_are_tanh(tmp_path):
-    result = run_training(
-        tiny_image_dataset(),
-        "dpsh",
-        8,
-        "penalty",
-        0.1,
-        "mlp",
-        tmp_path,
-        scheme=TINY_SCHEME,
-        epochs=1,
-        progress=False,
-    )
+    config = TrainConfig("tiny", "dpsh", 8, "penalty", 0.1, "mlp", scheme=TINY_SCHEME, epochs=1)
+    result = run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
     emb = load_embeddings(result.out_dir / "embeddings.npz")
     assert np.abs(emb["train"]).max() < 1.0
     assert result.config["strategy"] == "penalty" and result.config["lam"] == 0.1
@@ -440,27 +430,25 @@ def test_run_training_frozen_efficientnet_uses_the_cache(tmp_path):
         scheme=TINY_SCHEME,
         epochs=2,
         hidden=(),
-        cache_dir=tmp_path / "cache",
-        progress=False,
     )
-    data = tiny_image_dataset()
-    first = run_training(data, "cel", 16, out_dir=tmp_path / "a", **kwargs)
+    run = dict(data=tiny_image_dataset(), cache_dir=tmp_path / "cache", progress=False)
+    first = run_training(TrainConfig("tiny", "cel", 16, **kwargs), tmp_path / "a", **run)
     assert first.summary["feature_cache_hit"] is False
     assert first.config["feature_backbone"]["name"] == "efficientnet-lite0"
     assert first.config["model"]["backbone"]["in_features"] == 1280
     assert first.config["lr_head"] == 1e-3  # only new layers train
-    second = run_training(data, "dpsh", 16, out_dir=tmp_path / "b", **kwargs)
+    second = run_training(TrainConfig("tiny", "dpsh", 16, **kwargs), tmp_path / "b", **run)
     assert second.summary["feature_cache_hit"] is True
 
 
 def test_run_training_resume_continues(tmp_path):
-    data = tiny_image_dataset()
-    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, progress=False)
-    run_training(data, "dpsh", 8, epochs=2, **kwargs)
-    resumed = run_training(data, "dpsh", 8, epochs=3, resume=True, **kwargs)
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=2)
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    resumed = run_training(config.replace(epochs=3), tmp_path, resume=True, **kwargs)
     assert [r.epoch for r in resumed.train.history] == [1, 2, 3]
     with pytest.raises(ValueError, match="cannot resume.*n_bits"):
-        run_training(data, "dpsh", 16, epochs=4, resume=True, **kwargs)
+        run_training(config.replace(n_bits=16, epochs=4), tmp_path, resume=True, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -476,23 +464,90 @@ def test_run_training_resume_continues(tmp_path):
 )
 def test_run_training_errors(tmp_path, kwargs, match):
     args = dict(
-        dataset=tiny_image_dataset(),
-        method="dpsh",
-        n_bits=8,
-        out_dir=tmp_path,
-        scheme=TINY_SCHEME,
-        backbone="mlp",
-        epochs=1,
-        progress=False,
+        dataset="tiny", method="dpsh", n_bits=8, scheme=TINY_SCHEME, backbone="mlp", epochs=1
     )
     args.update(kwargs)
+    out_dir = args.pop("out_dir", tmp_path)
     with pytest.raises(ValueError, match=match):
-        run_training(**args)
+        run_training(TrainConfig(**args), out_dir, data=tiny_image_dataset(), progress=False)
 
 
 def test_run_training_refuses_a_split_made_with_another_seed(tmp_path):
-    data = tiny_image_dataset()
-    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, epochs=1, progress=False)
-    run_training(data, "dpsh", 8, seed=0, **kwargs)
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    (tmp_path / "config.json").unlink()  # only the split is left of the first run
     with pytest.raises(ValueError, match="holds a split made with"):
-        run_training(data, "dpsh", 8, seed=1, **kwargs)
+        run_training(config.replace(seed=1), tmp_path, resume=True, **kwargs)
+
+
+def _tree(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_interrupted_overwrite_leaves_the_old_run_whole(tmp_path, monkeypatch):
+    from h2q.training import run as run_module
+
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    out = tmp_path / "run"
+    run_training(config, out, **kwargs)
+    before = _tree(out)
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config.replace(n_bits=16), out, overwrite=True, **kwargs)
+    assert _tree(out) == before  # not one file of the new run mixed in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    monkeypatch.undo()
+    replaced = run_training(config.replace(n_bits=16), out, overwrite=True, **kwargs)
+    assert replaced.out_dir == out
+    assert json.loads((out / "config.json").read_text())["n_bits"] == 16
+    assert load_embeddings(out / "embeddings.npz")["train"].shape[1] == 16
+
+
+def test_fresh_run_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    with pytest.raises(ValueError, match="already holds files.*resume=True.*overwrite=True"):
+        run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
+    with pytest.raises(ValueError, match="cannot resume: .* does not exist"):
+        run_training(config, tmp_path / "missing", resume=True, data=tiny_image_dataset())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_split_made_with_another_database_cap_is_refused(tmp_path):
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    (tmp_path / "config.json").unlink()  # only the split is left of the first run
+    with pytest.raises(ValueError, match="max_database=None, but this run asks for max_datab"):
+        run_training(config.replace(max_database=3), tmp_path, resume=True, **kwargs)
+
+
+def test_keep_checkpoints_false_deletes_them_once_complete(tmp_path):
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    result = run_training(
+        config, tmp_path, data=tiny_image_dataset(), progress=False, keep_checkpoints=False
+    )
+    assert not (tmp_path / "checkpoints").exists()
+    assert "checkpoint_last" not in result.summary["files"]
+    assert (tmp_path / "embeddings.npz").is_file()
+
+
+def test_train_config_round_trips_and_validates():
+    config = TrainConfig("tiny", "DPSH", 8, scheme=TINY_SCHEME, hidden=[16, 8])
+    assert config.method == "dpsh" and config.hidden == (16, 8)
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert config.differences(config.replace(epochs=50)) == []  # epochs may grow on resume
+    assert config.differences(config.replace(seed=3)) == ["seed: 0 -> 3"]
+    with pytest.raises(ValueError, match="n_bits=5000 is more than the 4096"):
+        TrainConfig("tiny", "dpsh", 5000)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        TrainConfig("tiny", "dpsh", 8, batch_size=0)
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        TrainConfig("tiny", "dpsh", 8, backbone="resnet")
