@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validation import check_positive_int
 from ..losses import LOSSES, STRATEGIES
 
 __all__ = [
@@ -224,15 +225,9 @@ class GridConfig:
         if unknown:
             raise ValueError(f"unknown rows {unknown}; choose among {list(ROWS)}.")
         for name in ("k", "epochs", "eval_every", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(getattr(self, name), name)
         for name in ("patience", "max_database", "val_k", "image_size", "pr_bits"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+            check_positive_int(getattr(self, name), name, allow_none=True)
         if self.pr_bits is not None and self.pr_bits not in self.bits:
             raise ValueError(f"pr_bits={self.pr_bits} is not one of bits {list(self.bits)}.")
         if self.h2q_solver not in ("gd", "paper"):

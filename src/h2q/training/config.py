@@ -149,8 +149,7 @@ class TrainConfig:
         for name in ("batch_size", "eval_every", "epochs"):
             check_positive_int(getattr(self, name), name)
         for name in ("image_size", "max_database", "patience", "val_k"):
-            if getattr(self, name) is not None:
-                check_positive_int(getattr(self, name), name)
+            check_positive_int(getattr(self, name), name, allow_none=True)
         for width in self.hidden:
             check_positive_int(width, "hidden widths")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):

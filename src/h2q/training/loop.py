@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._validation import check_positive_int
 from ..codes import encode_sign
 from ..metrics import mean_average_precision, variant_name
 from ..search import rank_database
@@ -142,12 +143,6 @@ def validation_map(
     return mean_average_precision(ranking, query.y, database.y, k_eff)
 
 
-def _check_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
 def _param_groups(
     model: nn.Module, objective: nn.Module, lr_backbone: float, lr_head: float
 ) -> list[dict[str, Any]]:
@@ -263,13 +258,13 @@ def train(
     FloatingPointError
         When the training loss becomes NaN or infinite (lower the learning rate).
     """
-    epochs = _check_positive(epochs, "epochs")
-    batch_size = _check_positive(batch_size, "batch_size")
-    eval_every = _check_positive(eval_every, "eval_every")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    eval_every = check_positive_int(eval_every, "eval_every")
     if patience is not None:
-        patience = _check_positive(patience, "patience")
+        patience = check_positive_int(patience, "patience")
     if val_k is not None:
-        val_k = _check_positive(val_k, "val_k")
+        val_k = check_positive_int(val_k, "val_k")
     for name, value in (("lr_backbone", lr_backbone), ("lr_head", lr_head)):
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}.")
