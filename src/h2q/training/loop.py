@@ -293,27 +293,24 @@ def train(
         else []
     )
     metric = variant_name(val_k) + ", val queries vs train database" if val else "none"
+    settings = _Settings(
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        eval_every=eval_every,
+        val_k=val_k,
+        seed=seed,
+        ckpt_dir=ckpt_dir,
+        on_epoch_end=on_epoch_end,
+    )
     with torch.random.fork_rng(devices=rng_devices):
-        return _run(
-            model,
-            objective,
-            optimizer,
-            train_data,
-            val,
-            dev,
-            metric,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            eval_every=eval_every,
-            val_k=val_k,
-            seed=seed,
-            progress=progress,
-            ckpt_dir=ckpt_dir,
-            resume=resume,
-            restore_best=restore_best,
-            on_epoch_end=on_epoch_end,
-        )
+        loop = _Loop(model, objective, optimizer, train_data, val, dev, metric, settings)
+        if resume:
+            loop.restore()
+        loop.run(progress)
+        if restore_best:
+            loop.load_best()
+        return loop.result
 
 
 def _rng_state(dev: torch.device) -> dict[str, Any]:
@@ -329,143 +326,193 @@ def _set_rng_state(state: dict[str, Any], dev: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
-def _run(
-    model: nn.Module,
-    objective: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    train_data: ArrayData,
-    val: ArrayData | None,
-    dev: torch.device,
-    metric: str,
-    *,
-    epochs: int,
-    batch_size: int,
-    patience: int | None,
-    eval_every: int,
-    val_k: int | None,
-    seed: int,
-    progress: bool,
-    ckpt_dir: Path | None,
-    resume: bool,
-    restore_best: bool,
-    on_epoch_end: Callable[[EpochRecord], None] | None,
-) -> TrainResult:
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    result = TrainResult(metric=metric, device=str(dev))
-    best_score = -math.inf
-    best_state: dict[str, Any] | None = None
-    start_epoch, step = 0, 0
+@dataclass
+class _Settings:
+    """The loop's settings that :func:`train` has validated."""
 
-    if resume and ckpt_dir is not None and (ckpt_dir / LAST).is_file():
+    epochs: int
+    batch_size: int
+    patience: int | None
+    eval_every: int
+    val_k: int | None
+    seed: int
+    ckpt_dir: Path | None
+    on_epoch_end: Callable[[EpochRecord], None] | None
+
+
+class _Loop:
+    """The state of one training run: model, optimiser, RNGs, best epoch and history."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: ArrayData,
+        val: ArrayData | None,
+        dev: torch.device,
+        metric: str,
+        settings: _Settings,
+    ) -> None:
+        self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.train_data, self.val, self.dev, self.s = train_data, val, dev, settings
+        torch.manual_seed(settings.seed)
+        self.shuffle = torch.Generator().manual_seed(settings.seed)
+        self.result = TrainResult(metric=metric, device=str(dev))
+        self.best_score = -math.inf
+        self.best_state: dict[str, Any] | None = None
+        self.epoch, self.step = 0, 0
+
+    def restore(self) -> None:
+        """Continue from ``last.pt`` when the checkpoint folder holds one."""
+        ckpt_dir = self.s.ckpt_dir
+        assert ckpt_dir is not None  # checked by train()
+        if not (ckpt_dir / LAST).is_file():
+            logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
+            return
         ck = load_checkpoint(ckpt_dir / LAST)
-        model.load_state_dict(ck["model"])
-        objective.load_state_dict(ck["objective"])
-        optimizer.load_state_dict(ck["optimizer"])
-        restore_generators(objective, ck["generators"])
-        _set_rng_state(ck["rng"], dev)
-        shuffle.set_state(ck["shuffle"])
-        start_epoch, step = int(ck["epoch"]), int(ck["step"])
+        self.model.load_state_dict(ck["model"])
+        self.objective.load_state_dict(ck["objective"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        restore_generators(self.objective, ck["generators"])
+        _set_rng_state(ck["rng"], self.dev)
+        self.shuffle.set_state(ck["shuffle"])
+        self.epoch, self.step = int(ck["epoch"]), int(ck["step"])
+        result = self.result
         result.history = [EpochRecord(**r) for r in ck["history"]]
         result.best_epoch = ck["best_epoch"]
         result.stopped_early = bool(ck["stopped_early"])
-        best_score = float(ck["best_score"])
-        result.best_val_map = best_score if val is not None else math.nan
+        self.best_score = float(ck["best_score"])
+        result.best_val_map = self.best_score if self.val is not None else math.nan
         if (ckpt_dir / BEST).is_file():
             best = load_checkpoint(ckpt_dir / BEST)
-            best_state = {"model": best["model"], "objective": best["objective"]}
-        logger.info("resuming from %s after epoch %d", ckpt_dir / LAST, start_epoch)
-    elif resume:
-        logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
+            self.best_state = {"model": best["model"], "objective": best["objective"]}
+        logger.info("resuming from %s after epoch %d", ckpt_dir / LAST, self.epoch)
 
-    bar = tqdm(total=epochs, initial=start_epoch, disable=not progress, desc="train", unit="epoch")
-    try:
-        epoch = start_epoch
-        while epoch < epochs and not result.stopped_early:
-            t0 = time.perf_counter()
-            model.train()
-            objective.train()
-            total = torch.zeros((), dtype=torch.float64, device=dev)
-            for idx in _batches(torch.randperm(len(train_data), generator=shuffle), batch_size):
-                set_iteration = getattr(objective, "set_iteration", None)
-                if set_iteration is not None:
-                    set_iteration(step)
-                x = train_data.inputs(idx, dev)
-                y = train_data.labels(idx, dev)
-                loss = objective(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                total += loss.detach().to(torch.float64) * len(idx)
-            epoch += 1
-            epoch_loss = float(total) / len(train_data)
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(
-                    f"the training loss became {epoch_loss} at epoch {epoch}; the run diverged. "
-                    "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
+    def run(self, progress: bool) -> None:
+        """Train until ``epochs`` or early stopping; one tqdm bar over the epochs."""
+        s, result = self.s, self.result
+        bar = tqdm(
+            total=s.epochs, initial=self.epoch, disable=not progress, desc="train", unit="epoch"
+        )
+        try:
+            while self.epoch < s.epochs and not result.stopped_early:
+                record = self.one_epoch()
+                bar.set_postfix(
+                    loss=f"{record.loss:.4g}", val_map=f"{record.val_map:.4f}", refresh=False
                 )
-            score = math.nan
-            if val is not None and (epoch % eval_every == 0 or epoch == epochs):
-                score = validation_map(model, objective, val, train_data, k=val_k, device=dev)
-            improved = (val is None) or (not math.isnan(score) and score > best_score)
-            if improved:
-                best_score = score if val is not None else best_score
-                result.best_epoch = epoch
-                result.best_val_map = score
-                best_state = {"model": cpu_state(model), "objective": cpu_state(objective)}
-                if ckpt_dir is not None:
-                    save_checkpoint(ckpt_dir / BEST, {**best_state, "epoch": epoch, "score": score})
-            if (
-                val is not None
-                and patience is not None
-                and result.best_epoch is not None
-                and epoch - result.best_epoch >= patience
-                and epoch < epochs
-            ):
-                result.stopped_early = True
-            record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
-            result.history.append(record)
-            if ckpt_dir is not None:
-                save_checkpoint(
-                    ckpt_dir / LAST,
-                    {
-                        "model": model.state_dict(),
-                        "objective": objective.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "generators": generator_states(objective),
-                        "rng": _rng_state(dev),
-                        "shuffle": shuffle.get_state(),
-                        "epoch": epoch,
-                        "step": step,
-                        "history": result.history_rows(),
-                        "best_epoch": result.best_epoch,
-                        "best_score": best_score,
-                        "stopped_early": result.stopped_early,
-                    },
+                bar.update(1)
+                if s.on_epoch_end is not None:
+                    s.on_epoch_end(record)
+            if result.stopped_early:
+                logger.info(
+                    "early stop after epoch %d: best val mAP %.4f at epoch %s",
+                    result.epochs_run,
+                    result.best_val_map,
+                    result.best_epoch,
                 )
-            logger.info(
-                "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
-                epoch,
-                epochs,
-                epoch_loss,
-                score,
-                record.time_s,
+        finally:
+            bar.close()
+
+    def one_epoch(self) -> EpochRecord:
+        """Train one epoch, validate when due, update the best epoch, write checkpoints."""
+        t0 = time.perf_counter()
+        epoch_loss = self.train_epoch()
+        self.epoch += 1
+        epoch, s = self.epoch, self.s
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"the training loss became {epoch_loss} at epoch {epoch}; the run diverged. "
+                "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
             )
-            bar.set_postfix(loss=f"{epoch_loss:.4g}", val_map=f"{score:.4f}", refresh=False)
-            bar.update(1)
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-        if result.stopped_early:
-            logger.info(
-                "early stop after epoch %d: best val mAP %.4f at epoch %s",
-                result.epochs_run,
-                result.best_val_map,
-                result.best_epoch,
+        score = math.nan
+        if self.val is not None and (epoch % s.eval_every == 0 or epoch == s.epochs):
+            score = validation_map(
+                self.model, self.objective, self.val, self.train_data, k=s.val_k, device=self.dev
             )
-    finally:
-        bar.close()
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state["model"])
-        objective.load_state_dict(best_state["objective"])
-    return result
+        self.update_best(score)
+        result = self.result
+        if (
+            self.val is not None
+            and s.patience is not None
+            and result.best_epoch is not None
+            and epoch - result.best_epoch >= s.patience
+            and epoch < s.epochs
+        ):
+            result.stopped_early = True
+        record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
+        result.history.append(record)
+        self.save_last()
+        logger.info(
+            "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
+            epoch,
+            s.epochs,
+            epoch_loss,
+            score,
+            record.time_s,
+        )
+        return record
+
+    def train_epoch(self) -> float:
+        """One pass over shuffled batches; the mean training loss."""
+        self.model.train()
+        self.objective.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.dev)
+        perm = torch.randperm(len(self.train_data), generator=self.shuffle)
+        set_iteration = getattr(self.objective, "set_iteration", None)
+        for idx in _batches(perm, self.s.batch_size):
+            if set_iteration is not None:
+                set_iteration(self.step)
+            x = self.train_data.inputs(idx, self.dev)
+            y = self.train_data.labels(idx, self.dev)
+            loss = self.objective(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            total += loss.detach().to(torch.float64) * len(idx)
+        return float(total) / len(self.train_data)
+
+    def update_best(self, score: float) -> None:
+        """Keep (and checkpoint) this epoch's weights when its score is the best so far."""
+        has_val = self.val is not None
+        if has_val and (math.isnan(score) or score <= self.best_score):
+            return
+        if has_val:
+            self.best_score = score
+        self.result.best_epoch = self.epoch
+        self.result.best_val_map = score
+        self.best_state = {"model": cpu_state(self.model), "objective": cpu_state(self.objective)}
+        if self.s.ckpt_dir is not None:
+            save_checkpoint(
+                self.s.ckpt_dir / BEST, {**self.best_state, "epoch": self.epoch, "score": score}
+            )
+
+    def save_last(self) -> None:
+        """Write ``last.pt``: everything needed to continue exactly where this epoch ended."""
+        if self.s.ckpt_dir is None:
+            return
+        result = self.result
+        save_checkpoint(
+            self.s.ckpt_dir / LAST,
+            {
+                "model": self.model.state_dict(),
+                "objective": self.objective.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generators": generator_states(self.objective),
+                "rng": _rng_state(self.dev),
+                "shuffle": self.shuffle.get_state(),
+                "epoch": self.epoch,
+                "step": self.step,
+                "history": result.history_rows(),
+                "best_epoch": result.best_epoch,
+                "best_score": self.best_score,
+                "stopped_early": result.stopped_early,
+            },
+        )
+
+    def load_best(self) -> None:
+        """Load the best epoch's weights into the model and the objective."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state["model"])
+            self.objective.load_state_dict(self.best_state["objective"])
