@@ -348,6 +348,39 @@ def test_damaged_cache_entry_is_recomputed(tmp_path):
     assert not again.hit and net.seen == 40
 
 
+def test_interrupted_extraction_resumes_from_its_saved_chunks(tmp_path, monkeypatch):
+    import h2q.features as features_module
+
+    monkeypatch.setattr(features_module, "CHUNK_BATCHES", 2)  # chunks of 2 x 3 = 6 rows
+    X, y = images_and_labels(20)
+    proj = CountingBackbone().proj  # every network below computes the same features
+
+    class Interrupted(CountingBackbone):
+        def forward(self, x):
+            if self.seen >= 12:  # two chunks done, the third one started
+                raise KeyboardInterrupt
+            return super().forward(x)
+
+    def net(cls=CountingBackbone):
+        module = cls()
+        module.proj = proj
+        return module
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_features(net(Interrupted), X, y, cache_dir=tmp_path, batch_size=3)
+    (entry,) = tmp_path.iterdir()
+    assert sorted(p.name for p in (entry / "partial").glob("*.npy")) == [
+        "chunk-0000000000.npy",
+        "chunk-0000000006.npy",
+    ]
+    resumed = net()
+    result = cached_features(resumed, X, y, cache_dir=tmp_path, batch_size=3)
+    assert not result.hit and resumed.seen == 8  # only the rows not saved before
+    assert not (entry / "partial").exists()
+    np.testing.assert_array_equal(result.features, extract_features(net(), X, batch_size=3))
+    assert cached_features(net(), X, y, cache_dir=tmp_path).hit
+
+
 def test_extract_features_uses_eval_mode_and_restores_it():
     X, _ = images_and_labels(5)
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(64, 3))
