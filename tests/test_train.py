@@ -17,7 +17,15 @@ from h2q.embeddings import load_embeddings
 from h2q.features import cached_features, data_fingerprint, extract_features
 from h2q.losses import HashingObjective, make_loss
 from h2q.models import HashingModel, MLPBackbone
-from h2q.training import ArrayData, TrainConfig, embed, run_training, train, validation_map
+from h2q.training import (
+    ArrayData,
+    LoopSettings,
+    TrainConfig,
+    embed,
+    run_training,
+    train,
+    validation_map,
+)
 from h2q.training.loop import _param_groups
 
 N_BITS = 16
@@ -74,7 +82,14 @@ def test_training_improves_validation_map(method, strategy, lam):
         pytest.importorskip("pytorch_metric_learning")
     model, objective, tr, va = problem(method, strategy, lam)
     before = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
-    result = train(model, objective, tr, va, epochs=12, lr_head=1e-2, batch_size=32, progress=False)
+    result = train(
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=12, lr_head=1e-2, batch_size=32),
+        progress=False,
+    )
     after = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
     assert result.best_val_map == pytest.approx(after)  # best weights restored
     assert after > before + 0.1
@@ -89,7 +104,7 @@ def test_objective_parameters_train_with_the_head():
     groups = _param_groups(model, objective, 1e-5, 1e-4)
     assert [g["name"] for g in groups] == ["head"]  # no pretrained backbone here
     assert any(p is objective.similarity_loss.proxies for p in groups[0]["params"])
-    train(model, objective, tr, None, epochs=2, lr_head=1e-2, progress=False)
+    train(model, objective, tr, None, LoopSettings(epochs=2, lr_head=1e-2), progress=False)
     assert not torch.equal(objective.similarity_loss.proxies.detach(), proxies)
 
 
@@ -112,7 +127,7 @@ def test_hashnet_iteration_hook_is_called_every_step():
     seen = []
     hook = objective.set_iteration
     objective.set_iteration = lambda t: (seen.append(t), hook(t))
-    train(model, objective, tr, None, epochs=3, batch_size=64, progress=False)
+    train(model, objective, tr, None, LoopSettings(epochs=3, batch_size=64), progress=False)
     steps_per_epoch = math.ceil(len(tr[1]) / 64)
     assert seen == list(range(3 * steps_per_epoch))
     assert objective.similarity_loss.iteration == 3 * steps_per_epoch - 1
@@ -128,7 +143,13 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
         states[record.epoch] = {k: v.clone() for k, v in model.state_dict().items()}
 
     result = train(
-        model, objective, tr, va, epochs=20, patience=3, progress=False, on_epoch_end=remember
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=20, patience=3),
+        progress=False,
+        on_epoch_end=remember,
     )
     assert result.stopped_early
     assert result.epochs_run == 5 and result.best_epoch == 2
@@ -139,11 +160,11 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
 
 def test_eval_every_and_no_validation():
     model, objective, tr, va = problem()
-    result = train(model, objective, tr, va, epochs=5, eval_every=2, progress=False)
+    result = train(model, objective, tr, va, LoopSettings(epochs=5, eval_every=2), progress=False)
     evaluated = [not math.isnan(r.val_map) for r in result.history]
     assert evaluated == [False, True, False, True, True]  # every 2nd epoch and the last
     model, objective, tr, _ = problem()
-    result = train(model, objective, tr, None, epochs=3, progress=False)
+    result = train(model, objective, tr, None, LoopSettings(epochs=3), progress=False)
     assert result.best_epoch == 3 and math.isnan(result.best_val_map)
 
 
@@ -159,13 +180,10 @@ def _run_to_completion(tmp_path, epochs, interrupt_after=None, resume=False):
         objective,
         tr,
         va,
-        epochs=epochs,
-        lr_head=1e-2,
-        batch_size=32,
+        LoopSettings(epochs=epochs, lr_head=1e-2, batch_size=32, seed=3),
         checkpoint_dir=tmp_path,
         resume=resume,
         progress=False,
-        seed=3,
         restore_best=False,
         on_epoch_end=stop,
     )
@@ -190,12 +208,26 @@ def test_resume_gives_the_same_final_state_as_an_uninterrupted_run(tmp_path):
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
     model, objective, tr, va = problem()
     result = train(
-        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=2),
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
     )
     assert result.epochs_run == 2
     # resuming a finished run does nothing more
     again = train(
-        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=2),
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
     )
     assert [r.loss for r in again.history] == [r.loss for r in result.history]
 
@@ -204,7 +236,7 @@ def test_training_leaves_the_global_rng_alone():
     model, objective, tr, va = problem(dropout=0.5)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    train(model, objective, tr, va, epochs=1, progress=False, seed=7)
+    train(model, objective, tr, va, LoopSettings(epochs=1, seed=7), progress=False)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -216,7 +248,7 @@ def test_divergence_is_reported():
             return u.sum() * float("nan")
 
     with pytest.raises(FloatingPointError, match="diverged"):
-        train(model, Nan(), tr, None, epochs=1, progress=False)
+        train(model, Nan(), tr, None, LoopSettings(epochs=1), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -233,16 +265,19 @@ def test_divergence_is_reported():
 )
 def test_bad_arguments(kwargs, error, match):
     model, objective, tr, va = problem()
+    run = {k: kwargs.pop(k) for k in ("resume", "device") if k in kwargs}
     with pytest.raises(error, match=match):
-        train(model, objective, tr, va, progress=False, **kwargs)
+        train(model, objective, tr, va, LoopSettings(**kwargs), progress=False, **run)
 
 
 def test_bad_data():
     model, objective, tr, _ = problem()
     with pytest.raises(TypeError, match=r"ArrayData or an \(X, y\) tuple"):
-        train(model, objective, tr[0], None, epochs=1, progress=False)
+        train(model, objective, tr[0], None, LoopSettings(epochs=1), progress=False)
     with pytest.raises(ValueError, match="at least 2"):
-        train(model, objective, (tr[0][:1], tr[1][:1]), None, epochs=1, progress=False)
+        train(
+            model, objective, (tr[0][:1], tr[1][:1]), None, LoopSettings(epochs=1), progress=False
+        )
     with pytest.raises(ValueError, match="entries but there are"):
         ArrayData(tr[0], tr[1][:3])
 
@@ -251,7 +286,7 @@ def test_bad_data():
 def test_cuda_request_without_cuda_is_a_clear_error():
     model, objective, tr, va = problem()
     with pytest.raises(ValueError, match="CUDA is not available"):
-        train(model, objective, tr, va, epochs=1, device="cuda", progress=False)
+        train(model, objective, tr, va, LoopSettings(epochs=1), device="cuda", progress=False)
 
 
 @pytest.mark.gpu
@@ -259,7 +294,7 @@ def test_training_on_gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     model, objective, tr, va = problem("hyp2")
-    result = train(model, objective, tr, va, epochs=3, lr_head=1e-2, progress=False)
+    result = train(model, objective, tr, va, LoopSettings(epochs=3, lr_head=1e-2), progress=False)
     assert result.device.startswith("cuda") and result.best_val_map > 0.5
 
 

@@ -25,10 +25,11 @@ from .hashnet import HashNetLoss
 from .hswd import HSWDPenalty
 from .hyp2 import HyP2Loss
 from .metric_learning import MetricLearningLoss
-from .objective import STRATEGIES, HashingObjective
+from .objective import HSWD_WEIGHT, STRATEGIES, HashingObjective
 from .wglhh import WGLHHLoss
 
 __all__ = [
+    "HSWD_WEIGHT",
     "LOSSES",
     "STRATEGIES",
     "CELLoss",

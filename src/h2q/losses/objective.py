@@ -9,11 +9,13 @@ from torch import Tensor, nn
 
 from .hswd import HSWDPenalty
 
-__all__ = ["STRATEGIES", "HashingObjective"]
+__all__ = ["HSWD_WEIGHT", "STRATEGIES", "HashingObjective"]
 
 Strategy = Literal["lambda0", "penalty", "hswd"]
 #: The quantization strategies, in the order of the paper's tables (the one list of names).
 STRATEGIES: tuple[Strategy, ...] = ("lambda0", "penalty", "hswd")
+#: Weight of the HSWD term in the ``"hswd"`` strategy (the "+HSWD" rows), the paper's.
+HSWD_WEIGHT = 0.1
 
 
 class HashingObjective(nn.Module):
@@ -73,7 +75,7 @@ class HashingObjective(nn.Module):
         lam: float | None = None,
         *,
         penalty_on: Literal["activation", "raw"] = "activation",
-        hswd_weight: float = 0.1,
+        hswd_weight: float = HSWD_WEIGHT,
         random_state: int | torch.Generator | None = None,
     ) -> None:
         super().__init__()

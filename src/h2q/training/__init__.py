@@ -11,7 +11,7 @@
 
 from .config import MAX_BITS, TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import EpochRecord, TrainResult, resolve_device, train, validation_map
+from .loop import EpochRecord, LoopSettings, TrainResult, resolve_device, train, validation_map
 from .run import RunResult, default_backbone, run_training
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ArrayData",
     "EpochRecord",
     "ImageFiles",
+    "LoopSettings",
     "RunResult",
     "TrainConfig",
     "TrainResult",

@@ -36,7 +36,14 @@ from .checkpoint import (
 )
 from .data import ArrayData, as_array_data, embed
 
-__all__ = ["EpochRecord", "TrainResult", "resolve_device", "train", "validation_map"]
+__all__ = [
+    "EpochRecord",
+    "LoopSettings",
+    "TrainResult",
+    "resolve_device",
+    "train",
+    "validation_map",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -174,22 +181,64 @@ def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return parts
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What :func:`train` optimises for how long: the loop's hyperparameters (validated).
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs (the total, counting those of a resumed run).
+    lr_backbone, lr_head : float, default 1e-5, 1e-4
+        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
+        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
+        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
+    weight_decay : float, default 5e-4
+    batch_size : int, default 128
+    patience : int or None, default 20
+        Stop when the best validation mAP is this many epochs old; None never stops early.
+    eval_every : int, default 1
+        Validate every this many epochs (and after the last).
+    val_k : int, optional
+        Cut-off of the validation mAP; default the whole training fold.
+    seed : int, default 0
+        Seeds the shuffling and every random draw made during training (dropout, HSWD's
+        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
+        so the caller's global RNG state is left as it was.
+    """
+
+    epochs: int
+    lr_backbone: float = 1e-5
+    lr_head: float = 1e-4
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    patience: int | None = 20
+    eval_every: int = 1
+    val_k: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("patience", "val_k"):
+            check_positive_int(getattr(self, name), name, allow_none=True)
+        for name in ("lr_backbone", "lr_head"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}.")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got {self.seed!r}.")
+
+
 def train(
     model: nn.Module,
     objective: nn.Module,
     train_data: ArrayData | tuple[Any, Any],
-    val_data: ArrayData | tuple[Any, Any] | None = None,
+    val_data: ArrayData | tuple[Any, Any] | None,
+    settings: LoopSettings,
     *,
-    epochs: int,
-    lr_backbone: float = 1e-5,
-    lr_head: float = 1e-4,
-    weight_decay: float = 5e-4,
-    batch_size: int = 128,
-    patience: int | None = 20,
-    eval_every: int = 1,
-    val_k: int | None = None,
     device: str | torch.device | None = None,
-    seed: int = 0,
     progress: bool = True,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -215,27 +264,11 @@ def train(
         parameters (HyP² or metric-learning proxies) are optimised with the head.
     train_data, val_data : ArrayData or (X, y)
         Items and labels; ``ArrayData.transform`` turns raw items into the model's input.
-        Without ``val_data`` there is no early stopping and the last epoch is kept.
-    epochs : int
-        Maximum number of epochs (the total, counting those of a resumed run).
-    lr_backbone, lr_head : float, default 1e-5, 1e-4
-        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
-        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
-        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
-    weight_decay : float, default 5e-4
-    batch_size : int, default 128
-    patience : int or None, default 20
-        Stop when the best validation mAP is this many epochs old; None never stops early.
-    eval_every : int, default 1
-        Validate every this many epochs (and after the last).
-    val_k : int, optional
-        Cut-off of the validation mAP; default the whole training fold.
+        Without ``val_data`` (None) there is no early stopping and the last epoch is kept.
+    settings : LoopSettings
+        Epochs, learning rates, batch size, early stopping, seed.
     device : str or torch.device, optional
         ``None``/``"auto"``: CUDA when available, else CPU. Model and objective are moved there.
-    seed : int, default 0
-        Seeds the shuffling and every random draw made during training (dropout, HSWD's
-        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
-        so the caller's global RNG state is left as it was.
     progress : bool, default True
         Show a tqdm bar (loss and validation mAP).
     checkpoint_dir : path-like, optional
@@ -258,20 +291,10 @@ def train(
     FloatingPointError
         When the training loss becomes NaN or infinite (lower the learning rate).
     """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    eval_every = check_positive_int(eval_every, "eval_every")
-    if patience is not None:
-        patience = check_positive_int(patience, "patience")
-    if val_k is not None:
-        val_k = check_positive_int(val_k, "val_k")
-    for name, value in (("lr_backbone", lr_backbone), ("lr_head", lr_head)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value!r}.")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}.")
+    if not isinstance(settings, LoopSettings):
+        raise TypeError(
+            f"settings must be an h2q.training.LoopSettings, got {type(settings).__name__}."
+        )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (where the last run saved last.pt).")
     train_data = as_array_data(train_data, "train_data")
@@ -282,7 +305,8 @@ def train(
     model.to(dev)
     objective.to(dev)
     optimizer = torch.optim.Adam(
-        _param_groups(model, objective, lr_backbone, lr_head), weight_decay=weight_decay
+        _param_groups(model, objective, settings.lr_backbone, settings.lr_head),
+        weight_decay=settings.weight_decay,
     )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None:
@@ -292,19 +316,10 @@ def train(
         if (dev.type == "cuda")
         else []
     )
-    metric = variant_name(val_k) + ", val queries vs train database" if val else "none"
-    settings = _Settings(
-        epochs=epochs,
-        batch_size=batch_size,
-        patience=patience,
-        eval_every=eval_every,
-        val_k=val_k,
-        seed=seed,
-        ckpt_dir=ckpt_dir,
-        on_epoch_end=on_epoch_end,
-    )
+    metric = variant_name(settings.val_k) + ", val queries vs train database" if val else "none"
     with torch.random.fork_rng(devices=rng_devices):
         loop = _Loop(model, objective, optimizer, train_data, val, dev, metric, settings)
+        loop.ckpt_dir, loop.on_epoch_end = ckpt_dir, on_epoch_end  # where and whom to tell
         if resume:
             loop.restore()
         loop.run(progress)
@@ -326,20 +341,6 @@ def _set_rng_state(state: dict[str, Any], dev: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
-@dataclass
-class _Settings:
-    """The loop's settings that :func:`train` has validated."""
-
-    epochs: int
-    batch_size: int
-    patience: int | None
-    eval_every: int
-    val_k: int | None
-    seed: int
-    ckpt_dir: Path | None
-    on_epoch_end: Callable[[EpochRecord], None] | None
-
-
 class _Loop:
     """The state of one training run: model, optimiser, RNGs, best epoch and history."""
 
@@ -352,7 +353,7 @@ class _Loop:
         val: ArrayData | None,
         dev: torch.device,
         metric: str,
-        settings: _Settings,
+        settings: LoopSettings,
     ) -> None:
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.train_data, self.val, self.dev, self.s = train_data, val, dev, settings
@@ -362,10 +363,12 @@ class _Loop:
         self.best_score = -math.inf
         self.best_state: dict[str, Any] | None = None
         self.epoch, self.step = 0, 0
+        self.ckpt_dir: Path | None = None
+        self.on_epoch_end: Callable[[EpochRecord], None] | None = None
 
     def restore(self) -> None:
         """Continue from ``last.pt`` when the checkpoint folder holds one."""
-        ckpt_dir = self.s.ckpt_dir
+        ckpt_dir = self.ckpt_dir
         assert ckpt_dir is not None  # checked by train()
         if not (ckpt_dir / LAST).is_file():
             logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
@@ -402,8 +405,8 @@ class _Loop:
                     loss=f"{record.loss:.4g}", val_map=f"{record.val_map:.4f}", refresh=False
                 )
                 bar.update(1)
-                if s.on_epoch_end is not None:
-                    s.on_epoch_end(record)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(record)
             if result.stopped_early:
                 logger.info(
                     "early stop after epoch %d: best val mAP %.4f at epoch %s",
@@ -483,18 +486,18 @@ class _Loop:
         self.result.best_epoch = self.epoch
         self.result.best_val_map = score
         self.best_state = {"model": cpu_state(self.model), "objective": cpu_state(self.objective)}
-        if self.s.ckpt_dir is not None:
+        if self.ckpt_dir is not None:
             save_checkpoint(
-                self.s.ckpt_dir / BEST, {**self.best_state, "epoch": self.epoch, "score": score}
+                self.ckpt_dir / BEST, {**self.best_state, "epoch": self.epoch, "score": score}
             )
 
     def save_last(self) -> None:
         """Write ``last.pt``: everything needed to continue exactly where this epoch ended."""
-        if self.s.ckpt_dir is None:
+        if self.ckpt_dir is None:
             return
         result = self.result
         save_checkpoint(
-            self.s.ckpt_dir / LAST,
+            self.ckpt_dir / LAST,
             {
                 "model": self.model.state_dict(),
                 "objective": self.objective.state_dict(),

@@ -53,7 +53,7 @@ from ..models import PRETRAINED_BACKBONES, HashingModel, MLPBackbone, build_back
 from .checkpoint import BEST, LAST
 from .config import TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import TrainResult, resolve_device, train
+from .loop import LoopSettings, TrainResult, resolve_device, train
 
 __all__ = ["RunResult", "TrainConfig", "default_backbone", "run_training"]
 
@@ -328,21 +328,14 @@ def _run(
     labels = {f: data.y[idx] for f, idx in folds.items()}
     fold_data = {f: ArrayData(items[f], labels[f], transform=model.preprocess) for f in _FOLDS}
     t_train = time.perf_counter()
+    loop_fields = [f.name for f in dataclasses.fields(LoopSettings)]
     result = train(
         model,
         objective,
         fold_data["train"],
         fold_data["val"],
-        epochs=config.epochs,
-        lr_backbone=config.lr_backbone,
-        lr_head=config.lr_head,
-        weight_decay=config.weight_decay,
-        batch_size=config.batch_size,
-        patience=config.patience,
-        eval_every=config.eval_every,
-        val_k=config.val_k,
+        LoopSettings(**{name: getattr(config, name) for name in loop_fields}),
         device=dev,
-        seed=config.seed,
         progress=progress,
         checkpoint_dir=out / "checkpoints",
         resume=resume,
