@@ -79,3 +79,18 @@ def test_plan_cells_order():
         (16, "lambda0"),
         (16, "itq"),
     ]
+
+
+def test_full_preset_runs_every_stage1_method():
+    from h2q.losses import LOSSES
+
+    assert set(get_config("full").methods) == set(LOSSES)  # DSH was missing
+    assert "dsh" in get_config("full").methods
+
+
+def test_strategies_have_one_list():
+    from h2q.experiments.config import ROWS, STAGE1_STRATEGIES
+    from h2q.losses import STRATEGIES
+
+    assert STAGE1_STRATEGIES is STRATEGIES
+    assert ROWS[: len(STRATEGIES)] == STRATEGIES

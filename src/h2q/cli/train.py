@@ -7,7 +7,10 @@ Example::
         --frozen --max-database 5000 --out runs/fm-hyp2-64
 
 The output folder layout is described in :mod:`h2q.training.run`; ``embeddings.npz`` there is
-the input of ``h2q fit`` (stage 2).
+the input of ``h2q fit`` (stage 2). An ``--out`` folder that holds files is refused unless
+``--resume`` (continue the run there, same settings) or ``--force`` (replace it; the new run is
+built aside and swapped in when complete). Every option but the run options
+(:data:`RUN_OPTIONS`) is a field of :class:`h2q.training.TrainConfig`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ Output folder (every file written atomically)::
         calls.json                       one entry per call: start, wall time, work done
         runs/<method>/<strategy>/b<bits>/s<seed>/
                                          one stage-1 run (h2q.training.run_training layout:
-                                         embeddings.npz, summary.json, ...); a run that
-                                         diverged holds failed.json instead
+                                         embeddings.npz, summary.json, ...; checkpoints/ only
+                                         while unfinished, unless keep_checkpoints); a run
+                                         that diverged holds failed.json instead
         cells/<method>/<row>/b<bits>-s<seed>.json
                                          one finished cell (a CellRecord), plus the fitted
                                          quantizer beside it (.quantizer.npz)

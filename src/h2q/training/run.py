@@ -1,12 +1,18 @@
-"""``run_training``: data set name in, a folder of stage-1 results out.
+"""``run_training``: a :class:`~h2q.training.TrainConfig` in, a folder of stage-1 results out.
+
+A run folder never mixes two runs: a fresh run needs a missing or empty folder; ``resume=True``
+continues the run a folder holds (same :meth:`TrainConfig.identity`, else an error naming the
+settings that differ); ``overwrite=True`` builds the new run in a hidden folder beside it and
+swaps it in only when complete, so an interruption leaves the old run whole.
 
 Output folder layout (every file written atomically)::
 
     <out_dir>/
         config.json       settings of the run, resolved (backbone, scheme, versions, ...)
         split.npz         the seeded train/query/val/database folds (h2q.data.Split.save);
-                          reused when the folder already holds one for the same settings
-        checkpoints/
+                          reused on resume when made with the same scheme, seed and
+                          max_database (else an error)
+        checkpoints/      (deleted once the run is complete when keep_checkpoints=False)
             last.pt       state after the last finished epoch (for resume=True)
             best.pt       model and objective of the best validation epoch
         history.csv       epoch, loss, val_map (empty when not evaluated), time_s
