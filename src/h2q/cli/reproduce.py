@@ -43,6 +43,7 @@ def _flatten(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def register(subparsers: Any) -> None:
     """Add ``reproduce`` to the ``h2q`` parser."""
+    from ..data import available_datasets
     from ..losses import LOSSES
     from ..models import BACKBONES
 
@@ -57,7 +58,10 @@ def register(subparsers: Any) -> None:
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true", help=_PRESET_HELP["full"])
     preset.add_argument("--quick", action="store_true", help=_PRESET_HELP["quick"])
-    p.add_argument("--dataset", help="data set name (default: the preset's)")
+    p.add_argument(
+        "--dataset",
+        help=f"data set name: {', '.join(available_datasets())} (default: the preset's)",
+    )
     p.add_argument(
         "--methods",
         nargs="+",

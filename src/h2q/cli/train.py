@@ -82,6 +82,7 @@ def _loss_kwargs(value: str) -> dict[str, Any]:
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command to the ``h2q`` parser."""
+    from ..data import available_datasets
     from ..losses import LOSSES, STRATEGIES
     from ..models import BACKBONES
 
@@ -93,7 +94,9 @@ def register(subparsers: Any) -> None:
         "config.json, split.npz, checkpoints/, history.csv, embeddings.npz and summary.json to "
         "--out.",
     )
-    p.add_argument("--dataset", required=True, help="data set name (digits, fashion-mnist, ...)")
+    p.add_argument(
+        "--dataset", required=True, help=f"data set name: {', '.join(available_datasets())}"
+    )
     p.add_argument(
         "--method",
         required=True,

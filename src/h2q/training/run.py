@@ -55,7 +55,13 @@ from ..data.split import SCHEMES, ListScheme, PerClassScheme, TotalScheme, get_s
 from ..embeddings import save_embeddings
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
-from ..models import PRETRAINED_BACKBONES, HashingModel, MLPBackbone, build_backbone
+from ..models import (
+    DEFAULT_IMAGE_SIZE,
+    PRETRAINED_BACKBONES,
+    HashingModel,
+    MLPBackbone,
+    build_backbone,
+)
 from .checkpoint import BEST, LAST
 from .config import TrainConfig
 from .data import ArrayData, ImageFiles, embed
@@ -144,11 +150,12 @@ def _load_or_make_split(
 
 
 def _load_size(backbone: str, image_size: int | None) -> int:
+    """Side at which image files are decoded: the input side, or 256/224 of it for the
+    torchvision backbones (they crop the centre 224 of 256, as in the paper)."""
+    size = image_size or DEFAULT_IMAGE_SIZE.get(backbone, DEFAULT_IMAGE_SIZE["small-cnn"])
     if backbone in ("alexnet", "vgg16"):
-        return round(256 * (image_size or 224) / 224)
-    if backbone == "efficientnet-lite0":
-        return image_size or 64
-    return image_size or 28
+        return round(256 * size / 224)
+    return size
 
 
 def _items(data: Dataset, idx: np.ndarray, backbone: str, image_size: int | None) -> Any:
