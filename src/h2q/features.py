@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._io import atomic_write, save_npy
+from ._validation import check_positive_int
 from ._version import __version__
 from .data.dataset import labels_fingerprint
 
@@ -147,8 +148,7 @@ def extract_features(
     -------
     numpy.ndarray of float32, shape (n_samples, feature_dim)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     n = len(items)
     if n == 0:
         raise ValueError("no items to extract features from.")

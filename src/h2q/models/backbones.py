@@ -56,9 +56,7 @@ class Backbone(nn.Module):
 
 
 def _check_image_size(image_size: Any) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}.")
-    return image_size
+    return check_positive_int(image_size, "image_size", minimum=8)
 
 
 class SmallCNN(Backbone):
