@@ -203,3 +203,19 @@ def test_too_many_bits_fail_before_any_work(tmp_path, capsys):
     assert status == 2
     assert "n_bits=100000" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_out_that_overlaps_an_input_is_refused(tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not touched")
+    data = tmp_path / "data"
+    cases = (
+        ["--out", str(weights), "--weights", str(weights)],
+        ["--out", str(data / "run"), "--root", str(data)],
+    )
+    for extra in cases:
+        status = h2q("train", "--dataset", "digits", "--method", "dpsh", "--bits", "8", *extra)
+        assert status == 2
+        assert "overlaps" in capsys.readouterr().err
+    assert weights.read_bytes() == b"not touched"
+    assert not (tmp_path / "data").exists()

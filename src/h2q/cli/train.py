@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    _refuse_out_that_is_an_input(args)
     config = config_from_args(args)
     try:
         result = run_training(
@@ -225,3 +226,19 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     fields = dataclasses.fields(TrainConfig)
     return TrainConfig(**{f.name: getattr(args, _OPTION_OF.get(f.name, f.name)) for f in fields})
+
+
+def _refuse_out_that_is_an_input(args: argparse.Namespace) -> None:
+    """--out must not be (or lie inside, or contain) the data, weights or cache it reads."""
+    from pathlib import Path
+
+    out = Path(args.out).resolve()
+    for option, value in (("--root", args.root), ("--weights", args.weights)):
+        if value is None:
+            continue
+        path = Path(value).resolve()
+        if out == path or path in out.parents or out in path.parents:
+            raise ValueError(
+                f"--out {args.out} overlaps {option} {value}, which this run reads; write the run "
+                "to another folder."
+            )

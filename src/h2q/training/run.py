@@ -291,7 +291,7 @@ def _aside(out: Path) -> Iterator[Path]:
     """A fresh folder beside ``out``; swapped in for ``out`` when the block completes."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file, not a run folder; pass a folder path.")
-    for stale in out.parent.glob(f".{out.name}.new-*"):
+    for stale in [*out.parent.glob(f".{out.name}.new-*"), *out.parent.glob(f".{out.name}.old-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted replacement
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
