@@ -94,3 +94,8 @@ def test_strategies_have_one_list():
 
     assert STAGE1_STRATEGIES is STRATEGIES
     assert ROWS[: len(STRATEGIES)] == STRATEGIES
+
+
+def test_too_many_bits_are_refused_before_the_grid_runs():
+    with pytest.raises(ValueError, match="bits=100000 is more than the 4096 bits"):
+        get_config("quick", bits=(8, 100000))

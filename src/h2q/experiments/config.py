@@ -38,6 +38,7 @@ from typing import Any
 
 from .._validation import check_positive_int
 from ..losses import LOSSES, STRATEGIES
+from ..training.config import MAX_BITS
 
 __all__ = [
     "DEFAULT_LAMBDA_GRID",
@@ -216,6 +217,8 @@ class GridConfig:
         for b in self.bits:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise ValueError(f"bits must be positive integers, got {b!r}.")
+            if b > MAX_BITS:
+                raise ValueError(f"bits={b} is more than the {MAX_BITS} bits a run accepts.")
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise ValueError(f"seeds must be non-negative integers, got {s!r}.")
