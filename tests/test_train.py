@@ -448,6 +448,7 @@ def tiny_image_dataset(n_per_class=12, n_classes=3, size=16, seed=0):
 
 
 TINY_SCHEME = PerClassScheme(6, 2, 2)
+TINY_CONFIG = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
 
 
 def test_run_training_writes_the_output_layout(tmp_path):
@@ -541,7 +542,7 @@ def test_run_training_errors(tmp_path, kwargs, match):
 
 
 def test_run_training_refuses_a_split_made_with_another_seed(tmp_path):
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TINY_CONFIG
     kwargs = dict(data=tiny_image_dataset(), progress=False)
     run_training(config, tmp_path, **kwargs)
     (tmp_path / "config.json").unlink()  # only the split is left of the first run
@@ -556,7 +557,7 @@ def _tree(path):
 def test_interrupted_overwrite_leaves_the_old_run_whole(tmp_path, monkeypatch):
     from h2q.training import run as run_module
 
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TINY_CONFIG
     kwargs = dict(data=tiny_image_dataset(), progress=False)
     out = tmp_path / "run"
     run_training(config, out, **kwargs)
@@ -579,7 +580,7 @@ def test_interrupted_overwrite_leaves_the_old_run_whole(tmp_path, monkeypatch):
 
 def test_fresh_run_refuses_a_folder_with_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TINY_CONFIG
     with pytest.raises(ValueError, match="already holds files.*resume=True.*overwrite=True"):
         run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
     with pytest.raises(ValueError, match="cannot resume: .* does not exist"):
@@ -588,7 +589,7 @@ def test_fresh_run_refuses_a_folder_with_files(tmp_path):
 
 
 def test_a_split_made_with_another_database_cap_is_refused(tmp_path):
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TINY_CONFIG
     kwargs = dict(data=tiny_image_dataset(), progress=False)
     run_training(config, tmp_path, **kwargs)
     (tmp_path / "config.json").unlink()  # only the split is left of the first run
@@ -597,7 +598,7 @@ def test_a_split_made_with_another_database_cap_is_refused(tmp_path):
 
 
 def test_keep_checkpoints_false_deletes_them_once_complete(tmp_path):
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TINY_CONFIG
     result = run_training(
         config, tmp_path, data=tiny_image_dataset(), progress=False, keep_checkpoints=False
     )
