@@ -45,7 +45,7 @@ from h2q.data import PerClassScheme
 from h2q.embeddings import load_embeddings
 from h2q.metrics import mean_average_precision, variant_name
 from h2q.search import rank_database
-from h2q.training import run_training
+from h2q.training import TrainConfig, run_training
 
 METHODS = (
     "dpsh",
@@ -132,11 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods:
                 out_dir = Path(work) / f"{setting}-{method.replace(':', '_')}"
                 t0 = time.perf_counter()
-                result = run_training(
+                config = TrainConfig(
                     "fashion-mnist",
                     method,
                     args.bits,
-                    out_dir=out_dir,
                     **SETTINGS[setting],
                     scheme=scheme,
                     max_database=max_db,
@@ -144,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                     patience=epochs[setting],
                     lr_head=args.lr_head,
                     seed=args.seed,
+                )
+                result = run_training(
+                    config,
+                    out_dir,
                     cache_dir=args.cache_dir or Path(work) / "feature-cache",
                     progress=False,
                     device="cpu",

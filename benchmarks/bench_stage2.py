@@ -37,7 +37,7 @@ from h2q.embeddings import load_embeddings
 from h2q.metrics import mean_average_precision, variant_name
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from h2q.search import rank_database
-from h2q.training import run_training
+from h2q.training import TrainConfig, run_training
 
 HERE = Path(__file__).resolve().parent
 MAP_K = 1000
@@ -46,19 +46,18 @@ MAP_K = 1000
 def stage1_embeddings(n_bits: int, out: Path) -> dict[str, np.ndarray]:
     folder = out / f"fmnist-dpsh-{n_bits}"
     if not (folder / "embeddings.npz").exists():
-        run_training(
+        config = TrainConfig(
             "fashion-mnist",
             "dpsh",
             n_bits,
             strategy="lambda0",
             backbone="mlp",
-            out_dir=folder,
             epochs=30,
             lr_head=1e-3,
             seed=0,
             max_database=20_000,
-            progress=False,
         )
+        run_training(config, folder, progress=False, overwrite=True)
     return load_embeddings(folder / "embeddings.npz")
 
 

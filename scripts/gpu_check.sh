@@ -37,9 +37,10 @@ log "3/4 one stage-1 epoch on CUDA"
 timeout 120 "$python" - "$out/train-smoke" <<'EOF'
 import sys
 
-from h2q.training import run_training
+from h2q.training import TrainConfig, run_training
 
-r = run_training("digits", "dpsh", 16, out_dir=sys.argv[1], epochs=1, device="cuda", progress=False)
+config = TrainConfig("digits", "dpsh", 16, epochs=1)
+r = run_training(config, sys.argv[1], device="cuda", progress=False, overwrite=True)
 assert r.summary["device"].startswith("cuda"), r.summary["device"]
 print("gpu_check: train smoke ok, val mAP", r.summary["best_val_map"], "on", r.summary["device"])
 EOF

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,93 @@ def test_bad_settings_exit_2_with_a_message(tmp_path, capsys, extra, message):
 def test_cuda_without_cuda_exits_2(tmp_path, capsys):
     assert h2q(*BASE, "--method", "dpsh", "--out", str(tmp_path), "--device", "cuda") == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def _train_parser():
+    import argparse
+
+    from h2q.cli import train as train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.register(parser.add_subparsers())
+    return parser
+
+
+def test_cli_options_match_train_config():
+    # Every TrainConfig field has an option of h2q train and every option is a field or a
+    # documented run option: adding a field without its option (or the reverse) fails here.
+    import dataclasses
+
+    from h2q.cli import train as train_cli
+    from h2q.training import TrainConfig
+
+    args = _train_parser().parse_args(
+        ["train", "--dataset", "digits", "--method", "dpsh", "--bits", "8", "--out", "x"]
+    )
+    dests = set(vars(args)) - {"func"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    as_options = {train_cli._OPTION_OF.get(name, name) for name in fields}
+    assert dests == as_options | set(train_cli.RUN_OPTIONS)
+    # the command line's defaults are the config's defaults
+    assert train_cli.config_from_args(args) == TrainConfig("digits", "dpsh", 8)
+
+
+def test_train_refuses_a_folder_holding_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--dataset", "digits", "--method", "dpsh", "--out", str(out),
+            "--epochs", "1", "--no-progress", "--hidden", "16"]  # fmt: skip
+    assert h2q(*base, "--bits", "16") == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    # a fresh run into the folder is refused, and nothing there changes
+    assert h2q(*base, "--bits", "8") == 2
+    err = capsys.readouterr().err
+    assert "already holds files" in err and "--force" in err and "--resume" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    # a changed split option with --resume is named
+    assert h2q(*base, "--bits", "16", "--max-database", "100", "--resume") == 2
+    assert "max_database: None -> 100" in capsys.readouterr().err
+    # --force replaces the whole run
+    assert h2q(*base, "--bits", "8", "--force") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["n_bits"] == 8
+    emb = np.load(out / "embeddings.npz")
+    assert emb["train"].shape[1] == 8
+    assert not list(tmp_path.glob(".run.*"))  # no staging folder left behind
+
+
+def test_resume_of_a_missing_folder_is_an_error(tmp_path, capsys):
+    status = h2q(
+        "train", "--dataset", "digits", "--method", "dpsh", "--bits", "8",
+        "--out", str(tmp_path / "none"), "--resume", "--no-progress",
+    )  # fmt: skip
+    assert status == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_too_many_bits_fail_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = h2q(
+        "train", "--dataset", "digits", "--method", "dpsh", "--bits", "100000",
+        "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert status == 2
+    assert "n_bits=100000" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_that_overlaps_an_input_is_refused(tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not touched")
+    data = tmp_path / "data"
+    cases = (
+        ["--out", str(weights), "--weights", str(weights)],
+        ["--out", str(data / "run"), "--root", str(data)],
+    )
+    for extra in cases:
+        status = h2q("train", "--dataset", "digits", "--method", "dpsh", "--bits", "8", *extra)
+        assert status == 2
+        assert "overlaps" in capsys.readouterr().err
+    assert weights.read_bytes() == b"not touched"
+    assert not (tmp_path / "data").exists()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from h2q.rotation import HouseholderRotation, householder_product
+from h2q.rotation import HouseholderRotation, reflections_rotation
 
 
 def explicit_product(V: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def test_product_matches_explicit_reflections_float64(k, m_frac, seed):
     g = torch.Generator().manual_seed(seed)
     m = max(1, int(k * m_frac))
     V = torch.randn(m, k, generator=g, dtype=torch.float64) * torch.rand(m, 1, generator=g) * 10
-    U = householder_product(V)
+    U = reflections_rotation(V)
     torch.testing.assert_close(U, explicit_product(V), atol=1e-12, rtol=0)
 
 
@@ -32,7 +32,7 @@ def test_identity_vectors_give_minus_identity():
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 5e-6), (torch.float64, 1e-13)])
 def test_orthogonal_by_construction(dtype, tol):
     V = torch.randn(32, 32, dtype=dtype, generator=torch.Generator().manual_seed(3))
-    U = householder_product(V)
+    U = reflections_rotation(V)
     err = (U.T @ U - torch.eye(32, dtype=dtype)).abs().max()
     assert err < tol
 
@@ -57,14 +57,14 @@ def test_orthogonal_after_10000_optimiser_steps():
 
 def test_gradcheck_float64():
     V = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(householder_product, (V,))
+    assert torch.autograd.gradcheck(reflections_rotation, (V,))
 
 
 def test_analytic_backward_matches_autograd_of_explicit_product():
     g = torch.Generator().manual_seed(4)
     V = torch.randn(12, 12, dtype=torch.float64, generator=g, requires_grad=True)
     W = torch.randn(12, 12, dtype=torch.float64, generator=g)
-    (a,) = torch.autograd.grad((householder_product(V) * W).sum(), V)
+    (a,) = torch.autograd.grad((reflections_rotation(V) * W).sum(), V)
     (b,) = torch.autograd.grad((explicit_product(V) * W).sum(), V)
     torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
 
@@ -91,7 +91,7 @@ def test_fewer_reflections_and_errors():
     with pytest.raises(ValueError, match="input has 4 features, but this rotation acts on 10"):
         rot(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="vectors must have shape"):
-        householder_product(torch.zeros(3))
+        reflections_rotation(torch.zeros(3))
 
 
 def test_module_follows_dtype_and_works_in_a_user_model():
@@ -108,16 +108,16 @@ def test_cuda_matches_cpu():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     V = torch.randn(64, 64, dtype=torch.float64)
-    torch.testing.assert_close(householder_product(V.cuda()).cpu(), householder_product(V))
+    torch.testing.assert_close(reflections_rotation(V.cuda()).cpu(), reflections_rotation(V))
 
 
 def test_vjp_without_autograd_matches_autograd():
-    from h2q.rotation import householder_product_vjp
+    from h2q.rotation import reflections_rotation_vjp
 
     g = torch.Generator().manual_seed(5)
     V = torch.randn(9, 12, dtype=torch.float64, generator=g) * 3
     G = torch.randn(12, 12, dtype=torch.float64, generator=g)
-    U, vjp = householder_product_vjp(V)
+    U, vjp = reflections_rotation_vjp(V)
     torch.testing.assert_close(U, explicit_product(V), atol=1e-12, rtol=0)
     Vr = V.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad((explicit_product(Vr) * G).sum(), Vr)

@@ -17,7 +17,15 @@ from h2q.embeddings import load_embeddings
 from h2q.features import cached_features, data_fingerprint, extract_features
 from h2q.losses import HashingObjective, make_loss
 from h2q.models import HashingModel, MLPBackbone
-from h2q.training import ArrayData, embed, run_training, train, validation_map
+from h2q.training import (
+    ArrayData,
+    LoopSettings,
+    TrainConfig,
+    embed,
+    run_training,
+    train,
+    validation_map,
+)
 from h2q.training.loop import _param_groups
 
 N_BITS = 16
@@ -74,7 +82,14 @@ def test_training_improves_validation_map(method, strategy, lam):
         pytest.importorskip("pytorch_metric_learning")
     model, objective, tr, va = problem(method, strategy, lam)
     before = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
-    result = train(model, objective, tr, va, epochs=12, lr_head=1e-2, batch_size=32, progress=False)
+    result = train(
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=12, lr_head=1e-2, batch_size=32),
+        progress=False,
+    )
     after = validation_map(model, objective, ArrayData(*va), ArrayData(*tr))
     assert result.best_val_map == pytest.approx(after)  # best weights restored
     assert after > before + 0.1
@@ -89,7 +104,7 @@ def test_objective_parameters_train_with_the_head():
     groups = _param_groups(model, objective, 1e-5, 1e-4)
     assert [g["name"] for g in groups] == ["head"]  # no pretrained backbone here
     assert any(p is objective.similarity_loss.proxies for p in groups[0]["params"])
-    train(model, objective, tr, None, epochs=2, lr_head=1e-2, progress=False)
+    train(model, objective, tr, None, LoopSettings(epochs=2, lr_head=1e-2), progress=False)
     assert not torch.equal(objective.similarity_loss.proxies.detach(), proxies)
 
 
@@ -112,7 +127,7 @@ def test_hashnet_iteration_hook_is_called_every_step():
     seen = []
     hook = objective.set_iteration
     objective.set_iteration = lambda t: (seen.append(t), hook(t))
-    train(model, objective, tr, None, epochs=3, batch_size=64, progress=False)
+    train(model, objective, tr, None, LoopSettings(epochs=3, batch_size=64), progress=False)
     steps_per_epoch = math.ceil(len(tr[1]) / 64)
     assert seen == list(range(3 * steps_per_epoch))
     assert objective.similarity_loss.iteration == 3 * steps_per_epoch - 1
@@ -128,7 +143,13 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
         states[record.epoch] = {k: v.clone() for k, v in model.state_dict().items()}
 
     result = train(
-        model, objective, tr, va, epochs=20, patience=3, progress=False, on_epoch_end=remember
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=20, patience=3),
+        progress=False,
+        on_epoch_end=remember,
     )
     assert result.stopped_early
     assert result.epochs_run == 5 and result.best_epoch == 2
@@ -139,11 +160,11 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
 
 def test_eval_every_and_no_validation():
     model, objective, tr, va = problem()
-    result = train(model, objective, tr, va, epochs=5, eval_every=2, progress=False)
+    result = train(model, objective, tr, va, LoopSettings(epochs=5, eval_every=2), progress=False)
     evaluated = [not math.isnan(r.val_map) for r in result.history]
     assert evaluated == [False, True, False, True, True]  # every 2nd epoch and the last
     model, objective, tr, _ = problem()
-    result = train(model, objective, tr, None, epochs=3, progress=False)
+    result = train(model, objective, tr, None, LoopSettings(epochs=3), progress=False)
     assert result.best_epoch == 3 and math.isnan(result.best_val_map)
 
 
@@ -159,13 +180,10 @@ def _run_to_completion(tmp_path, epochs, interrupt_after=None, resume=False):
         objective,
         tr,
         va,
-        epochs=epochs,
-        lr_head=1e-2,
-        batch_size=32,
+        LoopSettings(epochs=epochs, lr_head=1e-2, batch_size=32, seed=3),
         checkpoint_dir=tmp_path,
         resume=resume,
         progress=False,
-        seed=3,
         restore_best=False,
         on_epoch_end=stop,
     )
@@ -190,12 +208,26 @@ def test_resume_gives_the_same_final_state_as_an_uninterrupted_run(tmp_path):
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
     model, objective, tr, va = problem()
     result = train(
-        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=2),
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
     )
     assert result.epochs_run == 2
     # resuming a finished run does nothing more
     again = train(
-        model, objective, tr, va, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False
+        model,
+        objective,
+        tr,
+        va,
+        LoopSettings(epochs=2),
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
     )
     assert [r.loss for r in again.history] == [r.loss for r in result.history]
 
@@ -204,7 +236,7 @@ def test_training_leaves_the_global_rng_alone():
     model, objective, tr, va = problem(dropout=0.5)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    train(model, objective, tr, va, epochs=1, progress=False, seed=7)
+    train(model, objective, tr, va, LoopSettings(epochs=1, seed=7), progress=False)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -216,7 +248,7 @@ def test_divergence_is_reported():
             return u.sum() * float("nan")
 
     with pytest.raises(FloatingPointError, match="diverged"):
-        train(model, Nan(), tr, None, epochs=1, progress=False)
+        train(model, Nan(), tr, None, LoopSettings(epochs=1), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -233,16 +265,19 @@ def test_divergence_is_reported():
 )
 def test_bad_arguments(kwargs, error, match):
     model, objective, tr, va = problem()
+    run = {k: kwargs.pop(k) for k in ("resume", "device") if k in kwargs}
     with pytest.raises(error, match=match):
-        train(model, objective, tr, va, progress=False, **kwargs)
+        train(model, objective, tr, va, LoopSettings(**kwargs), progress=False, **run)
 
 
 def test_bad_data():
     model, objective, tr, _ = problem()
     with pytest.raises(TypeError, match=r"ArrayData or an \(X, y\) tuple"):
-        train(model, objective, tr[0], None, epochs=1, progress=False)
+        train(model, objective, tr[0], None, LoopSettings(epochs=1), progress=False)
     with pytest.raises(ValueError, match="at least 2"):
-        train(model, objective, (tr[0][:1], tr[1][:1]), None, epochs=1, progress=False)
+        train(
+            model, objective, (tr[0][:1], tr[1][:1]), None, LoopSettings(epochs=1), progress=False
+        )
     with pytest.raises(ValueError, match="entries but there are"):
         ArrayData(tr[0], tr[1][:3])
 
@@ -251,7 +286,7 @@ def test_bad_data():
 def test_cuda_request_without_cuda_is_a_clear_error():
     model, objective, tr, va = problem()
     with pytest.raises(ValueError, match="CUDA is not available"):
-        train(model, objective, tr, va, epochs=1, device="cuda", progress=False)
+        train(model, objective, tr, va, LoopSettings(epochs=1), device="cuda", progress=False)
 
 
 @pytest.mark.gpu
@@ -259,7 +294,7 @@ def test_training_on_gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     model, objective, tr, va = problem("hyp2")
-    result = train(model, objective, tr, va, epochs=3, lr_head=1e-2, progress=False)
+    result = train(model, objective, tr, va, LoopSettings(epochs=3, lr_head=1e-2), progress=False)
     assert result.device.startswith("cuda") and result.best_val_map > 0.5
 
 
@@ -348,6 +383,39 @@ def test_damaged_cache_entry_is_recomputed(tmp_path):
     assert not again.hit and net.seen == 40
 
 
+def test_interrupted_extraction_resumes_from_its_saved_chunks(tmp_path, monkeypatch):
+    import h2q.features as features_module
+
+    monkeypatch.setattr(features_module, "CHUNK_BATCHES", 2)  # chunks of 2 x 3 = 6 rows
+    X, y = images_and_labels(20)
+    proj = CountingBackbone().proj  # every network below computes the same features
+
+    class Interrupted(CountingBackbone):
+        def forward(self, x):
+            if self.seen >= 12:  # two chunks done, the third one started
+                raise KeyboardInterrupt
+            return super().forward(x)
+
+    def net(cls=CountingBackbone):
+        module = cls()
+        module.proj = proj
+        return module
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_features(net(Interrupted), X, y, cache_dir=tmp_path, batch_size=3)
+    (entry,) = tmp_path.iterdir()
+    assert sorted(p.name for p in (entry / "partial").glob("*.npy")) == [
+        "chunk-0000000000.npy",
+        "chunk-0000000006.npy",
+    ]
+    resumed = net()
+    result = cached_features(resumed, X, y, cache_dir=tmp_path, batch_size=3)
+    assert not result.hit and resumed.seen == 8  # only the rows not saved before
+    assert not (entry / "partial").exists()
+    np.testing.assert_array_equal(result.features, extract_features(net(), X, batch_size=3))
+    assert cached_features(net(), X, y, cache_dir=tmp_path).hit
+
+
 def test_extract_features_uses_eval_mode_and_restores_it():
     X, _ = images_and_labels(5)
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(64, 3))
@@ -380,11 +448,12 @@ def tiny_image_dataset(n_per_class=12, n_classes=3, size=16, seed=0):
 
 
 TINY_SCHEME = PerClassScheme(6, 2, 2)
+TINY_CONFIG = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
 
 
 def test_run_training_writes_the_output_layout(tmp_path):
     out = tmp_path / "run"
-    result = run_training("digits", "dpsh", 16, out_dir=out, epochs=2, progress=False)
+    result = run_training(TrainConfig("digits", "dpsh", 16, epochs=2), out, progress=False)
     names = {p.name for p in out.iterdir()}
     assert names == {
         "config.json",
@@ -413,18 +482,8 @@ def test_run_training_writes_the_output_layout(tmp_path):
 
 
 def test_run_training_penalty_embeddings_are_tanh(tmp_path):
-    result = run_training(
-        tiny_image_dataset(),
-        "dpsh",
-        8,
-        "penalty",
-        0.1,
-        "mlp",
-        tmp_path,
-        scheme=TINY_SCHEME,
-        epochs=1,
-        progress=False,
-    )
+    config = TrainConfig("tiny", "dpsh", 8, "penalty", 0.1, "mlp", scheme=TINY_SCHEME, epochs=1)
+    result = run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
     emb = load_embeddings(result.out_dir / "embeddings.npz")
     assert np.abs(emb["train"]).max() < 1.0
     assert result.config["strategy"] == "penalty" and result.config["lam"] == 0.1
@@ -440,27 +499,25 @@ def test_run_training_frozen_efficientnet_uses_the_cache(tmp_path):
         scheme=TINY_SCHEME,
         epochs=2,
         hidden=(),
-        cache_dir=tmp_path / "cache",
-        progress=False,
     )
-    data = tiny_image_dataset()
-    first = run_training(data, "cel", 16, out_dir=tmp_path / "a", **kwargs)
+    run = dict(data=tiny_image_dataset(), cache_dir=tmp_path / "cache", progress=False)
+    first = run_training(TrainConfig("tiny", "cel", 16, **kwargs), tmp_path / "a", **run)
     assert first.summary["feature_cache_hit"] is False
     assert first.config["feature_backbone"]["name"] == "efficientnet-lite0"
     assert first.config["model"]["backbone"]["in_features"] == 1280
     assert first.config["lr_head"] == 1e-3  # only new layers train
-    second = run_training(data, "dpsh", 16, out_dir=tmp_path / "b", **kwargs)
+    second = run_training(TrainConfig("tiny", "dpsh", 16, **kwargs), tmp_path / "b", **run)
     assert second.summary["feature_cache_hit"] is True
 
 
 def test_run_training_resume_continues(tmp_path):
-    data = tiny_image_dataset()
-    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, progress=False)
-    run_training(data, "dpsh", 8, epochs=2, **kwargs)
-    resumed = run_training(data, "dpsh", 8, epochs=3, resume=True, **kwargs)
+    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=2)
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    resumed = run_training(config.replace(epochs=3), tmp_path, resume=True, **kwargs)
     assert [r.epoch for r in resumed.train.history] == [1, 2, 3]
     with pytest.raises(ValueError, match="cannot resume.*n_bits"):
-        run_training(data, "dpsh", 16, epochs=4, resume=True, **kwargs)
+        run_training(config.replace(n_bits=16, epochs=4), tmp_path, resume=True, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -476,23 +533,90 @@ def test_run_training_resume_continues(tmp_path):
 )
 def test_run_training_errors(tmp_path, kwargs, match):
     args = dict(
-        dataset=tiny_image_dataset(),
-        method="dpsh",
-        n_bits=8,
-        out_dir=tmp_path,
-        scheme=TINY_SCHEME,
-        backbone="mlp",
-        epochs=1,
-        progress=False,
+        dataset="tiny", method="dpsh", n_bits=8, scheme=TINY_SCHEME, backbone="mlp", epochs=1
     )
     args.update(kwargs)
+    out_dir = args.pop("out_dir", tmp_path)
     with pytest.raises(ValueError, match=match):
-        run_training(**args)
+        run_training(TrainConfig(**args), out_dir, data=tiny_image_dataset(), progress=False)
 
 
 def test_run_training_refuses_a_split_made_with_another_seed(tmp_path):
-    data = tiny_image_dataset()
-    kwargs = dict(backbone="mlp", out_dir=tmp_path, scheme=TINY_SCHEME, epochs=1, progress=False)
-    run_training(data, "dpsh", 8, seed=0, **kwargs)
+    config = TINY_CONFIG
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    (tmp_path / "config.json").unlink()  # only the split is left of the first run
     with pytest.raises(ValueError, match="holds a split made with"):
-        run_training(data, "dpsh", 8, seed=1, **kwargs)
+        run_training(config.replace(seed=1), tmp_path, resume=True, **kwargs)
+
+
+def _tree(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_interrupted_overwrite_leaves_the_old_run_whole(tmp_path, monkeypatch):
+    from h2q.training import run as run_module
+
+    config = TINY_CONFIG
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    out = tmp_path / "run"
+    run_training(config, out, **kwargs)
+    before = _tree(out)
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config.replace(n_bits=16), out, overwrite=True, **kwargs)
+    assert _tree(out) == before  # not one file of the new run mixed in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    monkeypatch.undo()
+    replaced = run_training(config.replace(n_bits=16), out, overwrite=True, **kwargs)
+    assert replaced.out_dir == out
+    assert json.loads((out / "config.json").read_text())["n_bits"] == 16
+    assert load_embeddings(out / "embeddings.npz")["train"].shape[1] == 16
+
+
+def test_fresh_run_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    config = TINY_CONFIG
+    with pytest.raises(ValueError, match="already holds files.*resume=True.*overwrite=True"):
+        run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
+    with pytest.raises(ValueError, match="cannot resume: .* does not exist"):
+        run_training(config, tmp_path / "missing", resume=True, data=tiny_image_dataset())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_split_made_with_another_database_cap_is_refused(tmp_path):
+    config = TINY_CONFIG
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(config, tmp_path, **kwargs)
+    (tmp_path / "config.json").unlink()  # only the split is left of the first run
+    with pytest.raises(ValueError, match="max_database=None, but this run asks for max_datab"):
+        run_training(config.replace(max_database=3), tmp_path, resume=True, **kwargs)
+
+
+def test_keep_checkpoints_false_deletes_them_once_complete(tmp_path):
+    config = TINY_CONFIG
+    result = run_training(
+        config, tmp_path, data=tiny_image_dataset(), progress=False, keep_checkpoints=False
+    )
+    assert not (tmp_path / "checkpoints").exists()
+    assert "checkpoint_last" not in result.summary["files"]
+    assert (tmp_path / "embeddings.npz").is_file()
+
+
+def test_train_config_round_trips_and_validates():
+    config = TrainConfig("tiny", "DPSH", 8, scheme=TINY_SCHEME, hidden=[16, 8])
+    assert config.method == "dpsh" and config.hidden == (16, 8)
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert config.differences(config.replace(epochs=50)) == []  # epochs may grow on resume
+    assert config.differences(config.replace(seed=3)) == ["seed: 0 -> 3"]
+    with pytest.raises(ValueError, match="n_bits=5000 is more than the 4096"):
+        TrainConfig("tiny", "dpsh", 5000)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        TrainConfig("tiny", "dpsh", 8, batch_size=0)
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        TrainConfig("tiny", "dpsh", 8, backbone="resnet")

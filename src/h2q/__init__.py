@@ -40,7 +40,7 @@ from .quantizers import (
     SignQuantizer,
     load_quantizer,
 )
-from .rotation import HouseholderRotation, householder_product
+from .rotation import HouseholderRotation, reflections_rotation
 from .search import HammingIndex, iter_rank_database, rank_database
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "encode_sign",
     "evaluate_quantizers",
     "hamming_distances",
-    "householder_product",
+    "reflections_rotation",
     "iter_rank_database",
     "load_embeddings",
     "load_quantizer",

@@ -1,7 +1,12 @@
-"""Input checks shared by every public entry point.
+"""Input checks shared by every public entry point: one function per check.
 
-Each check names what was expected, what came in, and how to fix it. The checks accept numpy
-arrays and torch tensors; they never copy data that is already valid.
+Each check names what was expected, what came in, and how to fix it. They never copy data that
+is already valid. Array checks come in two kinds, named for what they return:
+
+- :func:`check_embeddings`, :func:`check_labels`: arrays of stored data (numpy, or a tensor
+  converted to numpy; ``check_embeddings`` keeps a valid tensor when ``allow_torch``);
+- :func:`check_embeddings_tensor`, :func:`check_labels_tensor`: a batch inside a torch
+  computation (a loss), kept on its device, never synchronised for a finiteness check.
 """
 
 from __future__ import annotations
@@ -116,9 +121,24 @@ def check_nonzero_rows(X: np.ndarray | torch.Tensor, name: str = "X") -> None:
         )
 
 
-def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+def check_positive_int(
+    value: Any, name: str, *, minimum: int = 1, allow_none: bool = False
+) -> int | None:
+    """Return ``value`` as an ``int`` >= ``minimum`` (1 by default); raise ``ValueError``.
+
+    The one integer-count check of the package (bools are refused; numpy integers accepted).
+    With ``allow_none``, None is valid and returned as is.
+    """
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        or_none = " or None" if allow_none else ""
+        if minimum == 1:
+            raise ValueError(
+                f"{name} must be a positive integer{or_none}, got {value!r} ({name} must be an "
+                "integer >= 1)."
+            )
+        raise ValueError(f"{name} must be an integer >= {minimum}{or_none}, got {value!r}.")
     return int(value)
 
 
@@ -146,3 +166,73 @@ def check_labels(y: ArrayLike, n_samples: int, name: str = "y") -> np.ndarray:
                 "multi-hot rows."
             )
     return y
+
+
+def check_embeddings_tensor(
+    embeddings: Any, *, n_bits: int | None = None, min_samples: int = 1
+) -> torch.Tensor:
+    """Validate a batch of network outputs: a floating tensor of shape (n_samples, n_bits).
+
+    Finiteness is not checked: that would force a device synchronisation on every step. A
+    non-finite input gives a non-finite loss.
+    """
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(
+            f"embeddings must be a torch.Tensor of shape (n_samples, n_bits), got "
+            f"{type(embeddings).__name__}. Convert with torch.as_tensor(X, dtype=torch.float32)."
+        )
+    if not embeddings.is_floating_point():
+        raise TypeError(
+            f"embeddings have dtype {embeddings.dtype}, but a floating-point tensor is expected. "
+            "Pass the raw network outputs (use .float() on integer data)."
+        )
+    if embeddings.ndim != 2:
+        raise ValueError(
+            f"embeddings must be 2-D with shape (n_samples, n_bits), got shape "
+            f"{tuple(embeddings.shape)}. Flatten the network output with "
+            "embeddings.reshape(len(embeddings), -1)."
+        )
+    n, k = embeddings.shape
+    if k == 0:
+        raise ValueError(f"embeddings have 0 bits (shape {(n, k)}); pass non-empty outputs.")
+    if n < min_samples:
+        raise ValueError(
+            f"embeddings have {n} sample(s), but this loss needs at least {min_samples} (a "
+            "pair loss needs two samples to form a pair). Use a larger batch."
+        )
+    if n_bits is not None and k != n_bits:
+        raise ValueError(
+            f"embeddings have {k} bits, but this loss was built with n_bits={n_bits}. Build the "
+            "loss with the width of the hash layer, or pass outputs from the matching model."
+        )
+    return embeddings
+
+
+def check_labels_tensor(labels: Any, n_samples: int, device: torch.device) -> torch.Tensor:
+    """Validate labels: class ids (n,) or multi-hot rows (n, n_classes); move to ``device``."""
+    if not isinstance(labels, torch.Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(
+                f"labels could not be read as a tensor ({exc}). Pass class ids of shape "
+                "(n_samples,) or multi-hot rows of shape (n_samples, n_classes)."
+            ) from exc
+    if labels.ndim not in (1, 2):
+        raise ValueError(
+            f"labels must be class ids of shape (n_samples,) or multi-hot rows of shape "
+            f"(n_samples, n_classes), got shape {tuple(labels.shape)}."
+        )
+    if labels.shape[0] != n_samples:
+        raise ValueError(
+            f"labels have {labels.shape[0]} entries but the embeddings have {n_samples} "
+            "samples; pass one label (row) per sample, in the same order."
+        )
+    if labels.is_complex():
+        raise TypeError(f"labels have dtype {labels.dtype}; use integer ids or 0/1 rows.")
+    return labels.to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# pairs
+# --------------------------------------------------------------------------------------------

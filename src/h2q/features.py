@@ -10,6 +10,9 @@ Cache layout: one folder per (backbone settings, data) pair under ``cache_dir``:
     <cache_dir>/<backbone>-<image_size>px-<key[:20]>/
         features.npy   float32 (n_samples, feature_dim), rows in the order of the items
         meta.json      the key, the backbone's settings, the data fingerprint, the shape
+        partial/       while extracting: key.txt and one chunk-<start>.npy per finished chunk
+                       of rows, so that an interrupted extraction resumes where it stopped
+                       (removed once features.npy and meta.json are written)
 
 ``key`` is the SHA-256 of the backbone's settings (name, image size, weights file name and
 size) and of the data fingerprint (:func:`data_fingerprint`: number of items, labels
@@ -21,10 +24,12 @@ so a folder with a ``meta.json`` is complete; a damaged entry is recomputed. The
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._io import atomic_write, save_npy
+from ._validation import check_positive_int
 from ._version import __version__
 from .data.dataset import labels_fingerprint
 
@@ -50,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 #: Version of the cache layout; a change makes old entries misses.
 CACHE_FORMAT = 1
+#: Batches per saved chunk of an extraction (a multiple of the batch size, so that the batches
+#: are those of one uninterrupted pass): 2,048 images at the default batch size, about 20 s of
+#: EfficientNet-Lite0 at 64 px on 2 CPU cores, the most an interruption loses.
+CHUNK_BATCHES = 32
 
 
 def default_cache_dir() -> Path:
@@ -138,8 +148,7 @@ def extract_features(
     -------
     numpy.ndarray of float32, shape (n_samples, feature_dim)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     n = len(items)
     if n == 0:
         raise ValueError("no items to extract features from.")
@@ -226,10 +235,11 @@ def cached_features(
         logger.info("feature cache hit: %s", folder)
         return CachedFeatures(features, folder, True)
     logger.info("feature cache miss: extracting %d items with %s", len(y), name)
-    features = extract_features(
-        backbone, items, batch_size=batch_size, device=device, progress=progress
-    )
     folder.mkdir(parents=True, exist_ok=True)
+    extract = functools.partial(
+        extract_features, backbone, batch_size=batch_size, device=device, progress=False
+    )
+    features = _extract_in_chunks(extract, items, folder / "partial", key, batch_size, progress)
     save_npy(folder / "features.npy", features)
     meta = {
         "key": key,
@@ -240,7 +250,56 @@ def cached_features(
         "h2q_version": __version__,
     }
     atomic_write(folder / "meta.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    shutil.rmtree(folder / "partial", ignore_errors=True)
     return CachedFeatures(features, folder, False)
+
+
+class _Rows:
+    """Rows ``start:stop`` of an indexable source of items (``items[idx]`` with index arrays)."""
+
+    def __init__(self, items: Any, start: int, stop: int) -> None:
+        self.items, self.start, self.stop = items, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, idx: np.ndarray) -> Any:
+        return self.items[np.asarray(idx) + self.start]
+
+
+def _extract_in_chunks(
+    extract: Any, items: Any, partial: Path, key: str, batch_size: int, progress: bool
+) -> np.ndarray:
+    """Extract chunk by chunk, saving each; chunks a previous, interrupted call saved are read."""
+    n = len(items)
+    if (partial / "key.txt").is_file() and (partial / "key.txt").read_text() != key:
+        shutil.rmtree(partial)
+    partial.mkdir(exist_ok=True)
+    atomic_write(partial / "key.txt", lambda f: f.write(key.encode()))
+    chunk = batch_size * CHUNK_BATCHES
+    parts = []
+    with tqdm(total=n, disable=not progress, desc="features", unit="img", leave=False) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            path = partial / f"chunk-{start:010d}.npy"
+            part = _read_chunk(path, stop - start)
+            if part is None:
+                part = extract(_Rows(items, start, stop))
+                save_npy(path, part)
+            parts.append(part)
+            bar.update(stop - start)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _read_chunk(path: Path, rows: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        part = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    ok = part.ndim == 2 and part.shape[0] == rows and part.dtype == np.float32
+    return part if ok else None
 
 
 def _read_entry(folder: Path, key: str, n: int) -> np.ndarray | None:

@@ -78,8 +78,11 @@ def _unit_rows(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return vectors / norms, norms
 
 
-def householder_product(vectors: torch.Tensor) -> torch.Tensor:
+def reflections_rotation(vectors: torch.Tensor) -> torch.Tensor:
     """The orthogonal matrix ``H(v_1) ... H(v_m)`` for the rows ``v_i`` of ``vectors``.
+
+    Not :func:`torch.linalg.householder_product`, which takes LAPACK's compact form
+    ``(A, tau)``; this function takes the reflection vectors themselves.
 
     Parameters
     ----------
@@ -97,10 +100,10 @@ def householder_product(vectors: torch.Tensor) -> torch.Tensor:
     return _WYProduct.apply(unit.T)
 
 
-def householder_product_vjp(
+def reflections_rotation_vjp(
     vectors: torch.Tensor,
 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """``U = householder_product(vectors)`` and a function ``G -> dL/dvectors`` for
+    """``U = reflections_rotation(vectors)`` and a function ``G -> dL/dvectors`` for
     ``G = dL/dU``, without autograd (for solvers that compute their own gradients).
     """
     with torch.no_grad():
@@ -163,7 +166,7 @@ class HouseholderRotation(nn.Module):
 
     def matrix(self) -> torch.Tensor:
         """The current orthogonal matrix U, shape (k, k)."""
-        return householder_product(self.vectors)
+        return reflections_rotation(self.vectors)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Rotate a batch: returns ``z @ U.T`` (each row ``z_i`` mapped to ``U z_i``).

@@ -79,3 +79,23 @@ def test_plan_cells_order():
         (16, "lambda0"),
         (16, "itq"),
     ]
+
+
+def test_full_preset_runs_every_stage1_method():
+    from h2q.losses import LOSSES
+
+    assert set(get_config("full").methods) == set(LOSSES)  # DSH was missing
+    assert "dsh" in get_config("full").methods
+
+
+def test_strategies_have_one_list():
+    from h2q.experiments.config import ROWS, STAGE1_STRATEGIES
+    from h2q.losses import STRATEGIES
+
+    assert STAGE1_STRATEGIES is STRATEGIES
+    assert ROWS[: len(STRATEGIES)] == STRATEGIES
+
+
+def test_too_many_bits_are_refused_before_the_grid_runs():
+    with pytest.raises(ValueError, match="bits=100000 is more than the 4096 bits"):
+        get_config("quick", bits=(8, 100000))

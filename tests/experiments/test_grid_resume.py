@@ -22,7 +22,7 @@ SIZES = {"train": 120, "val": 40, "query": 30, "database": 150}
 
 
 def _fake_train(calls, fail_on=None, interrupt_at=None):
-    def train(run, run_dir, config, data, *, device, cache_dir):
+    def train(run, run_dir, config, data, *, device, cache_dir, keep_checkpoints):
         calls.append(run.describe())
         if interrupt_at is not None and len(calls) == interrupt_at:
             raise KeyboardInterrupt

@@ -43,6 +43,10 @@ def _flatten(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def register(subparsers: Any) -> None:
     """Add ``reproduce`` to the ``h2q`` parser."""
+    from ..data import available_datasets
+    from ..losses import LOSSES
+    from ..models import BACKBONES
+
     p = subparsers.add_parser(
         "reproduce",
         help="run the paper's grid (methods x strategies x bits x seeds) and write a report",
@@ -54,20 +58,22 @@ def register(subparsers: Any) -> None:
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true", help=_PRESET_HELP["full"])
     preset.add_argument("--quick", action="store_true", help=_PRESET_HELP["quick"])
-    p.add_argument("--dataset", help="data set name (default: the preset's)")
+    p.add_argument(
+        "--dataset",
+        help=f"data set name: {', '.join(available_datasets())} (default: the preset's)",
+    )
     p.add_argument(
         "--methods",
         nargs="+",
         type=_names,
         metavar="M",
-        help="stage-1 methods, space- or comma-separated (dpsh, dhn, dch, wglhh, hashnet, cel, "
-        "hyp2, dsh, pml:<LossName>)",
+        help=f"stage-1 methods, space- or comma-separated ({', '.join(LOSSES)}, pml:<LossName>)",
     )
     p.add_argument("--bits", nargs="+", type=_ints, metavar="B", help="code lengths")
     p.add_argument("--seeds", nargs="+", type=_ints, metavar="S", help="seeds (e.g. 0 1 2 3)")
     p.add_argument(
         "--backbone",
-        help="small-cnn, mlp, efficientnet-lite0, alexnet or vgg16 (default: the preset's)",
+        help=f"{', '.join(BACKBONES)} (default: the preset's)",
     )
     p.add_argument(
         "--finetune",
@@ -101,6 +107,12 @@ def register(subparsers: Any) -> None:
         help="torch threads per process (default: 1, the fastest measured on 2 cores for "
         "these small networks)",
     )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the checkpoints of finished stage-1 runs (default: delete them once a run "
+        "is complete; an unfinished run keeps its own, to resume)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -111,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.grid import run_grid
     from ..experiments.report import improvements_of, verdict, write_outputs
     from ..experiments.stats import summarize
-    from ..models import BACKBONES
+    from ..models import BACKBONES, PRETRAINED_BACKBONES
 
     preset = "full" if args.full else "quick" if args.quick else "default"
     if importlib.util.find_spec("matplotlib") is None:  # the plots come last: check first
@@ -140,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     backbone = config.backbone
     if args.finetune:
         config = config.replace(frozen=False)
-    elif config.frozen and backbone not in (None, "efficientnet-lite0", "alexnet", "vgg16"):
+    elif config.frozen and backbone is not None and backbone not in PRETRAINED_BACKBONES:
         config = config.replace(frozen=False)  # backbones trained from scratch cannot be frozen
     if args.dataset is not None and args.dataset != get_config(preset).dataset:
         config = config.replace(name=f"{preset}, {args.dataset}")
@@ -155,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         jobs=args.jobs,
         threads=args.threads,
+        keep_checkpoints=args.keep_checkpoints,
     )
     files = write_outputs(result)
     elapsed = time.perf_counter() - start

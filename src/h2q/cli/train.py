@@ -7,34 +7,39 @@ Example::
         --frozen --max-database 5000 --out runs/fm-hyp2-64
 
 The output folder layout is described in :mod:`h2q.training.run`; ``embeddings.npz`` there is
-the input of ``h2q fit`` (stage 2).
+the input of ``h2q fit`` (stage 2). An ``--out`` folder that holds files is refused unless
+``--resume`` (continue the run there, same settings) or ``--force`` (replace it; the new run is
+built aside and swapped in when complete). Every option but the run options
+(:data:`RUN_OPTIONS`) is a field of :class:`h2q.training.TrainConfig`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
 from ._args import positive_int
 
-_STRATEGIES = ("lambda0", "penalty", "hswd")
 _DEVICES = ("auto", "cpu", "cuda")
+#: Fields of :class:`h2q.training.TrainConfig` whose option has another name.
+_OPTION_OF = {"n_bits": "bits", "weights_path": "weights"}
+#: Options that say where and how a run executes, not what it trains (not in TrainConfig).
+RUN_OPTIONS = ("out", "root", "device", "cache_dir", "threads", "no_progress", "resume", "force")
 
 
 def _method(value: str) -> str:
-    from ..losses import LOSSES
+    from ..losses import LOSSES, canonical_loss_name
 
-    name = value.strip()
-    if name.lower() in LOSSES:
-        return name.lower()
-    if name.lower().startswith("pml:") and len(name) > 4:
-        return "pml:" + name[4:]
-    raise argparse.ArgumentTypeError(
-        f"unknown method {value!r}; choose one of {', '.join(sorted(LOSSES))}, or "
-        "pml:<ClassName> for a pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
-    )
+    try:
+        return canonical_loss_name(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {value!r}; choose one of {', '.join(sorted(LOSSES))}, or "
+            "pml:<ClassName> for a pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
+        ) from None
 
 
 def _non_negative_float(value: str) -> float:
@@ -77,6 +82,8 @@ def _loss_kwargs(value: str) -> dict[str, Any]:
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command to the ``h2q`` parser."""
+    from ..data import available_datasets
+    from ..losses import LOSSES, STRATEGIES
     from ..models import BACKBONES
 
     p = subparsers.add_parser(
@@ -87,18 +94,20 @@ def register(subparsers: Any) -> None:
         "config.json, split.npz, checkpoints/, history.csv, embeddings.npz and summary.json to "
         "--out.",
     )
-    p.add_argument("--dataset", required=True, help="data set name (digits, fashion-mnist, ...)")
+    p.add_argument(
+        "--dataset", required=True, help=f"data set name: {', '.join(available_datasets())}"
+    )
     p.add_argument(
         "--method",
         required=True,
         type=_method,
-        help="stage-1 loss: dpsh, dhn, dch, wglhh, hashnet, cel, hyp2, dsh, or pml:<ClassName>",
+        help=f"stage-1 loss: {', '.join(LOSSES)}, or pml:<ClassName>",
     )
     p.add_argument("--bits", required=True, type=positive_int, help="code length (n_bits)")
     p.add_argument(
         "--strategy",
         default="lambda0",
-        choices=_STRATEGIES,
+        choices=STRATEGIES,
         help="quantization strategy: lambda0 (H2Q stage 1, default), penalty (+lambda), hswd",
     )
     p.add_argument(
@@ -121,6 +130,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (128)")
     p.add_argument("--patience", type=positive_int, default=20, help="early-stopping patience")
     p.add_argument("--eval-every", type=positive_int, default=1, help="validate every N epochs")
+    p.add_argument(
+        "--val-k",
+        type=positive_int,
+        default=None,
+        help="cut-off of the validation mAP (default: the whole training fold)",
+    )
     p.add_argument(
         "--lr-backbone", type=_positive_float, default=1e-5, help="pretrained backbone lr (1e-5)"
     )
@@ -159,6 +174,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run --out holds (the new run is built aside and swapped in when done)",
+    )
     p.set_defaults(func=run)
 
 
@@ -175,35 +195,18 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    _refuse_out_that_is_an_input(args)
+    config = config_from_args(args)
     try:
         result = run_training(
-            args.dataset,
-            args.method,
-            args.bits,
-            args.strategy,
-            args.lam,
-            args.backbone,
+            config,
             args.out,
-            frozen=args.frozen,
             root=args.root,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr_backbone=args.lr_backbone,
-            lr_head=args.lr_head,
-            weight_decay=args.weight_decay,
-            patience=args.patience,
-            eval_every=args.eval_every,
             device=args.device,
-            seed=args.seed,
-            image_size=args.image_size,
-            weights_path=args.weights,
-            hidden=args.hidden,
-            scheme=args.scheme,
-            max_database=args.max_database,
-            loss_kwargs=args.loss_kwargs,
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
             resume=args.resume,
+            overwrite=args.force,
         )
     except FloatingPointError as exc:
         print(f"h2q train: error: {exc}", file=sys.stderr)
@@ -215,3 +218,27 @@ def run(args: argparse.Namespace) -> int:
         f"{s['seconds']['total']:.1f} s); wrote {result.out_dir / 'embeddings.npz'}"
     )
     return 0
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`h2q.training.TrainConfig` of parsed ``h2q train`` arguments (validated)."""
+    from ..training import TrainConfig
+
+    fields = dataclasses.fields(TrainConfig)
+    return TrainConfig(**{f.name: getattr(args, _OPTION_OF.get(f.name, f.name)) for f in fields})
+
+
+def _refuse_out_that_is_an_input(args: argparse.Namespace) -> None:
+    """--out must not be (or lie inside, or contain) the data, weights or cache it reads."""
+    from pathlib import Path
+
+    out = Path(args.out).resolve()
+    for option, value in (("--root", args.root), ("--weights", args.weights)):
+        if value is None:
+            continue
+        path = Path(value).resolve()
+        if out == path or path in out.parents or out in path.parents:
+            raise ValueError(
+                f"--out {args.out} overlaps {option} {value}, which this run reads; write the run "
+                "to another folder."
+            )

@@ -10,7 +10,7 @@ A grid is methods x quantization strategies x bits x seeds for one data set and 
     (features extracted once and cached) with an MLP head, DPSH, DCH and HyP², 16/32/64 bits,
     one seed, mAP@1000.
 ``"full"``
-    The paper's grid, for GPU machines: the seven stage-1 methods of the paper's tables,
+    The paper's grid, for GPU machines: the eight stage-1 methods of :data:`FULL_METHODS`,
     16/32/48/64 bits, 4 seeds, the whole database (63,000 items on Fashion-MNIST), mAP@5000,
     the paper's 100 epochs with patience 20, EfficientNet-Lite0 at 224 px (frozen).
 ``"quick"``
@@ -36,6 +36,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validation import check_positive_int
+from ..losses import LOSSES, STRATEGIES
+from ..training.config import MAX_BITS
+
 __all__ = [
     "DEFAULT_LAMBDA_GRID",
     "FULL_METHODS",
@@ -51,8 +55,8 @@ __all__ = [
     "lambda_grid",
 ]
 
-#: Stage-1 strategies of :class:`h2q.losses.HashingObjective` the grid trains.
-STAGE1_STRATEGIES = ("lambda0", "penalty", "hswd")
+#: Stage-1 strategies of :class:`h2q.losses.HashingObjective` the grid trains (its registry).
+STAGE1_STRATEGIES = STRATEGIES
 #: Losses of the Householder quantizer, the paper's default (L2) first.
 H2Q_LOSSES = ("l2", "l1", "min_entry", "bit_var")
 
@@ -63,7 +67,7 @@ def h2q_row(loss: str) -> str:
 
 
 #: Every row key, in table order.
-ROWS = ("lambda0", "penalty", "hswd", "itq", *(h2q_row(loss) for loss in H2Q_LOSSES))
+ROWS = (*STAGE1_STRATEGIES, "itq", *(h2q_row(loss) for loss in H2Q_LOSSES))
 #: Row labels as printed in tables and plots.
 ROW_LABELS: dict[str, str] = {
     "lambda0": "λ = 0",
@@ -92,8 +96,10 @@ LAMBDA_GRIDS: dict[str, tuple[float, ...]] = {
 #: Grid for a penalised loss not listed in :data:`LAMBDA_GRIDS`.
 DEFAULT_LAMBDA_GRID = (1.0, 0.1, 0.01)
 
-#: The stage-1 methods of the paper's tables (ADSH, with its own loop, is not one of ours).
-FULL_METHODS = ("dpsh", "dhn", "dch", "wglhh", "hashnet", "cel", "hyp2")
+#: The stage-1 methods of the full grid: every loss of :data:`h2q.losses.LOSSES`, the eight
+#: methods of the paper's tables that use the common training loop (ADSH, with its own loop,
+#: is not one of ours).
+FULL_METHODS = tuple(LOSSES)
 
 
 def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None) -> tuple:
@@ -211,6 +217,8 @@ class GridConfig:
         for b in self.bits:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise ValueError(f"bits must be positive integers, got {b!r}.")
+            if b > MAX_BITS:
+                raise ValueError(f"bits={b} is more than the {MAX_BITS} bits a run accepts.")
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise ValueError(f"seeds must be non-negative integers, got {s!r}.")
@@ -220,15 +228,9 @@ class GridConfig:
         if unknown:
             raise ValueError(f"unknown rows {unknown}; choose among {list(ROWS)}.")
         for name in ("k", "epochs", "eval_every", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(getattr(self, name), name)
         for name in ("patience", "max_database", "val_k", "image_size", "pr_bits"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+            check_positive_int(getattr(self, name), name, allow_none=True)
         if self.pr_bits is not None and self.pr_bits not in self.bits:
             raise ValueError(f"pr_bits={self.pr_bits} is not one of bits {list(self.bits)}.")
         if self.h2q_solver not in ("gd", "paper"):
@@ -259,22 +261,15 @@ class GridConfig:
         return out
 
     def stage1_settings(self) -> dict[str, Any]:
-        """The settings every stage-1 run of this grid shares (part of each run's identity)."""
+        """The settings every stage-1 run of this grid shares (part of each run's identity):
+        the fields of :class:`h2q.training.TrainConfig` that this class has too."""
+        from ..training import TrainConfig
+
+        shared = {f.name for f in dataclasses.fields(TrainConfig)}
         return {
-            "dataset": self.dataset,
-            "backbone": self.backbone,
-            "frozen": self.frozen,
-            "image_size": self.image_size,
-            "hidden": list(self.hidden),
-            "max_database": self.max_database,
-            "epochs": self.epochs,
-            "patience": self.patience,
-            "eval_every": self.eval_every,
-            "batch_size": self.batch_size,
-            "lr_head": self.lr_head,
-            "lr_backbone": self.lr_backbone,
-            "weight_decay": self.weight_decay,
-            "val_k": self.val_k,
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+            if f.name in shared
         }
 
     def evaluation_settings(self) -> dict[str, Any]:

@@ -16,8 +16,9 @@ Output folder (every file written atomically)::
         calls.json                       one entry per call: start, wall time, work done
         runs/<method>/<strategy>/b<bits>/s<seed>/
                                          one stage-1 run (h2q.training.run_training layout:
-                                         embeddings.npz, summary.json, ...); a run that
-                                         diverged holds failed.json instead
+                                         embeddings.npz, summary.json, ...; checkpoints/ only
+                                         while unfinished, unless keep_checkpoints); a run
+                                         that diverged holds failed.json instead
         cells/<method>/<row>/b<bits>-s<seed>.json
                                          one finished cell (a CellRecord), plus the fitted
                                          quantizer beside it (.quantizer.npz)
@@ -40,11 +41,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._threads import check_n_threads, thread_limit
+from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
 from .config import GridConfig, lambda_grid, settings_hash
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
-from .runner import _FAILED, _STAGE2_ON_LAMBDA0, _run_done, _Runner, _runs_for, _torch_threads
+from .runner import FAILED_FILE, STAGE2_ON_LAMBDA0, Runner, run_done, runs_for
 
 __all__ = ["GridResult", "check_grid", "load_records", "plan_cells", "run_grid"]
 
@@ -83,7 +86,7 @@ def plan_cells(config: GridConfig) -> list[Cell]:
 
 
 def _order(config: GridConfig, cell: Cell) -> tuple[int, int, int, int]:
-    groups = {row: 0 for row in _STAGE2_ON_LAMBDA0}
+    groups = {row: 0 for row in STAGE2_ON_LAMBDA0}
     groups.update(penalty=1, hswd=2)
     return (
         config.seeds.index(cell.seed),
@@ -173,6 +176,7 @@ def run_grid(
     progress: bool = True,
     jobs: int = 1,
     threads: int | None = 1,
+    keep_checkpoints: bool = False,
     on_cell: Callable[[CellRecord], Any] | None = None,
 ) -> GridResult:
     """Run (or resume) a reproduction grid; every finished cell is written at once.
@@ -203,6 +207,10 @@ def run_grid(
         a grid are small, and on 2 cores one thread per process was the fastest measured
         setting: extracting EfficientNet-Lite0 features at 64 px ran at about 130 images/s
         with 1 thread and 45-50 images/s with 2, and more so on a busy machine.
+    keep_checkpoints : bool, default False
+        Keep the checkpoints of finished stage-1 runs. Only an unfinished run needs its own
+        (to resume); a finished run is reused from its embeddings, so by default its
+        ``checkpoints/`` folder is deleted once the run is complete.
     on_cell : callable, optional
         Called with each :class:`CellRecord` computed by this call.
 
@@ -217,48 +225,17 @@ def run_grid(
     """
     start = time.perf_counter()
     out = Path(out_dir)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}.")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}.")
+    check_positive_int(jobs, "jobs")
+    check_n_threads(threads, "threads")
     check_grid(config, out)
     if device is not None:
         from ..training import resolve_device
 
         resolve_device(device)  # fail early on an unavailable device
     _check_methods(config)
-
-    cells = plan_cells(config)
-    todo: list[tuple[Cell, str]] = []
-    for cell in cells:
-        settings = _cell_settings(config, cell)
-        if _read_record(out / "cells" / cell.relpath, settings) is None:
-            todo.append((cell, settings))
-    needed_runs: list[Stage1Run] = []
-    for cell, _ in todo:
-        for run in _runs_for(config, cell):
-            run_dir = out / "runs" / run.relpath
-            if (
-                run not in needed_runs
-                and not _run_done(run_dir)
-                and not (run_dir / _FAILED).is_file()
-            ):
-                needed_runs.append(run)
-    all_runs = {run for cell in cells for run in _runs_for(config, cell)}
-    total = len(all_runs) + len(cells)
-    done = total - len(todo) - len(needed_runs)
-    logger.info(
-        "grid %s: %d cells (%d to compute), %d stage-1 runs (%d to train)",
-        config.name,
-        len(cells),
-        len(todo),
-        len(all_runs),
-        len(needed_runs),
-    )
+    plan = _Plan.make(config, out)
     data = None
-    if needed_runs:  # load now: a missing or unknown data set fails before anything is written
+    if plan.needed_runs:  # load now: a missing or unknown data set fails before anything is written
         from ..data import load_dataset
 
         data = load_dataset(config.dataset, root)
@@ -271,32 +248,108 @@ def run_grid(
             "h2q_version": __version__,
         },
     )
-    with (
-        tqdm(total=total, initial=done, disable=not progress, desc="reproduce", unit="step") as bar,
-        _torch_threads(threads),
-    ):
-        runner = _Runner(config, out, root=root, device=device, cache_dir=cache_dir, bar=bar)
-        runner.pending_runs = set(needed_runs)
-        runner._data = data
-        groups = _groups(todo)
+    bar_args = dict(total=plan.total, initial=plan.done, desc="reproduce", unit="step")
+    with tqdm(disable=not progress, **bar_args) as bar, thread_limit(threads):
+        runner = Runner(
+            config,
+            out,
+            root=root,
+            device=device,
+            cache_dir=cache_dir,
+            bar=bar,
+            data=data,
+            keep_checkpoints=keep_checkpoints,
+        )
+        runner.pending_runs = set(plan.needed_runs)
+        groups = _groups(plan.todo)
         if jobs == 1 or len(groups) <= 1:
-            for group in groups:
-                for cell, settings in group:
-                    record = runner.compute_cell(cell, settings)
-                    bar.update(1)
-                    if record is not None and on_cell is not None:
-                        on_cell(record)
+            _compute_here(runner, groups, on_cell)
         else:
-            # The first run of each seed here, so that its features are extracted once.
-            for seed in config.seeds:
-                first = next((r for r in needed_runs if r.seed == seed), None)
-                if first is not None:
-                    runner.ensure_run(first)
-            runner._data = data = None  # the workers load their own copy
-            from .parallel import run_parallel
-
-            run_parallel(runner, groups, jobs, threads, root, device, cache_dir, on_cell)
+            _compute_in_workers(runner, groups, plan.needed_runs, jobs, threads, on_cell)
         bar.set_description_str("reproduce")
+    return _result(config, out, runner, start, jobs, threads)
+
+
+@dataclass
+class _Plan:
+    """What a call of :func:`run_grid` has to do."""
+
+    todo: list[tuple[Cell, str]]
+    """Cells to compute, with their settings hash."""
+    needed_runs: list[Stage1Run]
+    """Stage-1 runs to train (or resume) for them."""
+    total: int
+    """Steps of the progress bar: every stage-1 run and every cell of the grid."""
+    done: int
+    """Steps already done by earlier calls."""
+
+    @classmethod
+    def make(cls, config: GridConfig, out: Path) -> _Plan:
+        cells = plan_cells(config)
+        todo: list[tuple[Cell, str]] = []
+        for cell in cells:
+            settings = _cell_settings(config, cell)
+            if _read_record(out / "cells" / cell.relpath, settings) is None:
+                todo.append((cell, settings))
+        needed_runs: list[Stage1Run] = []
+        for cell, _ in todo:
+            for run in runs_for(config, cell):
+                run_dir = out / "runs" / run.relpath
+                if (
+                    run not in needed_runs
+                    and not run_done(run_dir)
+                    and not (run_dir / FAILED_FILE).is_file()
+                ):
+                    needed_runs.append(run)
+        all_runs = {run for cell in cells for run in runs_for(config, cell)}
+        total = len(all_runs) + len(cells)
+        logger.info(
+            "grid %s: %d cells (%d to compute), %d stage-1 runs (%d to train)",
+            config.name,
+            len(cells),
+            len(todo),
+            len(all_runs),
+            len(needed_runs),
+        )
+        return cls(todo, needed_runs, total, total - len(todo) - len(needed_runs))
+
+
+def _compute_here(
+    runner: Runner,
+    groups: list[list[tuple[Cell, str]]],
+    on_cell: Callable[[CellRecord], Any] | None,
+) -> None:
+    for group in groups:
+        for cell, settings in group:
+            record = runner.compute_cell(cell, settings)
+            runner.bar.update(1)
+            if record is not None and on_cell is not None:
+                on_cell(record)
+
+
+def _compute_in_workers(
+    runner: Runner,
+    groups: list[list[tuple[Cell, str]]],
+    needed_runs: list[Stage1Run],
+    jobs: int,
+    threads: int | None,
+    on_cell: Callable[[CellRecord], Any] | None,
+) -> None:
+    # The first run of each seed here, so that its features are extracted once.
+    for seed in runner.config.seeds:
+        first = next((r for r in needed_runs if r.seed == seed), None)
+        if first is not None:
+            runner.ensure_run(first)
+    runner.release_data()  # the workers load their own copy
+    from .parallel import run_parallel
+
+    run_parallel(runner, groups, jobs, threads, on_cell)
+
+
+def _result(
+    config: GridConfig, out: Path, runner: Runner, start: float, jobs: int, threads: int | None
+) -> GridResult:
+    """The grid's result, with this call appended to ``calls.json``."""
     records = load_records(config, out)
     seconds = time.perf_counter() - start
     info = _collect_info(config, out)
@@ -360,10 +413,10 @@ def _old_failures(
     known = {f["what"] for f in seen}
     failures = []
     for run in sorted(
-        {run for cell in plan_cells(config) for run in _runs_for(config, cell)},
+        {run for cell in plan_cells(config) for run in runs_for(config, cell)},
         key=lambda r: str(r.relpath),
     ):
-        path = out / "runs" / run.relpath / _FAILED
+        path = out / "runs" / run.relpath / FAILED_FILE
         what = f"stage-1 run {run.describe()}"
         if path.is_file() and what not in known:
             failures.append({"what": what, "reason": str(read_json(path).get("reason", ""))})
@@ -374,11 +427,11 @@ def _collect_info(config: GridConfig, out: Path) -> dict[str, Any]:
     """Split sizes, model settings and stage-1 timings, read from the run folders."""
     info: dict[str, Any] = {"stage1_runs": 0, "stage1_seconds": 0.0, "feature_seconds": 0.0}
     for run in sorted(
-        {run for cell in plan_cells(config) for run in _runs_for(config, cell)},
+        {run for cell in plan_cells(config) for run in runs_for(config, cell)},
         key=lambda r: str(r.relpath),
     ):
         run_dir = out / "runs" / run.relpath
-        if not _run_done(run_dir):
+        if not run_done(run_dir):
             continue
         summary = read_json(run_dir / "summary.json")
         seconds = summary.get("seconds", {})

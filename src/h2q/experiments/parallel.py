@@ -6,12 +6,11 @@ Workers are started with "spawn" and set their own torch thread count.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from .records import Cell, CellRecord
-from .runner import _Runner, _runs_for
+from .runner import Runner, runs_for
 
 __all__ = ["run_parallel"]
 
@@ -43,13 +42,14 @@ def _init_worker(queue: Any, threads: int | None) -> None:
 
 def _work_group(payload: dict[str, Any]) -> dict[str, Any]:
     """Compute one (seed, method, bits) group of cells in a worker process."""
-    runner = _Runner(
+    runner = Runner(
         payload["config"],
         payload["out"],
         root=payload["root"],
         device=payload["device"],
         cache_dir=payload["cache_dir"],
         bar=_QueueBar(_WORKER["queue"]),
+        keep_checkpoints=payload["keep_checkpoints"],
     )
     runner.pending_runs = set(payload["runs"])
     runner.extracts = False  # the parent extracted them before starting the workers
@@ -68,13 +68,10 @@ def _work_group(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_parallel(
-    runner: _Runner,
+    runner: Runner,
     groups: list[list[tuple[Cell, str]]],
     jobs: int,
     threads: int | None,
-    root: str | os.PathLike | None,
-    device: str | None,
-    cache_dir: str | os.PathLike | None,
     on_cell: Callable[[CellRecord], Any] | None,
 ) -> None:
     """Compute the groups in ``jobs`` worker processes, relaying their progress to the bar."""
@@ -108,13 +105,14 @@ def run_parallel(
     try:
         futures = set()
         for group in groups:
-            runs = {r for cell, _ in group for r in _runs_for(runner.config, cell)}
+            runs = {r for cell, _ in group for r in runs_for(runner.config, cell)}
             payload = {
                 "config": runner.config,
                 "out": runner.out,
-                "root": root,
-                "device": device,
-                "cache_dir": cache_dir,
+                "root": runner.root,
+                "device": runner.device,
+                "cache_dir": runner.cache_dir,
+                "keep_checkpoints": runner.keep_checkpoints,
                 "cells": group,
                 "runs": sorted(runs & runner.pending_runs, key=lambda r: str(r.relpath)),
             }

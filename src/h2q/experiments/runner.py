@@ -1,6 +1,6 @@
 """The work of a grid: train a stage-1 run, score a cell, and the runner that does both.
 
-:class:`_Runner` computes cells one at a time: it trains (or resumes) the stage-1 runs a cell
+:class:`Runner` computes cells one at a time: it trains (or resumes) the stage-1 runs a cell
 needs, picks the "+lambda" run with the best validation mAP, fits the cell's stage-2
 quantizer, scores it with :func:`h2q.evaluation.evaluate_quantizers` and writes the cell's
 file. :func:`_train_stage1` and :func:`_evaluate_cell` are module-level so that tests can
@@ -10,36 +10,45 @@ count or replace them. Used by :mod:`h2q.experiments.grid` (in this process) and
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._threads import thread_limit
 from .config import STAGE1_STRATEGIES, GridConfig, lambda_grid
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 
-__all__ = ["make_stage2_quantizer"]
+__all__ = [
+    "FAILED_FILE",
+    "STAGE2_ON_LAMBDA0",
+    "Runner",
+    "make_stage2_quantizer",
+    "run_done",
+    "runs_for",
+    "stage1_config",
+]
 
 logger = logging.getLogger(__name__)
 
-_STAGE2_ON_LAMBDA0 = ("lambda0", "itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
+#: Rows whose cells read the lambda = 0 stage-1 run.
+STAGE2_ON_LAMBDA0 = ("lambda0", "itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
 _DONE_FILES = ("embeddings.npz", "summary.json")
-_FAILED = "failed.json"
+#: The file a stage-1 run that diverged holds instead of its results.
+FAILED_FILE = "failed.json"
 #: Torch threads for stage 2. Note: its tensors are tiny (k x k rotations, k <= a few hundred),
 #: and with several intra-op threads on a busy machine each small op waits for the others
 #: (measured here: an H²Q fit on 1,000 x 16 took 0.9 s wall with 1 thread, 31 s with 2).
 _STAGE2_THREADS = 1
 
 
-def _runs_for(config: GridConfig, cell: Cell) -> list[Stage1Run]:
+def runs_for(config: GridConfig, cell: Cell) -> list[Stage1Run]:
     """The stage-1 runs a cell reads (several for the "+lambda" row: one per lambda)."""
-    if cell.row in _STAGE2_ON_LAMBDA0:
+    if cell.row in STAGE2_ON_LAMBDA0:
         return [Stage1Run(cell.method, "lambda0", None, cell.n_bits, cell.seed)]
     if cell.row == "hswd":
         return [Stage1Run(cell.method, "hswd", None, cell.n_bits, cell.seed)]
@@ -47,8 +56,29 @@ def _runs_for(config: GridConfig, cell: Cell) -> list[Stage1Run]:
     return [Stage1Run(cell.method, "penalty", lam, cell.n_bits, cell.seed) for lam in grid]
 
 
-def _run_done(run_dir: Path) -> bool:
+def run_done(run_dir: Path) -> bool:
+    """Whether the stage-1 run in ``run_dir`` is complete (embeddings and summary written)."""
     return all((run_dir / name).is_file() for name in _DONE_FILES)
+
+
+def stage1_config(config: GridConfig, run: Stage1Run, dataset: str) -> Any:
+    """The :class:`h2q.training.TrainConfig` of one stage-1 run of the grid.
+
+    ``dataset`` is the loaded data set's name; every other shared setting comes from
+    :meth:`GridConfig.stage1_settings`.
+    """
+    from ..training import TrainConfig
+
+    shared = config.stage1_settings()
+    shared["dataset"] = dataset
+    return TrainConfig(
+        method=run.method,
+        n_bits=run.n_bits,
+        strategy=run.strategy,
+        lam=run.lam,
+        seed=run.seed,
+        **shared,
+    )
 
 
 def _train_stage1(
@@ -59,35 +89,20 @@ def _train_stage1(
     *,
     device: str | None,
     cache_dir: str | os.PathLike | None,
+    keep_checkpoints: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume) one stage-1 run; return its ``summary.json`` content."""
     from ..training import run_training
 
     result = run_training(
-        data,
-        run.method,
-        run.n_bits,
-        strategy=run.strategy,
-        lam=run.lam,
-        backbone=config.backbone,
-        out_dir=run_dir,
-        frozen=config.frozen,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr_backbone=config.lr_backbone,
-        lr_head=config.lr_head,
-        weight_decay=config.weight_decay,
-        patience=config.patience,
-        eval_every=config.eval_every,
-        val_k=config.val_k,
+        stage1_config(config, run, data.name),
+        run_dir,
+        data=data,
         device=device,
-        seed=run.seed,
-        image_size=config.image_size,
-        hidden=config.hidden,
-        max_database=config.max_database,
         cache_dir=cache_dir,
         progress=False,
-        resume=True,
+        resume=run_dir.is_dir() and any(run_dir.iterdir()),
+        keep_checkpoints=keep_checkpoints,
     )
     return result.summary
 
@@ -121,23 +136,6 @@ def make_stage2_quantizer(row: str, seed: int, solver: str = "gd") -> Any:
     raise ValueError(f"unknown row {row!r}.")
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads, then restore the previous number
-    (``None``: leave torch's setting)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _evaluate_cell(
     cell: Cell, embeddings: dict[str, np.ndarray], config: GridConfig
 ) -> tuple[Any, Any]:
@@ -163,7 +161,24 @@ def _evaluate_cell(
 # The runner
 
 
-class _Runner:
+class Runner:
+    """Computes the cells of one grid in this process, training the stage-1 runs they need.
+
+    Parameters
+    ----------
+    config : GridConfig
+    out : Path
+        The grid's results folder.
+    root, device, cache_dir
+        As for :func:`h2q.experiments.grid.run_grid`.
+    bar : tqdm or an object with ``update(n)`` and ``set_description_str(text)``
+        Progress of the whole grid.
+    data : Dataset, optional
+        The data set, already loaded (else loaded when a stage-1 run first needs it).
+    keep_checkpoints : bool, default False
+        Keep the checkpoints of finished stage-1 runs (only an unfinished run needs its own).
+    """
+
     def __init__(
         self,
         config: GridConfig,
@@ -173,6 +188,8 @@ class _Runner:
         device: str | None,
         cache_dir: str | os.PathLike | None,
         bar: Any,
+        data: Any = None,
+        keep_checkpoints: bool = False,
     ) -> None:
         self.config = config
         self.out = out
@@ -180,7 +197,8 @@ class _Runner:
         self.device = device
         self.cache_dir = cache_dir
         self.bar = bar
-        self._data: Any = None
+        self.keep_checkpoints = keep_checkpoints
+        self._data: Any = data
         self._embeddings: dict[Stage1Run, dict[str, np.ndarray]] = {}
         self.failures: list[dict[str, str]] = []
         self.trained: list[str] = []
@@ -196,15 +214,19 @@ class _Runner:
             self._data = load_dataset(self.config.dataset, self.root)
         return self._data
 
+    def release_data(self) -> None:
+        """Drop the loaded data set (worker processes load their own copy)."""
+        self._data = None
+
     def run_dir(self, run: Stage1Run) -> Path:
         return self.out / "runs" / run.relpath
 
     def ensure_run(self, run: Stage1Run) -> dict[str, Any] | None:
         """The run's summary, training it first if needed; None when it diverged."""
         run_dir = self.run_dir(run)
-        if (run_dir / _FAILED).is_file():
+        if (run_dir / FAILED_FILE).is_file():
             return None
-        if not _run_done(run_dir):
+        if not run_done(run_dir):
             first = not self.trained and self.extracts
             note = " (extracts features if not cached)" if first and self.config.frozen else ""
             self.bar.set_description_str(f"stage 1: {run.describe()}{note}")
@@ -218,10 +240,11 @@ class _Runner:
                     self.data,
                     device=self.device,
                     cache_dir=self.cache_dir,
+                    keep_checkpoints=self.keep_checkpoints,
                 )
             except FloatingPointError as exc:
                 logger.warning("stage 1 run %s diverged: %s", run.describe(), exc)
-                write_json(run_dir / _FAILED, {"run": run.describe(), "reason": str(exc)})
+                write_json(run_dir / FAILED_FILE, {"run": run.describe(), "reason": str(exc)})
                 self.failures.append({"what": f"stage-1 run {run.describe()}", "reason": str(exc)})
                 self._advance_run(run)
                 return None
@@ -247,7 +270,7 @@ class _Runner:
         return self._embeddings[run]
 
     def compute_cell(self, cell: Cell, settings: str) -> CellRecord | None:
-        runs = _runs_for(self.config, cell)
+        runs = runs_for(self.config, cell)
         summaries = {run: self.ensure_run(run) for run in runs}
         selection: dict[str, float | None] = {}
         chosen: Stage1Run | None = None
@@ -267,7 +290,7 @@ class _Runner:
             )
             return None
         self.bar.set_description_str(f"stage 2: {cell.describe()}")
-        with _torch_threads(_STAGE2_THREADS):
+        with thread_limit(_STAGE2_THREADS):
             result, quantizer = _evaluate_cell(cell, self.embeddings(chosen), self.config)
         row = result.rows[0]
         record = CellRecord(

@@ -25,11 +25,13 @@ from .hashnet import HashNetLoss
 from .hswd import HSWDPenalty
 from .hyp2 import HyP2Loss
 from .metric_learning import MetricLearningLoss
-from .objective import HashingObjective
+from .objective import HSWD_WEIGHT, STRATEGIES, HashingObjective
 from .wglhh import WGLHHLoss
 
 __all__ = [
+    "HSWD_WEIGHT",
     "LOSSES",
+    "STRATEGIES",
     "CELLoss",
     "DCHLoss",
     "DHNLoss",
@@ -41,6 +43,7 @@ __all__ = [
     "HyP2Loss",
     "MetricLearningLoss",
     "WGLHHLoss",
+    "canonical_loss_name",
     "make_loss",
 ]
 
@@ -57,6 +60,23 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 _PML_PREFIX = "pml:"
+
+
+def canonical_loss_name(name: str) -> str:
+    """The registry spelling of a stage-1 loss name: a key of :data:`LOSSES` (lower case) or
+    ``"pml:<ClassName>"``; raise ``ValueError`` naming the choices for anything else."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}.")
+    key = name.strip()
+    if key.lower() in LOSSES:
+        return key.lower()
+    if key.lower().startswith(_PML_PREFIX) and len(key) > len(_PML_PREFIX):
+        return _PML_PREFIX + key[len(_PML_PREFIX) :]
+    known = ", ".join(sorted(LOSSES))
+    raise ValueError(
+        f"unknown loss {name!r}; choose one of {known}, or 'pml:<ClassName>' for a "
+        "pytorch-metric-learning loss."
+    )
 
 
 def make_loss(name: str, n_bits: int, n_classes: int | None = None, **kwargs: Any) -> nn.Module:
@@ -83,19 +103,12 @@ def make_loss(name: str, n_bits: int, n_classes: int | None = None, **kwargs: An
         ``loss(embeddings, labels) -> scalar``; wrap it in :class:`HashingObjective` to choose
         a quantization strategy.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {type(name).__name__}.")
-    if name.lower().startswith(_PML_PREFIX):
+    key = canonical_loss_name(name)
+    if key.startswith(_PML_PREFIX):
         return MetricLearningLoss(
-            name[len(_PML_PREFIX) :], n_bits=n_bits, n_classes=n_classes, **kwargs
+            key[len(_PML_PREFIX) :], n_bits=n_bits, n_classes=n_classes, **kwargs
         )
-    cls = LOSSES.get(name.lower())
-    if cls is None:
-        known = ", ".join(sorted(LOSSES))
-        raise ValueError(
-            f"unknown loss {name!r}; choose one of {known}, or 'pml:<ClassName>' for a "
-            "pytorch-metric-learning loss."
-        )
+    cls = LOSSES[key]
     if getattr(cls, "needs_n_classes", False):
         if n_classes is None:
             raise ValueError(f"loss {name!r} needs n_classes (the number of label classes).")

@@ -25,14 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import check_embeddings_tensor, check_labels_tensor, check_positive_int
 from ..labels import share_label
 
 __all__ = [
     "HashingLoss",
     "PairwiseHashingLoss",
-    "check_embeddings",
-    "check_labels",
-    "check_n_bits",
     "check_n_classes",
     "check_similar_fraction",
     "class_balance_weights",
@@ -50,13 +48,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
-
-
-def check_n_bits(n_bits: Any, name: str = "n_bits") -> int:
-    """Return ``n_bits`` as a positive ``int`` or raise ``ValueError``."""
-    if isinstance(n_bits, bool) or not isinstance(n_bits, Integral) or n_bits < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n_bits!r}.")
-    return int(n_bits)
 
 
 def check_n_classes(n_classes: Any) -> int:
@@ -81,74 +72,6 @@ def check_similar_fraction(similar_fraction: float | None) -> float | None:
             "on each batch."
         )
     return p
-
-
-def check_embeddings(embeddings: Any, *, n_bits: int | None = None, min_samples: int = 1) -> Tensor:
-    """Validate a batch of network outputs: a floating tensor of shape (n_samples, n_bits).
-
-    Finiteness is not checked: that would force a device synchronisation on every step. A
-    non-finite input gives a non-finite loss.
-    """
-    if not isinstance(embeddings, Tensor):
-        raise TypeError(
-            f"embeddings must be a torch.Tensor of shape (n_samples, n_bits), got "
-            f"{type(embeddings).__name__}. Convert with torch.as_tensor(X, dtype=torch.float32)."
-        )
-    if not embeddings.is_floating_point():
-        raise TypeError(
-            f"embeddings have dtype {embeddings.dtype}, but a floating-point tensor is expected. "
-            "Pass the raw network outputs (use .float() on integer data)."
-        )
-    if embeddings.ndim != 2:
-        raise ValueError(
-            f"embeddings must be 2-D with shape (n_samples, n_bits), got shape "
-            f"{tuple(embeddings.shape)}. Flatten the network output with "
-            "embeddings.reshape(len(embeddings), -1)."
-        )
-    n, k = embeddings.shape
-    if k == 0:
-        raise ValueError(f"embeddings have 0 bits (shape {(n, k)}); pass non-empty outputs.")
-    if n < min_samples:
-        raise ValueError(
-            f"embeddings have {n} sample(s), but this loss needs at least {min_samples} (a "
-            "pair loss needs two samples to form a pair). Use a larger batch."
-        )
-    if n_bits is not None and k != n_bits:
-        raise ValueError(
-            f"embeddings have {k} bits, but this loss was built with n_bits={n_bits}. Build the "
-            "loss with the width of the hash layer, or pass outputs from the matching model."
-        )
-    return embeddings
-
-
-def check_labels(labels: Any, n_samples: int, device: torch.device) -> Tensor:
-    """Validate labels: class ids (n,) or multi-hot rows (n, n_classes); move to ``device``."""
-    if not isinstance(labels, Tensor):
-        try:
-            labels = torch.as_tensor(labels)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(
-                f"labels could not be read as a tensor ({exc}). Pass class ids of shape "
-                "(n_samples,) or multi-hot rows of shape (n_samples, n_classes)."
-            ) from exc
-    if labels.ndim not in (1, 2):
-        raise ValueError(
-            f"labels must be class ids of shape (n_samples,) or multi-hot rows of shape "
-            f"(n_samples, n_classes), got shape {tuple(labels.shape)}."
-        )
-    if labels.shape[0] != n_samples:
-        raise ValueError(
-            f"labels have {labels.shape[0]} entries but the embeddings have {n_samples} "
-            "samples; pass one label (row) per sample, in the same order."
-        )
-    if labels.is_complex():
-        raise TypeError(f"labels have dtype {labels.dtype}; use integer ids or 0/1 rows.")
-    return labels.to(device)
-
-
-# --------------------------------------------------------------------------------------------
-# pairs
-# --------------------------------------------------------------------------------------------
 
 
 def pair_similarity(labels: Tensor) -> Tensor:
@@ -275,7 +198,7 @@ def code_table_margin(n_bits: int, n_classes: int) -> float:
         For bit lengths not in the built-in table or more than 4096 classes; pass an explicit
         ``margin=`` to the loss then.
     """
-    n_bits = check_n_bits(n_bits)
+    n_bits = check_positive_int(n_bits, "n_bits")
     n_classes = check_n_classes(n_classes)
     m = (n_classes - 1).bit_length()  # = ceil(log2(n_classes)), exact in integers
     row = _BEST_KNOWN_DISTANCE.get(n_bits)
@@ -318,7 +241,7 @@ class HashingLoss(nn.Module):
 
     def __init__(self, n_bits: int | None = None) -> None:
         super().__init__()
-        self.n_bits = None if n_bits is None else check_n_bits(n_bits)
+        self.n_bits = None if n_bits is None else check_positive_int(n_bits, "n_bits")
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """Similarity term of the loss.
@@ -334,8 +257,8 @@ class HashingLoss(nn.Module):
         -------
         Scalar tensor, dtype and device of ``embeddings``.
         """
-        u = check_embeddings(embeddings, n_bits=self.n_bits, min_samples=self.min_samples)
-        y = check_labels(labels, u.shape[0], u.device)
+        u = check_embeddings_tensor(embeddings, n_bits=self.n_bits, min_samples=self.min_samples)
+        y = check_labels_tensor(labels, u.shape[0], u.device)
         return self.similarity(u, y)
 
     def similarity(self, u: Tensor, labels: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -344,7 +267,7 @@ class HashingLoss(nn.Module):
 
     def penalty(self, embeddings: Tensor) -> Tensor:
         """The method's quantization penalty (a scalar); zero when it has none."""
-        u = check_embeddings(embeddings, n_bits=self.n_bits, min_samples=1)
+        u = check_embeddings_tensor(embeddings, n_bits=self.n_bits, min_samples=1)
         if not self.has_penalty:
             return u.new_zeros(())
         return self._penalty(u)

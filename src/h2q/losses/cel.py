@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._validation import check_positive_int
 from ._common import (
     PairwiseHashingLoss,
-    check_n_bits,
     code_table_margin,
     cosine_matrix,
     masked_mean,
@@ -75,7 +75,7 @@ class CELLoss(PairwiseHashingLoss):
                     f"n_classes (got n_bits={n_bits!r}, n_classes={n_classes!r}); pass both, "
                     "or pass margin= explicitly."
                 )
-            margin = code_table_margin(check_n_bits(n_bits), n_classes)
+            margin = code_table_margin(check_positive_int(n_bits, "n_bits"), n_classes)
         if not -1.0 <= margin < 1.0:
             raise ValueError(f"margin must be a cosine in [-1, 1), got {margin!r}.")
         self.margin = float(margin)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._validation import check_positive_int
 from ._common import (
     PairwiseHashingLoss,
     check_similar_fraction,
@@ -72,10 +73,7 @@ class HashNetLoss(PairwiseHashingLoss):
         super().__init__(n_bits)
         if alpha is not None and not alpha > 0:
             raise ValueError(f"alpha must be positive, got {alpha!r}.")
-        if isinstance(continuation_step, bool) or not isinstance(continuation_step, Integral):
-            raise ValueError(f"continuation_step must be an int, got {continuation_step!r}.")
-        if continuation_step < 1:
-            raise ValueError(f"continuation_step must be >= 1, got {continuation_step}.")
+        check_positive_int(continuation_step, "continuation_step")
         self.alpha = None if alpha is None else float(alpha)
         self.similar_fraction = check_similar_fraction(similar_fraction)
         self.continuation_step = int(continuation_step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._common import check_embeddings
+from .._validation import check_embeddings_tensor
 
 __all__ = ["HSWDPenalty"]
 
@@ -62,7 +62,7 @@ class HSWDPenalty(nn.Module):
 
     def forward(self, embeddings: Tensor) -> Tensor:
         """Penalty of a batch of outputs, shape (n_samples, n_bits) -> scalar."""
-        u = check_embeddings(embeddings, min_samples=1)
+        u = check_embeddings_tensor(embeddings, min_samples=1)
         target = self._random_signs(u)
         u_sorted = torch.sort(u, dim=0).values
         target_sorted = torch.sort(target, dim=0).values

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..labels import to_multi_hot
 from ._common import (
     HashingLoss,
-    check_n_bits,
     check_n_classes,
     code_table_margin,
     cosine_matrix,
@@ -88,7 +88,7 @@ class HyP2Loss(HashingLoss):
         margin: float | None = None,
         random_state: int | None = None,
     ) -> None:
-        super().__init__(check_n_bits(n_bits))
+        super().__init__(check_positive_int(n_bits, "n_bits"))
         self.n_classes = check_n_classes(n_classes)
         if not pair_weight >= 0:
             raise ValueError(f"pair_weight must be non-negative, got {pair_weight!r}.")

@@ -9,10 +9,13 @@ from torch import Tensor, nn
 
 from .hswd import HSWDPenalty
 
-__all__ = ["HashingObjective"]
+__all__ = ["HSWD_WEIGHT", "STRATEGIES", "HashingObjective"]
 
 Strategy = Literal["lambda0", "penalty", "hswd"]
-_STRATEGIES = ("lambda0", "penalty", "hswd")
+#: The quantization strategies, in the order of the paper's tables (the one list of names).
+STRATEGIES: tuple[Strategy, ...] = ("lambda0", "penalty", "hswd")
+#: Weight of the HSWD term in the ``"hswd"`` strategy (the "+HSWD" rows), the paper's.
+HSWD_WEIGHT = 0.1
 
 
 class HashingObjective(nn.Module):
@@ -72,7 +75,7 @@ class HashingObjective(nn.Module):
         lam: float | None = None,
         *,
         penalty_on: Literal["activation", "raw"] = "activation",
-        hswd_weight: float = 0.1,
+        hswd_weight: float = HSWD_WEIGHT,
         random_state: int | torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -81,8 +84,8 @@ class HashingObjective(nn.Module):
                 f"similarity_loss must be an nn.Module called as loss(embeddings, labels), got "
                 f"{type(similarity_loss).__name__}. Build one with h2q.losses.make_loss."
             )
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}.")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
         if penalty_on not in ("activation", "raw"):
             raise ValueError(f"penalty_on must be 'activation' or 'raw', got {penalty_on!r}.")
         has_penalty = bool(getattr(similarity_loss, "has_penalty", False))

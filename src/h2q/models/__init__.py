@@ -15,11 +15,12 @@ Nothing is imported from the optional packages until such a backbone is built.
 
 from .backbones import Backbone, EfficientNetLite0, MLPBackbone, SmallCNN
 from .hashing_model import HashingModel, init_hash_layer
-from .registry import BACKBONES, PRETRAINED_BACKBONES, build_backbone
+from .registry import BACKBONES, DEFAULT_IMAGE_SIZE, PRETRAINED_BACKBONES, build_backbone
 from .torchvision_backbones import TORCHVISION_ARCHS, TorchvisionFC7
 
 __all__ = [
     "BACKBONES",
+    "DEFAULT_IMAGE_SIZE",
     "PRETRAINED_BACKBONES",
     "TORCHVISION_ARCHS",
     "Backbone",

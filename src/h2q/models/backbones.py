@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from .preprocess import resize, to_channels_first
 
 __all__ = ["Backbone", "EfficientNetLite0", "MLPBackbone", "SmallCNN"]
@@ -55,9 +56,7 @@ class Backbone(nn.Module):
 
 
 def _check_image_size(image_size: Any) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}.")
-    return image_size
+    return check_positive_int(image_size, "image_size", minimum=8)
 
 
 class SmallCNN(Backbone):
@@ -149,8 +148,7 @@ class MLPBackbone(Backbone):
         batch_norm: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
-            raise ValueError(f"in_features must be a positive integer, got {in_features!r}.")
+        in_features = check_positive_int(in_features, "in_features")
         hidden = tuple(int(h) for h in hidden)
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be positive, got {hidden!r}.")

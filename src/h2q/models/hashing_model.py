@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
+
 __all__ = ["HashingModel", "init_hash_layer"]
 
 
@@ -54,8 +56,7 @@ class HashingModel(nn.Module):
                 f"backbone {type(backbone).__name__} has no positive integer feature_dim "
                 f"(got {feature_dim!r}); set it to the width of its output features."
             )
-        if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-            raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}.")
+        n_bits = check_positive_int(n_bits, "n_bits")
         if not init_std > 0:
             raise ValueError(f"init_std must be positive, got {init_std!r}.")
         self.backbone = backbone

@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from .backbones import Backbone, EfficientNetLite0, MLPBackbone, SmallCNN
 from .torchvision_backbones import TorchvisionFC7
 
-__all__ = ["BACKBONES", "PRETRAINED_BACKBONES", "build_backbone"]
+__all__ = ["BACKBONES", "DEFAULT_IMAGE_SIZE", "PRETRAINED_BACKBONES", "build_backbone"]
 
 #: Backbone names accepted by :func:`build_backbone`.
 BACKBONES = ("small-cnn", "mlp", "efficientnet-lite0", "alexnet", "vgg16")
 #: The names whose weights come from ImageNet pretraining (the ones a frozen mode makes sense for).
 PRETRAINED_BACKBONES = ("efficientnet-lite0", "alexnet", "vgg16")
+#: Input side of each image backbone when ``image_size`` is not given (64 px is the CPU
+#: setting of EfficientNet-Lite0; AlexNet and VGG16 take the paper's 224).
+DEFAULT_IMAGE_SIZE = {"small-cnn": 28, "efficientnet-lite0": 64, "alexnet": 224, "vgg16": 224}
 
 
 def build_backbone(
@@ -59,11 +62,14 @@ def build_backbone(
             f"{', '.join(PRETRAINED_BACKBONES)}."
         )
     if name == "small-cnn":
-        return SmallCNN(in_channels=in_channels, image_size=image_size or 28)
+        size = image_size or DEFAULT_IMAGE_SIZE[name]
+        return SmallCNN(in_channels=in_channels, image_size=size)
     if name == "mlp":
         if in_features is None:
             raise ValueError("the mlp backbone needs in_features (the flattened input width).")
         return MLPBackbone(in_features, hidden=hidden)
     if name == "efficientnet-lite0":
-        return EfficientNetLite0(weights_path, image_size=image_size or 64, pretrained=pretrained)
-    return TorchvisionFC7(name, weights_path, image_size=image_size or 224, pretrained=pretrained)
+        size = image_size or DEFAULT_IMAGE_SIZE[name]
+        return EfficientNetLite0(weights_path, image_size=size, pretrained=pretrained)
+    size = image_size or DEFAULT_IMAGE_SIZE[name]
+    return TorchvisionFC7(name, weights_path, image_size=size, pretrained=pretrained)

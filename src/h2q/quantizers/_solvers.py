@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..rotation import householder_product, householder_product_vjp
+from ..rotation import reflections_rotation, reflections_rotation_vjp
 from .objectives import Objective
 
 #: ``callback(iteration, train_loss, validation_loss_or_None)``; return True to stop early.
@@ -57,7 +57,7 @@ def _loss_and_grad(
 
     Both parts use closed-form gradients (the loss's and the WY product's): no autograd graph.
     """
-    U, vjp = householder_product_vjp(vectors)
+    U, vjp = reflections_rotation_vjp(vectors)
     with torch.no_grad():
         value, G = objective.value_and_grad(Z @ U.T)
         grad_U = G.T @ Z  # d loss / d U, since Zr = Z U^T
@@ -165,7 +165,7 @@ def sgd(
         total = 0.0
         for start in range(0, n, batch_size):
             batch = Z[order[start : start + batch_size]]
-            loss = objective.value(batch @ householder_product(V).T)
+            loss = objective.value(batch @ reflections_rotation(V).T)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -173,7 +173,7 @@ def sgd(
         val = None
         if Z_val is not None:
             with torch.no_grad():
-                U = householder_product(V.detach())
+                U = reflections_rotation(V.detach())
             val = monitor.check(epoch, V.detach(), U, Z_val)
         else:  # no validation: the epoch with the lowest mean batch loss
             monitor.keep_if_best(epoch, V.detach(), total / n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..rotation import HouseholderRotation, householder_product
+from ..rotation import HouseholderRotation, reflections_rotation
 from . import _solvers
 from .base import BaseQuantizer
 from .objectives import get_objective
@@ -153,7 +153,7 @@ class HouseholderQuantizer(BaseQuantizer):
                 callback=callback,
             )
         with torch.no_grad():
-            self.rotation_ = householder_product(result.vectors).cpu().numpy()
+            self.rotation_ = reflections_rotation(result.vectors).cpu().numpy()
         self.vectors_ = result.vectors.cpu().numpy()
         self.loss_curve_ = result.loss_curve
         self.validation_curve_ = result.validation_curve

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._validation import check_positive_int
 from ..codes import encode_sign
 from ..metrics import mean_average_precision, variant_name
 from ..search import rank_database
@@ -35,7 +36,14 @@ from .checkpoint import (
 )
 from .data import ArrayData, as_array_data, embed
 
-__all__ = ["EpochRecord", "TrainResult", "resolve_device", "train", "validation_map"]
+__all__ = [
+    "EpochRecord",
+    "LoopSettings",
+    "TrainResult",
+    "resolve_device",
+    "train",
+    "validation_map",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +150,6 @@ def validation_map(
     return mean_average_precision(ranking, query.y, database.y, k_eff)
 
 
-def _check_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
 def _param_groups(
     model: nn.Module, objective: nn.Module, lr_backbone: float, lr_head: float
 ) -> list[dict[str, Any]]:
@@ -179,22 +181,64 @@ def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return parts
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What :func:`train` optimises for how long: the loop's hyperparameters (validated).
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs (the total, counting those of a resumed run).
+    lr_backbone, lr_head : float, default 1e-5, 1e-4
+        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
+        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
+        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
+    weight_decay : float, default 5e-4
+    batch_size : int, default 128
+    patience : int or None, default 20
+        Stop when the best validation mAP is this many epochs old; None never stops early.
+    eval_every : int, default 1
+        Validate every this many epochs (and after the last).
+    val_k : int, optional
+        Cut-off of the validation mAP; default the whole training fold.
+    seed : int, default 0
+        Seeds the shuffling and every random draw made during training (dropout, HSWD's
+        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
+        so the caller's global RNG state is left as it was.
+    """
+
+    epochs: int
+    lr_backbone: float = 1e-5
+    lr_head: float = 1e-4
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    patience: int | None = 20
+    eval_every: int = 1
+    val_k: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("patience", "val_k"):
+            check_positive_int(getattr(self, name), name, allow_none=True)
+        for name in ("lr_backbone", "lr_head"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}.")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got {self.seed!r}.")
+
+
 def train(
     model: nn.Module,
     objective: nn.Module,
     train_data: ArrayData | tuple[Any, Any],
-    val_data: ArrayData | tuple[Any, Any] | None = None,
+    val_data: ArrayData | tuple[Any, Any] | None,
+    settings: LoopSettings,
     *,
-    epochs: int,
-    lr_backbone: float = 1e-5,
-    lr_head: float = 1e-4,
-    weight_decay: float = 5e-4,
-    batch_size: int = 128,
-    patience: int | None = 20,
-    eval_every: int = 1,
-    val_k: int | None = None,
     device: str | torch.device | None = None,
-    seed: int = 0,
     progress: bool = True,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -220,27 +264,11 @@ def train(
         parameters (HyP² or metric-learning proxies) are optimised with the head.
     train_data, val_data : ArrayData or (X, y)
         Items and labels; ``ArrayData.transform`` turns raw items into the model's input.
-        Without ``val_data`` there is no early stopping and the last epoch is kept.
-    epochs : int
-        Maximum number of epochs (the total, counting those of a resumed run).
-    lr_backbone, lr_head : float, default 1e-5, 1e-4
-        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
-        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
-        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
-    weight_decay : float, default 5e-4
-    batch_size : int, default 128
-    patience : int or None, default 20
-        Stop when the best validation mAP is this many epochs old; None never stops early.
-    eval_every : int, default 1
-        Validate every this many epochs (and after the last).
-    val_k : int, optional
-        Cut-off of the validation mAP; default the whole training fold.
+        Without ``val_data`` (None) there is no early stopping and the last epoch is kept.
+    settings : LoopSettings
+        Epochs, learning rates, batch size, early stopping, seed.
     device : str or torch.device, optional
         ``None``/``"auto"``: CUDA when available, else CPU. Model and objective are moved there.
-    seed : int, default 0
-        Seeds the shuffling and every random draw made during training (dropout, HSWD's
-        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
-        so the caller's global RNG state is left as it was.
     progress : bool, default True
         Show a tqdm bar (loss and validation mAP).
     checkpoint_dir : path-like, optional
@@ -263,20 +291,10 @@ def train(
     FloatingPointError
         When the training loss becomes NaN or infinite (lower the learning rate).
     """
-    epochs = _check_positive(epochs, "epochs")
-    batch_size = _check_positive(batch_size, "batch_size")
-    eval_every = _check_positive(eval_every, "eval_every")
-    if patience is not None:
-        patience = _check_positive(patience, "patience")
-    if val_k is not None:
-        val_k = _check_positive(val_k, "val_k")
-    for name, value in (("lr_backbone", lr_backbone), ("lr_head", lr_head)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value!r}.")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}.")
+    if not isinstance(settings, LoopSettings):
+        raise TypeError(
+            f"settings must be an h2q.training.LoopSettings, got {type(settings).__name__}."
+        )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (where the last run saved last.pt).")
     train_data = as_array_data(train_data, "train_data")
@@ -287,7 +305,8 @@ def train(
     model.to(dev)
     objective.to(dev)
     optimizer = torch.optim.Adam(
-        _param_groups(model, objective, lr_backbone, lr_head), weight_decay=weight_decay
+        _param_groups(model, objective, settings.lr_backbone, settings.lr_head),
+        weight_decay=settings.weight_decay,
     )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None:
@@ -297,28 +316,16 @@ def train(
         if (dev.type == "cuda")
         else []
     )
-    metric = variant_name(val_k) + ", val queries vs train database" if val else "none"
+    metric = variant_name(settings.val_k) + ", val queries vs train database" if val else "none"
     with torch.random.fork_rng(devices=rng_devices):
-        return _run(
-            model,
-            objective,
-            optimizer,
-            train_data,
-            val,
-            dev,
-            metric,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            eval_every=eval_every,
-            val_k=val_k,
-            seed=seed,
-            progress=progress,
-            ckpt_dir=ckpt_dir,
-            resume=resume,
-            restore_best=restore_best,
-            on_epoch_end=on_epoch_end,
-        )
+        loop = _Loop(model, objective, optimizer, train_data, val, dev, metric, settings)
+        loop.ckpt_dir, loop.on_epoch_end = ckpt_dir, on_epoch_end  # where and whom to tell
+        if resume:
+            loop.restore()
+        loop.run(progress)
+        if restore_best:
+            loop.load_best()
+        return loop.result
 
 
 def _rng_state(dev: torch.device) -> dict[str, Any]:
@@ -334,143 +341,181 @@ def _set_rng_state(state: dict[str, Any], dev: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
-def _run(
-    model: nn.Module,
-    objective: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    train_data: ArrayData,
-    val: ArrayData | None,
-    dev: torch.device,
-    metric: str,
-    *,
-    epochs: int,
-    batch_size: int,
-    patience: int | None,
-    eval_every: int,
-    val_k: int | None,
-    seed: int,
-    progress: bool,
-    ckpt_dir: Path | None,
-    resume: bool,
-    restore_best: bool,
-    on_epoch_end: Callable[[EpochRecord], None] | None,
-) -> TrainResult:
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    result = TrainResult(metric=metric, device=str(dev))
-    best_score = -math.inf
-    best_state: dict[str, Any] | None = None
-    start_epoch, step = 0, 0
+class _Loop:
+    """The state of one training run: model, optimiser, RNGs, best epoch and history."""
 
-    if resume and ckpt_dir is not None and (ckpt_dir / LAST).is_file():
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: ArrayData,
+        val: ArrayData | None,
+        dev: torch.device,
+        metric: str,
+        settings: LoopSettings,
+    ) -> None:
+        self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.train_data, self.val, self.dev, self.s = train_data, val, dev, settings
+        torch.manual_seed(settings.seed)
+        self.shuffle = torch.Generator().manual_seed(settings.seed)
+        self.result = TrainResult(metric=metric, device=str(dev))
+        self.best_score = -math.inf
+        self.best_state: dict[str, Any] | None = None
+        self.epoch, self.step = 0, 0
+        self.ckpt_dir: Path | None = None
+        self.on_epoch_end: Callable[[EpochRecord], None] | None = None
+
+    def restore(self) -> None:
+        """Continue from ``last.pt`` when the checkpoint folder holds one."""
+        ckpt_dir = self.ckpt_dir
+        assert ckpt_dir is not None  # checked by train()
+        if not (ckpt_dir / LAST).is_file():
+            logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
+            return
         ck = load_checkpoint(ckpt_dir / LAST)
-        model.load_state_dict(ck["model"])
-        objective.load_state_dict(ck["objective"])
-        optimizer.load_state_dict(ck["optimizer"])
-        restore_generators(objective, ck["generators"])
-        _set_rng_state(ck["rng"], dev)
-        shuffle.set_state(ck["shuffle"])
-        start_epoch, step = int(ck["epoch"]), int(ck["step"])
+        self.model.load_state_dict(ck["model"])
+        self.objective.load_state_dict(ck["objective"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        restore_generators(self.objective, ck["generators"])
+        _set_rng_state(ck["rng"], self.dev)
+        self.shuffle.set_state(ck["shuffle"])
+        self.epoch, self.step = int(ck["epoch"]), int(ck["step"])
+        result = self.result
         result.history = [EpochRecord(**r) for r in ck["history"]]
         result.best_epoch = ck["best_epoch"]
         result.stopped_early = bool(ck["stopped_early"])
-        best_score = float(ck["best_score"])
-        result.best_val_map = best_score if val is not None else math.nan
+        self.best_score = float(ck["best_score"])
+        result.best_val_map = self.best_score if self.val is not None else math.nan
         if (ckpt_dir / BEST).is_file():
             best = load_checkpoint(ckpt_dir / BEST)
-            best_state = {"model": best["model"], "objective": best["objective"]}
-        logger.info("resuming from %s after epoch %d", ckpt_dir / LAST, start_epoch)
-    elif resume:
-        logger.info("no checkpoint in %s; starting a new run", ckpt_dir)
+            self.best_state = {"model": best["model"], "objective": best["objective"]}
+        logger.info("resuming from %s after epoch %d", ckpt_dir / LAST, self.epoch)
 
-    bar = tqdm(total=epochs, initial=start_epoch, disable=not progress, desc="train", unit="epoch")
-    try:
-        epoch = start_epoch
-        while epoch < epochs and not result.stopped_early:
-            t0 = time.perf_counter()
-            model.train()
-            objective.train()
-            total = torch.zeros((), dtype=torch.float64, device=dev)
-            for idx in _batches(torch.randperm(len(train_data), generator=shuffle), batch_size):
-                set_iteration = getattr(objective, "set_iteration", None)
-                if set_iteration is not None:
-                    set_iteration(step)
-                x = train_data.inputs(idx, dev)
-                y = train_data.labels(idx, dev)
-                loss = objective(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                total += loss.detach().to(torch.float64) * len(idx)
-            epoch += 1
-            epoch_loss = float(total) / len(train_data)
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(
-                    f"the training loss became {epoch_loss} at epoch {epoch}; the run diverged. "
-                    "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
+    def run(self, progress: bool) -> None:
+        """Train until ``epochs`` or early stopping; one tqdm bar over the epochs."""
+        s, result = self.s, self.result
+        bar = tqdm(
+            total=s.epochs, initial=self.epoch, disable=not progress, desc="train", unit="epoch"
+        )
+        try:
+            while self.epoch < s.epochs and not result.stopped_early:
+                record = self.one_epoch()
+                bar.set_postfix(
+                    loss=f"{record.loss:.4g}", val_map=f"{record.val_map:.4f}", refresh=False
                 )
-            score = math.nan
-            if val is not None and (epoch % eval_every == 0 or epoch == epochs):
-                score = validation_map(model, objective, val, train_data, k=val_k, device=dev)
-            improved = (val is None) or (not math.isnan(score) and score > best_score)
-            if improved:
-                best_score = score if val is not None else best_score
-                result.best_epoch = epoch
-                result.best_val_map = score
-                best_state = {"model": cpu_state(model), "objective": cpu_state(objective)}
-                if ckpt_dir is not None:
-                    save_checkpoint(ckpt_dir / BEST, {**best_state, "epoch": epoch, "score": score})
-            if (
-                val is not None
-                and patience is not None
-                and result.best_epoch is not None
-                and epoch - result.best_epoch >= patience
-                and epoch < epochs
-            ):
-                result.stopped_early = True
-            record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
-            result.history.append(record)
-            if ckpt_dir is not None:
-                save_checkpoint(
-                    ckpt_dir / LAST,
-                    {
-                        "model": model.state_dict(),
-                        "objective": objective.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "generators": generator_states(objective),
-                        "rng": _rng_state(dev),
-                        "shuffle": shuffle.get_state(),
-                        "epoch": epoch,
-                        "step": step,
-                        "history": result.history_rows(),
-                        "best_epoch": result.best_epoch,
-                        "best_score": best_score,
-                        "stopped_early": result.stopped_early,
-                    },
+                bar.update(1)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(record)
+            if result.stopped_early:
+                logger.info(
+                    "early stop after epoch %d: best val mAP %.4f at epoch %s",
+                    result.epochs_run,
+                    result.best_val_map,
+                    result.best_epoch,
                 )
-            logger.info(
-                "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
-                epoch,
-                epochs,
-                epoch_loss,
-                score,
-                record.time_s,
+        finally:
+            bar.close()
+
+    def one_epoch(self) -> EpochRecord:
+        """Train one epoch, validate when due, update the best epoch, write checkpoints."""
+        t0 = time.perf_counter()
+        epoch_loss = self.train_epoch()
+        self.epoch += 1
+        epoch, s = self.epoch, self.s
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"the training loss became {epoch_loss} at epoch {epoch}; the run diverged. "
+                "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
             )
-            bar.set_postfix(loss=f"{epoch_loss:.4g}", val_map=f"{score:.4f}", refresh=False)
-            bar.update(1)
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-        if result.stopped_early:
-            logger.info(
-                "early stop after epoch %d: best val mAP %.4f at epoch %s",
-                result.epochs_run,
-                result.best_val_map,
-                result.best_epoch,
+        score = math.nan
+        if self.val is not None and (epoch % s.eval_every == 0 or epoch == s.epochs):
+            score = validation_map(
+                self.model, self.objective, self.val, self.train_data, k=s.val_k, device=self.dev
             )
-    finally:
-        bar.close()
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state["model"])
-        objective.load_state_dict(best_state["objective"])
-    return result
+        self.update_best(score)
+        result = self.result
+        if (
+            self.val is not None
+            and s.patience is not None
+            and result.best_epoch is not None
+            and epoch - result.best_epoch >= s.patience
+            and epoch < s.epochs
+        ):
+            result.stopped_early = True
+        record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
+        result.history.append(record)
+        self.save_last()
+        logger.info(
+            "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
+            epoch,
+            s.epochs,
+            epoch_loss,
+            score,
+            record.time_s,
+        )
+        return record
+
+    def train_epoch(self) -> float:
+        """One pass over shuffled batches; the mean training loss."""
+        self.model.train()
+        self.objective.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.dev)
+        perm = torch.randperm(len(self.train_data), generator=self.shuffle)
+        set_iteration = getattr(self.objective, "set_iteration", None)
+        for idx in _batches(perm, self.s.batch_size):
+            if set_iteration is not None:
+                set_iteration(self.step)
+            x = self.train_data.inputs(idx, self.dev)
+            y = self.train_data.labels(idx, self.dev)
+            loss = self.objective(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            total += loss.detach().to(torch.float64) * len(idx)
+        return float(total) / len(self.train_data)
+
+    def update_best(self, score: float) -> None:
+        """Keep (and checkpoint) this epoch's weights when its score is the best so far."""
+        has_val = self.val is not None
+        if has_val and (math.isnan(score) or score <= self.best_score):
+            return
+        if has_val:
+            self.best_score = score
+        self.result.best_epoch = self.epoch
+        self.result.best_val_map = score
+        self.best_state = {"model": cpu_state(self.model), "objective": cpu_state(self.objective)}
+        if self.ckpt_dir is not None:
+            save_checkpoint(
+                self.ckpt_dir / BEST, {**self.best_state, "epoch": self.epoch, "score": score}
+            )
+
+    def save_last(self) -> None:
+        """Write ``last.pt``: everything needed to continue exactly where this epoch ended."""
+        if self.ckpt_dir is None:
+            return
+        result = self.result
+        save_checkpoint(
+            self.ckpt_dir / LAST,
+            {
+                "model": self.model.state_dict(),
+                "objective": self.objective.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generators": generator_states(self.objective),
+                "rng": _rng_state(self.dev),
+                "shuffle": self.shuffle.get_state(),
+                "epoch": self.epoch,
+                "step": self.step,
+                "history": result.history_rows(),
+                "best_epoch": result.best_epoch,
+                "best_score": self.best_score,
+                "stopped_early": result.stopped_early,
+            },
+        )
+
+    def load_best(self) -> None:
+        """Load the best epoch's weights into the model and the objective."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state["model"])
+            self.objective.load_state_dict(self.best_state["objective"])

@@ -1,12 +1,18 @@
-"""``run_training``: data set name in, a folder of stage-1 results out.
+"""``run_training``: a :class:`~h2q.training.TrainConfig` in, a folder of stage-1 results out.
+
+A run folder never mixes two runs: a fresh run needs a missing or empty folder; ``resume=True``
+continues the run a folder holds (same :meth:`TrainConfig.identity`, else an error naming the
+settings that differ); ``overwrite=True`` builds the new run in a hidden folder beside it and
+swaps it in only when complete, so an interruption leaves the old run whole.
 
 Output folder layout (every file written atomically)::
 
     <out_dir>/
         config.json       settings of the run, resolved (backbone, scheme, versions, ...)
         split.npz         the seeded train/query/val/database folds (h2q.data.Split.save);
-                          reused when the folder already holds one for the same settings
-        checkpoints/
+                          reused on resume when made with the same scheme, seed and
+                          max_database (else an error)
+        checkpoints/      (deleted once the run is complete when keep_checkpoints=False)
             last.pt       state after the last finished epoch (for resume=True)
             best.pt       model and objective of the best validation epoch
         history.csv       epoch, loss, val_map (empty when not evaluated), time_s
@@ -23,15 +29,18 @@ What ``embeddings.npz`` holds: the continuous features the model was trained wit
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import io
 import json
 import logging
 import math
 import os
 import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,38 +55,23 @@ from ..data.split import SCHEMES, ListScheme, PerClassScheme, TotalScheme, get_s
 from ..embeddings import save_embeddings
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
-from ..models import PRETRAINED_BACKBONES, HashingModel, MLPBackbone, build_backbone
+from ..models import (
+    DEFAULT_IMAGE_SIZE,
+    PRETRAINED_BACKBONES,
+    HashingModel,
+    MLPBackbone,
+    build_backbone,
+)
 from .checkpoint import BEST, LAST
+from .config import TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import TrainResult, resolve_device, train
+from .loop import LoopSettings, TrainResult, resolve_device, train
 
-__all__ = ["RunResult", "default_backbone", "run_training"]
+__all__ = ["RunResult", "TrainConfig", "default_backbone", "run_training"]
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("lambda0", "penalty", "hswd")
 _FOLDS = ("train", "val", "query", "database")
-#: Settings that must not change when a run is resumed.
-_IDENTITY_KEYS = (
-    "dataset",
-    "method",
-    "n_bits",
-    "strategy",
-    "lam",
-    "backbone",
-    "frozen",
-    "image_size",
-    "hidden",
-    "scheme",
-    "max_database",
-    "seed",
-    "batch_size",
-    "lr_backbone",
-    "lr_head",
-    "weight_decay",
-    "loss_kwargs",
-    "weights_path",
-)
 
 
 @dataclass
@@ -140,19 +134,28 @@ def _load_or_make_split(
                 f"{_scheme_description(scheme)} and seed {seed}. Use another out_dir, or delete "
                 "split.npz to draw a new split there."
             )
+        old_cap = split.meta.get("max_database", max_database)
+        if old_cap != max_database:
+            raise ValueError(
+                f"{path} holds a split made with max_database={old_cap}, but this run asks for "
+                f"max_database={max_database}. Use another out_dir, or delete split.npz to "
+                "draw a new split there."
+            )
         logger.info("reusing the split in %s", path)
         return split
     split = make_split(data, scheme, random_state=seed, max_database=max_database)
+    split = dataclasses.replace(split, meta={**split.meta, "max_database": max_database})
     split.save(path)
     return split
 
 
 def _load_size(backbone: str, image_size: int | None) -> int:
+    """Side at which image files are decoded: the input side, or 256/224 of it for the
+    torchvision backbones (they crop the centre 224 of 256, as in the paper)."""
+    size = image_size or DEFAULT_IMAGE_SIZE.get(backbone, DEFAULT_IMAGE_SIZE["small-cnn"])
     if backbone in ("alexnet", "vgg16"):
-        return round(256 * (image_size or 224) / 224)
-    if backbone == "efficientnet-lite0":
-        return image_size or 64
-    return image_size or 28
+        return round(256 * size / 224)
+    return size
 
 
 def _items(data: Dataset, idx: np.ndarray, backbone: str, image_size: int | None) -> Any:
@@ -168,16 +171,15 @@ def _items(data: Dataset, idx: np.ndarray, backbone: str, image_size: int | None
     )
 
 
-def _check_same_config(path: Path, config: dict[str, Any]) -> None:
+def _check_same_config(path: Path, config: TrainConfig) -> None:
     if not path.is_file():
         return
-    old = json.loads(path.read_text())
-    diff = [k for k in _IDENTITY_KEYS if old.get(k) != config.get(k)]
+    old = TrainConfig.from_dict(json.loads(path.read_text()))
+    diff = old.differences(config)
     if diff:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in diff)
         raise ValueError(
-            f"cannot resume: {path.parent} holds a run with other settings ({details}). Resume "
-            "with the same settings, or use another out_dir."
+            f"cannot resume: {path.parent} holds a run with other settings ({', '.join(diff)}). "
+            "Resume with the same settings, or use another out_dir."
         )
 
 
@@ -197,218 +199,158 @@ def _write_history(path: Path, result: TrainResult) -> None:
 
 
 def run_training(
-    dataset: str | Dataset,
-    method: str,
-    n_bits: int,
-    strategy: str = "lambda0",
-    lam: float | None = None,
-    backbone: str | None = None,
-    out_dir: str | os.PathLike | None = None,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
     *,
-    frozen: bool = False,
+    data: Dataset | None = None,
     root: str | os.PathLike | None = None,
-    epochs: int = 100,
-    batch_size: int = 128,
-    lr_backbone: float = 1e-5,
-    lr_head: float | None = None,
-    weight_decay: float = 5e-4,
-    patience: int | None = 20,
-    eval_every: int = 1,
-    val_k: int | None = None,
     device: str | torch.device | None = None,
-    seed: int = 0,
-    image_size: int | None = None,
-    weights_path: str | os.PathLike | None = None,
-    hidden: Sequence[int] = (512,),
-    scheme: Any = None,
-    max_database: int | None = None,
-    loss_kwargs: dict[str, Any] | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
+    keep_checkpoints: bool = True,
 ) -> RunResult:
     """Stage 1 end to end: load data, split, build, train, write embeddings.
 
     Parameters
     ----------
-    dataset : str or Dataset
-        A name for :func:`h2q.data.load_dataset` (``"digits"``, ``"fashion-mnist"``,
-        ``"mnist"``, ``"cifar10"``, ...) or a loaded :class:`h2q.data.Dataset` of images.
-    method : str
-        A stage-1 loss: a key of :data:`h2q.losses.LOSSES` or ``"pml:<ClassName>"``.
-    n_bits : int
-        Code length (width of the hash layer).
-    strategy : {"lambda0", "penalty", "hswd"}, default "lambda0"
-        Quantization strategy of :class:`h2q.losses.HashingObjective` (lambda0 = H²Q stage 1).
-    lam : float, optional
-        Penalty weight, for ``strategy="penalty"`` only.
-    backbone : str, optional
-        ``"small-cnn"``, ``"mlp"``, ``"efficientnet-lite0"``, ``"alexnet"`` or ``"vgg16"``;
-        default from :func:`default_backbone` (``mlp`` on digits' pixels, ``small-cnn`` on
-        28x28 grey images, ``efficientnet-lite0`` otherwise).
+    config : TrainConfig
+        What to train (every option of the run; stored in ``config.json``).
     out_dir : path-like
-        Output folder (created); see the module docstring for its layout. Required.
-    frozen : bool, default False
-        Keep a pretrained backbone frozen: its features are extracted once and cached
-        (:func:`h2q.features.cached_features`), and only an MLP head (``hidden``) and the hash
-        layer are trained on them. The practical CPU path for EfficientNet-Lite0.
+        Output folder; see the module docstring for its layout. A fresh run needs a missing
+        or empty folder (or ``overwrite=True``); ``resume=True`` needs the folder of the run.
+    data : Dataset, optional
+        The loaded data set, when ``config.dataset`` is not a name for
+        :func:`h2q.data.load_dataset` (or is already loaded); its ``name`` must be
+        ``config.dataset``.
     root : path-like, optional
         Data folder for :func:`h2q.data.load_dataset`.
-    epochs, batch_size, lr_backbone, weight_decay, patience, eval_every, val_k
-        Passed to :func:`h2q.training.train` (defaults: the paper's settings, 100 epochs with
-        patience 20, Adam with lr 1e-5 for a pretrained backbone, weight decay 5e-4).
-    lr_head : float, optional
-        Learning rate of the hash layer and every layer trained from scratch. Default: 1e-4
-        (the paper's) when a pretrained backbone is fine-tuned with it; 1e-3 when every
-        trained weight starts from scratch (``small-cnn``, ``mlp``, or the head of a
-        ``frozen`` backbone), where 1e-4 converges several times slower (digits, DPSH, 32
-        bits: val mAP 0.95 after 100 epochs at 1e-4, 0.98 after 67 at 1e-3).
     device : str, optional
         ``"auto"``/None (CUDA when available), ``"cpu"``, ``"cuda"``.
-    seed : int, default 0
-        Seeds the split, the initial weights and the training.
-    image_size : int, optional
-        Backbone input side (default 28 small CNN, 64 EfficientNet-Lite0, 224 AlexNet/VGG16).
-    weights_path : path-like, optional
-        Pretrained weights for the pretrained backbones.
-    hidden : sequence of int, default (512,)
-        Hidden widths of the MLP (the ``mlp`` backbone, and the head of a frozen backbone).
-    scheme : str or scheme object, optional
-        Split scheme (default: the one named after the data set, see :data:`h2q.data.SCHEMES`).
-    max_database : int, optional
-        Cap on the database fold (a random subset), to keep a CPU run short.
-    loss_kwargs : dict, optional
-        Hyperparameters of the loss (e.g. ``{"pair_weight": 0.75}`` for HyP²).
     cache_dir : path-like, optional
         Feature cache root for ``frozen=True`` (default :func:`h2q.features.default_cache_dir`).
     progress : bool, default True
         Progress bars.
     resume : bool, default False
-        Continue an interrupted run in ``out_dir`` (same settings; ``epochs`` may grow).
+        Continue an interrupted run in ``out_dir`` (same identity, see
+        :meth:`TrainConfig.identity`; ``epochs`` may grow).
+    overwrite : bool, default False
+        Replace the run a non-empty ``out_dir`` holds. The new run is built in a folder beside
+        it and swapped in when complete, so an interrupted run never leaves a folder that
+        mixes two runs.
+    keep_checkpoints : bool, default True
+        Keep ``checkpoints/`` once the run is complete (they are only needed to resume an
+        unfinished run, or to reload the model).
 
     Returns
     -------
     RunResult
     """
-    t_start = time.perf_counter()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be an h2q.training.TrainConfig, got {type(config).__name__}.")
     if out_dir is None:
         raise ValueError("out_dir is required: the folder the run writes its results to.")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-        raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}.")
-    dev = resolve_device(device)
-    data = load_dataset(dataset, root) if isinstance(dataset, str) else dataset
-    if not isinstance(data, Dataset):
-        raise TypeError(
-            f"dataset must be a name or an h2q.data.Dataset, got {type(data).__name__}."
-        )
-    backbone_name = (backbone or default_backbone(data)).lower()
-    if frozen and backbone_name not in PRETRAINED_BACKBONES:
-        raise ValueError(
-            f"frozen=True keeps a pretrained backbone fixed, but {backbone_name!r} is trained "
-            f"from scratch; use one of {', '.join(PRETRAINED_BACKBONES)}, or drop frozen."
-        )
-    if lr_head is None:
-        fine_tuned = backbone_name in PRETRAINED_BACKBONES and not frozen
-        lr_head = 1e-4 if fine_tuned else 1e-3
-    scheme_obj = _resolve_scheme(scheme, data)
-    loss_kwargs = dict(loss_kwargs or {})
     out = Path(out_dir)
+    if resume and overwrite:
+        raise ValueError(
+            "resume=True continues the run in out_dir and overwrite=True replaces it; pass one."
+        )
+    if resume:
+        _check_resumable(out)
+        return _run(config, out, data, root, device, cache_dir, progress, True, keep_checkpoints)
+    if not _is_empty(out):
+        if not overwrite:
+            raise ValueError(
+                f"{out} already holds files; pass another output folder, resume=True "
+                "(--resume) to continue the run there, or overwrite=True (--force) to replace it."
+            )
+        with _aside(out) as staging:
+            result = _run(
+                config, staging, data, root, device, cache_dir, progress, False, keep_checkpoints
+            )
+        result.out_dir = out
+        return result
+    return _run(config, out, data, root, device, cache_dir, progress, False, keep_checkpoints)
+
+
+def _is_empty(path: Path) -> bool:
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
+def _check_resumable(out: Path) -> None:
+    if not out.is_dir():
+        raise ValueError(
+            f"cannot resume: {out} does not exist. Check the path, or start a new run there "
+            "without resume (--resume)."
+        )
+
+
+@contextlib.contextmanager
+def _aside(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out``; swapped in for ``out`` when the block completes."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a run folder; pass a folder path.")
+    for stale in [*out.parent.glob(f".{out.name}.new-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted replacement
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _run(
+    config: TrainConfig,
+    out: Path,
+    data: Dataset | None,
+    root: str | os.PathLike | None,
+    device: str | torch.device | None,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+    resume: bool,
+    keep_checkpoints: bool,
+) -> RunResult:
+    t_start = time.perf_counter()
+    dev = resolve_device(device)
+    data = _load(config, data, root)
+    config = _resolve(config, data)
+    scheme = _resolve_scheme(config.scheme, data)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
-    config: dict[str, Any] = {
-        "dataset": data.name,
-        "method": method,
-        "n_bits": n_bits,
-        "strategy": strategy,
-        "lam": lam,
-        "backbone": backbone_name,
-        "frozen": frozen,
-        "image_size": image_size,
-        "hidden": list(hidden),
-        "scheme": _scheme_description(scheme_obj),
-        "max_database": max_database,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr_backbone": lr_backbone,
-        "lr_head": lr_head,
-        "weight_decay": weight_decay,
-        "patience": patience,
-        "eval_every": eval_every,
-        "val_k": val_k,
-        "loss_kwargs": loss_kwargs,
-        "weights_path": None if weights_path is None else str(weights_path),
+    info: dict[str, Any] = {
         "device": str(dev),
         "versions": {"h2q": __version__, "torch": torch.__version__, "numpy": np.__version__},
     }
     if resume:
         _check_same_config(out / "config.json", config)
-    elif ckpt_dir.is_dir():
-        shutil.rmtree(ckpt_dir)  # a fresh run must not resume from an older one's files
-
-    split = _load_or_make_split(out / "split.npz", data, scheme_obj, seed, max_database)
+    split = _load_or_make_split(out / "split.npz", data, scheme, config.seed, config.max_database)
     folds = {f: getattr(split, f) for f in _FOLDS}
-    labels = {f: data.y[idx] for f, idx in folds.items()}
 
     t_features = time.perf_counter()
-    cache_hit = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = build_backbone(
-            backbone_name,
-            in_features=_flat_size(data) if backbone_name == "mlp" else None,
-            in_channels=_channels(data),
-            image_size=image_size,
-            hidden=hidden,
-            weights_path=weights_path,
-        )
-        if frozen:
-            all_idx = np.unique(np.concatenate(list(folds.values())))
-            cached = cached_features(
-                net,
-                _items(data, all_idx, backbone_name, image_size),
-                data.y[all_idx],
-                cache_dir=cache_dir,
-                device=dev,
-                progress=progress,
-            )
-            cache_hit = cached.hit
-            items = {f: cached.features[np.searchsorted(all_idx, idx)] for f, idx in folds.items()}
-            config["feature_backbone"] = net.config()
-            config["feature_cache"] = str(cached.path)
-            net = MLPBackbone(cached.features.shape[1], hidden=hidden)
-        else:
-            items = {f: _items(data, idx, backbone_name, image_size) for f, idx in folds.items()}
-        model = HashingModel(net, n_bits)
-        loss = make_loss(method, n_bits, data.n_classes, **loss_kwargs)
-        objective = HashingObjective(loss, strategy, lam, random_state=seed)
+    model, objective, items, cache_hit = _build(config, data, folds, dev, cache_dir, progress, info)
     t_features = time.perf_counter() - t_features
-    config["model"] = model.config()
-    config["split_sizes"] = split.sizes
-    config["n_classes"] = data.n_classes
-    _write_json(out / "config.json", config)
+    info.update(model=model.config(), split_sizes=split.sizes, n_classes=data.n_classes)
+    record = {**config.to_dict(), **info}
+    _write_json(out / "config.json", record)
 
+    labels = {f: data.y[idx] for f, idx in folds.items()}
     fold_data = {f: ArrayData(items[f], labels[f], transform=model.preprocess) for f in _FOLDS}
     t_train = time.perf_counter()
+    loop_fields = [f.name for f in dataclasses.fields(LoopSettings)]
     result = train(
         model,
         objective,
         fold_data["train"],
         fold_data["val"],
-        epochs=epochs,
-        lr_backbone=lr_backbone,
-        lr_head=lr_head,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        patience=patience,
-        eval_every=eval_every,
-        val_k=val_k,
+        LoopSettings(**{name: getattr(config, name) for name in loop_fields}),
         device=dev,
-        seed=seed,
         progress=progress,
-        checkpoint_dir=ckpt_dir,
+        checkpoint_dir=out / "checkpoints",
         resume=resume,
     )
     t_train = time.perf_counter() - t_train
@@ -423,9 +365,104 @@ def run_training(
         arrays[f"y_{f}"] = labels[f]
     save_embeddings(out / "embeddings.npz", **arrays)
     t_embed = time.perf_counter() - t_embed
+    seconds = {"setup_and_features": t_features, "train": t_train, "embed": t_embed}
+    summary = _summary(result, cache_hit, seconds, t_start, keep_checkpoints)
+    _write_json(out / "summary.json", summary)
+    if not keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    logger.info(
+        "best val mAP %.4f at epoch %s; results in %s", result.best_val_map, result.best_epoch, out
+    )
+    return RunResult(out_dir=out, train=result, config=record, summary=summary)
 
+
+def _load(config: TrainConfig, data: Dataset | None, root: str | os.PathLike | None) -> Dataset:
+    if data is None:
+        return load_dataset(config.dataset, root)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be an h2q.data.Dataset, got {type(data).__name__}.")
+    if data.name != config.dataset:
+        raise ValueError(
+            f"config.dataset is {config.dataset!r} but the data passed is {data.name!r}; "
+            "build the config with dataset=data.name."
+        )
+    return data
+
+
+def _resolve(config: TrainConfig, data: Dataset) -> TrainConfig:
+    """The config with its defaults that depend on the data filled in (backbone, lr_head)."""
+    backbone = (config.backbone or default_backbone(data)).lower()
+    if config.frozen and backbone not in PRETRAINED_BACKBONES:
+        raise ValueError(
+            f"frozen=True keeps a pretrained backbone fixed, but {backbone!r} is trained "
+            f"from scratch; use one of {', '.join(PRETRAINED_BACKBONES)}, or drop frozen."
+        )
+    lr_head = config.lr_head
+    if lr_head is None:
+        fine_tuned = backbone in PRETRAINED_BACKBONES and not config.frozen
+        lr_head = 1e-4 if fine_tuned else 1e-3
+    scheme = _resolve_scheme(config.scheme, data)
+    return config.replace(dataset=data.name, backbone=backbone, lr_head=lr_head, scheme=scheme)
+
+
+def _build(
+    config: TrainConfig,
+    data: Dataset,
+    folds: dict[str, np.ndarray],
+    dev: torch.device,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+    info: dict[str, Any],
+) -> tuple[HashingModel, HashingObjective, dict[str, Any], bool | None]:
+    """Model, objective and each fold's items (cached features when frozen), seeded."""
+    cache_hit = None
+    backbone = config.backbone
+    assert backbone is not None  # resolved by _resolve
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = build_backbone(
+            backbone,
+            in_features=_flat_size(data) if backbone == "mlp" else None,
+            in_channels=_channels(data),
+            image_size=config.image_size,
+            hidden=config.hidden,
+            weights_path=config.weights_path,
+        )
+        if config.frozen:
+            all_idx = np.unique(np.concatenate(list(folds.values())))
+            cached = cached_features(
+                net,
+                _items(data, all_idx, backbone, config.image_size),
+                data.y[all_idx],
+                cache_dir=cache_dir,
+                device=dev,
+                progress=progress,
+            )
+            cache_hit = cached.hit
+            items = {f: cached.features[np.searchsorted(all_idx, idx)] for f, idx in folds.items()}
+            info["feature_backbone"] = net.config()
+            info["feature_cache"] = str(cached.path)
+            net = MLPBackbone(cached.features.shape[1], hidden=config.hidden)
+        else:
+            items = {f: _items(data, idx, backbone, config.image_size) for f, idx in folds.items()}
+        model = HashingModel(net, config.n_bits)
+        loss = make_loss(config.method, config.n_bits, data.n_classes, **config.loss_kwargs)
+        objective = HashingObjective(loss, config.strategy, config.lam, random_state=config.seed)
+    return model, objective, items, cache_hit
+
+
+def _summary(
+    result: TrainResult,
+    cache_hit: bool | None,
+    seconds: dict[str, float],
+    t_start: float,
+    keep_checkpoints: bool,
+) -> dict[str, Any]:
     train_times = [r.time_s for r in result.history]
-    summary = {
+    files = {"embeddings": "embeddings.npz", "history": "history.csv", "split": "split.npz"}
+    if keep_checkpoints:
+        files.update(checkpoint_last=f"checkpoints/{LAST}", checkpoint_best=f"checkpoints/{BEST}")
+    return {
         "best_epoch": result.best_epoch,
         "best_val_map": None if math.isnan(result.best_val_map) else result.best_val_map,
         "val_metric": result.metric,
@@ -434,25 +471,14 @@ def run_training(
         "device": result.device,
         "feature_cache_hit": cache_hit,
         "seconds": {
-            "setup_and_features": t_features,
-            "train": t_train,
+            "setup_and_features": seconds["setup_and_features"],
+            "train": seconds["train"],
             "per_epoch_median": float(np.median(train_times)) if train_times else None,
-            "embed": t_embed,
+            "embed": seconds["embed"],
             "total": time.perf_counter() - t_start,
         },
-        "files": {
-            "embeddings": "embeddings.npz",
-            "history": "history.csv",
-            "split": "split.npz",
-            "checkpoint_last": f"checkpoints/{LAST}",
-            "checkpoint_best": f"checkpoints/{BEST}",
-        },
+        "files": files,
     }
-    _write_json(out / "summary.json", summary)
-    logger.info(
-        "best val mAP %.4f at epoch %s; results in %s", result.best_val_map, result.best_epoch, out
-    )
-    return RunResult(out_dir=out, train=result, config=config, summary=summary)
 
 
 def _flat_size(data: Dataset) -> int:
