@@ -16,7 +16,7 @@ Methods, interleaved in the same run on the same file, each writing a Parquet ou
 Session start-up (JVM launch) is timed once and reported apart. One warm-up call per method on
 a 10^5-row file, then ``--repeats`` interleaved rounds on the big file. The Spark output is
 checked byte for byte against the anchor's codes. Results go to
-``benchmarks/results/bench_spark[_quick].{json,md}``.
+``benchmarks/results/bench_spark.{json,md}`` (10^7 rows) or ``bench_spark_<rows>.{json,md}``.
 
 Usage::
 
@@ -116,6 +116,7 @@ def main() -> None:
     write_embeddings(big, n, args.seed)
     write_embeddings(small, 100_000, args.seed + 2)
     data_s = time.perf_counter() - start
+    parquet_bytes = big.stat().st_size
 
     start = time.perf_counter()
     session = spark_session("local[2]")
@@ -162,7 +163,7 @@ def main() -> None:
             "repeats": args.repeats,
             "seed": args.seed,
         },
-        "parquet_bytes": big.stat().st_size if big.exists() else None,
+        "parquet_bytes": parquet_bytes,
         "data_generation_s": data_s,
         "spark_startup_s": startup_s,
         "methods": rows,
@@ -177,7 +178,7 @@ def main() -> None:
         },
         "environment": env,
     }
-    name = "bench_spark_quick" if args.quick else "bench_spark"
+    name = "bench_spark" if n == 10**7 else f"bench_spark_{n}"
     json_path, md_path = write_results(name, record, markdown(record))
     print(markdown(record))
     print(f"-> {json_path}, {md_path}")
@@ -189,7 +190,7 @@ def markdown(record: dict[str, Any]) -> str:
         f"# bench_spark: encode {c['rows']:,} x {c['n_features']} float32 rows from Parquet\n",
         f"1 warm-up (10^5 rows) + {c['repeats']} interleaved repeats, seed {c['seed']}; Spark "
         f"{c['master']}, {c['threads_per_task']} thread per task, Arrow batches of "
-        f"{c['arrow_batch_rows']:,} rows; input {record['parquet_bytes'] or 0:,} bytes.\n",
+        f"{c['arrow_batch_rows']:,} rows; input {record['parquet_bytes']:,} bytes.\n",
         "| method | median s | min - max s | rows/s |",
         "|---|---|---|---|",
     ]

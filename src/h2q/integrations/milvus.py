@@ -289,7 +289,11 @@ class MilvusHammingIndex:
         """
         codes = _check_codes(codes, "codes", n_bits=self.n_bits)
         n = len(codes)
-        ids = np.arange(self.ntotal, self.ntotal + n) if ids is None else _check_ids(ids, n)
+        if ids is None:
+            start = self.ntotal
+            ids = np.arange(start, start + n, dtype=np.int64)
+        else:
+            ids = _check_ids(ids, n)
         if payload is not None and len(payload) != n:
             raise ValueError(f"payload has {len(payload)} entries for {n} codes; pass one each.")
         for start in range(0, n, self.batch_size):
