@@ -162,6 +162,7 @@ def _ids(tmp_path, n):
     return path
 
 
+@pytest.mark.slow
 def test_spark_encode_and_search(h2q, files, tmp_path, embeddings):
     pytest.importorskip("pyspark", reason="needs the spark extra: pip install 'h2q[spark]'")
     pa = pytest.importorskip("pyarrow")
