@@ -33,4 +33,15 @@ if [ ! -f "$fmnist" ]; then
         echo "  sudo apt-get install -y --no-install-recommends dataset-fashion-mnist" >&2
     fi
 fi
+# Spark (the spark extra) runs on a JVM: Java 17 or later, from Debian's packages.
+if ! command -v java >/dev/null; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Java for Spark (Debian package openjdk-17-jre-headless)"
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+    else
+        echo "setup: Java is missing (Spark needs it); install it with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends openjdk-17-jre-headless" >&2
+    fi
+fi
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"

@@ -359,12 +359,18 @@ def _add_search(subparsers: Any) -> None:
         help="continuous features of the database items, to re-rank Hamming ties",
     )
     p.add_argument("--query-features", metavar="Q_FEATURES.npy", help="same, for the queries")
+    from .export import add_milvus_search_options  # the Milvus mode
+
+    add_milvus_search_options(p)
     p.set_defaults(func=_run_search)
 
 
 def _run_search(args: argparse.Namespace) -> int:
     from ..search import HammingIndex
+    from .export import run_milvus_search
 
+    if (status := run_milvus_search(args)) is not None:
+        return status
     out = check_output_file(args.out)
     if (args.database_features is None) != (args.query_features is None):
         raise ValueError(

@@ -1,0 +1,188 @@
+"""``h2q export milvus`` and the ``--milvus`` mode of ``h2q search``.
+
+Milvus errors (a server that cannot be reached, a refused request) become ``ValueError`` so
+that :func:`h2q.cli.main.main` prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from ..embeddings import FOLDS
+from ..quantizers import load_quantizer
+from ._args import positive_int
+
+
+def register(subparsers: Any) -> None:
+    """Add ``export`` (with its engine ``milvus``) to the ``h2q`` parser."""
+    p = subparsers.add_parser(
+        "export",
+        help="export codes to a search engine (Milvus)",
+        description="Export packed codes, or embeddings encoded with a fitted quantizer, to a "
+        "search engine.",
+    )
+    engines = p.add_subparsers(dest="engine", metavar="ENGINE", required=True)
+    m = engines.add_parser(
+        "milvus",
+        help="codes into a Milvus collection (Milvus Lite file or server)",
+        description="Write codes into a Milvus collection of binary vectors (BIN_FLAT, exact "
+        "Hamming). URI is a local file ending in .db (Milvus Lite) or http://host:19530 "
+        "(a Milvus server or cluster). Give --codes, or --embeddings with --quantizer (the "
+        "quantizer's checksum is then stored with the collection, and `h2q search --milvus` "
+        "refuses embeddings encoded with another one).",
+    )
+    m.add_argument("uri", metavar="URI", help="Milvus Lite file (.db) or http://host:19530")
+    m.add_argument("--collection", required=True, help="collection name")
+    m.add_argument("--codes", metavar="CODES.npy", help="packed codes written by `h2q encode`")
+    m.add_argument("--embeddings", metavar="EMBEDDINGS", help=".npy matrix or embeddings .npz")
+    m.add_argument("--fold", choices=FOLDS, help="fold of an embeddings .npz")
+    m.add_argument("--quantizer", metavar="QUANTIZER.npz", help="file written by `h2q fit`")
+    m.add_argument("--ids", metavar="IDS.npy", help="integer ids, one per code (default 0..n-1)")
+    m.add_argument("--bits", type=positive_int, help="bits per code (default 8 * bytes)")
+    m.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing collection (Milvus Lite cannot rename collections, so the "
+        "old one is dropped after every input is checked, before the new one is written)",
+    )
+    m.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per insert")
+    m.set_defaults(func=_run_export_milvus)
+
+
+@contextlib.contextmanager
+def _milvus_errors() -> Iterator[None]:
+    """Turn pymilvus's exceptions into one-line ``ValueError`` messages."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        raise ValueError(f"Milvus refused the request: {exc.message}") from None
+
+
+def _milvus_module() -> Any:
+    try:
+        from ..integrations import milvus
+    except ImportError as exc:
+        raise ImportError(str(exc).splitlines()[0]) from None
+    return milvus
+
+
+def _run_export_milvus(args: argparse.Namespace) -> int:
+    from .quantize import load_codes, load_matrix
+
+    milvus = _milvus_module()
+    if (args.codes is None) == (args.embeddings is None):
+        raise ValueError("give either --codes or --embeddings (with --quantizer), not both.")
+    quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
+    if args.embeddings is not None:
+        if quantizer is None:
+            raise ValueError("--embeddings needs --quantizer QUANTIZER.npz to encode them.")
+        codes = quantizer.encode(load_matrix(args.embeddings, args.fold, "--embeddings"))
+    else:
+        codes = load_codes(args.codes, "--codes")
+        if quantizer is not None and codes.shape[1] != (quantizer.n_bits_ + 7) // 8:
+            raise ValueError(
+                f"--codes have {codes.shape[1]} bytes per code, but --quantizer makes "
+                f"{quantizer.n_bits_}-bit codes; pass codes encoded with that quantizer."
+            )
+    n_bits = args.bits or (quantizer.n_bits_ if quantizer is not None else 8 * codes.shape[1])
+    ids = None if args.ids is None else _load_ids(args.ids, len(codes))
+    with _milvus_errors():
+        exists = milvus.collection_exists(args.uri, args.collection)
+        if exists and not args.force:
+            raise ValueError(
+                f"collection {args.collection!r} exists in {args.uri}; pass --force to replace "
+                "it, or choose another --collection."
+            )
+        if exists:
+            milvus.MilvusHammingIndex(args.uri, args.collection).drop()
+        with milvus.MilvusHammingIndex(
+            args.uri, args.collection, n_bits, quantizer=quantizer, batch_size=args.batch_size
+        ) as index:
+            index.add(codes, ids=ids)
+            total = index.ntotal
+    print(
+        f"exported {len(codes)} {n_bits}-bit codes -> {args.uri} [{args.collection}] "
+        f"({total} codes in all)"
+    )
+    return 0
+
+
+def _load_ids(path: str, n: int) -> np.ndarray:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no such ids file: {path}")
+    ids = np.load(path, allow_pickle=False)
+    if ids.ndim != 1 or len(ids) != n or ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"--ids {path} holds {ids.dtype} of shape {ids.shape}; one integer id per code "
+            f"(shape ({n},)) is expected."
+        )
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------
+# h2q search --milvus
+
+
+def add_milvus_search_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--milvus URI``, ``--collection`` and ``--quantizer`` to ``h2q search``.
+
+    With ``--milvus`` the database is the collection, so ``--database`` becomes optional.
+    """
+    for action in parser._actions:
+        if action.dest == "database":
+            action.required = False
+    group = parser.add_argument_group("search a Milvus collection instead of --database")
+    group.add_argument("--milvus", metavar="URI", help="Milvus Lite file (.db) or server URI")
+    group.add_argument("--collection", help="collection written by `h2q export milvus`")
+    group.add_argument(
+        "--quantizer",
+        metavar="QUANTIZER.npz",
+        help="--queries are embeddings: encode them with this quantizer (checked against the "
+        "collection's)",
+    )
+
+
+def run_milvus_search(args: argparse.Namespace) -> int | None:
+    """Run ``h2q search --milvus``; None when the search is a plain ``--database`` one."""
+    if args.milvus is None:
+        if args.database is None:
+            raise ValueError("give --database DB_CODES.npy, or --milvus URI --collection NAME.")
+        if args.collection is not None or args.quantizer is not None:
+            raise ValueError("--collection and --quantizer apply only with --milvus URI.")
+        return None
+    from .quantize import check_output_file, load_codes, load_matrix
+
+    if args.database is not None:
+        raise ValueError("--milvus searches the collection; drop --database.")
+    if args.collection is None:
+        raise ValueError("--milvus needs --collection NAME.")
+    if args.database_features is not None or args.query_features is not None:
+        raise ValueError("feature re-ranking is not available with --milvus; drop the features.")
+    if args.k < 1:
+        raise ValueError(f"-k must be a positive integer, got {args.k}.")
+    out = check_output_file(args.out)
+    if Path(args.queries).resolve() == out.resolve():
+        raise ValueError("--out is the --queries file; pass another output path.")
+    milvus = _milvus_module()
+    quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
+    with _milvus_errors():
+        if not milvus.collection_exists(args.milvus, args.collection):
+            raise ValueError(f"no collection {args.collection!r} in {args.milvus}.")
+        with milvus.MilvusHammingIndex(args.milvus, args.collection) as index:
+            if quantizer is None:
+                D, I = index.search(load_codes(args.queries, "--queries"), args.k)
+            else:
+                X = load_matrix(args.queries, None, "--queries")
+                D, I = index.search_embeddings(X, args.k, quantizer)
+    _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
+    print(f"searched {len(D)} queries in {args.milvus} [{args.collection}], k={args.k} -> {out}")
+    return 0

@@ -1,0 +1,138 @@
+"""``h2q spark-encode`` and ``h2q spark-search``: Parquet in, Spark jobs, results out.
+
+Both run on ``local[2]`` unless ``--master`` names a cluster (``spark://host:7077``, ``yarn``,
+``k8s://...``); nothing else changes. Spark's own failures (a task's error, a JVM that cannot
+start) become ``ValueError`` with one line, so the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from ..quantizers import load_quantizer
+from ._args import positive_int
+
+
+def register(subparsers: Any) -> None:
+    """Add ``spark-encode`` and ``spark-search`` to the ``h2q`` parser."""
+    p = subparsers.add_parser(
+        "spark-encode",
+        help="encode a Parquet table of embeddings with Spark",
+        description="Read embeddings (a column of array<float> or array<double>) from a "
+        "Parquet dataset, add their packed codes (a binary column, bytes identical to "
+        "`h2q encode`) with Spark, and write a Parquet dataset. A local OUT is written to a "
+        "temporary folder and renamed into place when complete.",
+    )
+    p.add_argument("input", metavar="IN.parquet", help="Parquet file or folder of embeddings")
+    p.add_argument("output", metavar="OUT.parquet", help="output Parquet folder (must be new)")
+    p.add_argument("--quantizer", required=True, metavar="QUANTIZER.npz")
+    p.add_argument("--input-col", default="embedding", help="embeddings column (embedding)")
+    p.add_argument("--output-col", default="code", help="codes column (code)")
+    p.add_argument(
+        "--keep-embeddings", action="store_true", help="keep the embeddings column in OUT"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing OUT")
+    _add_session_options(p)
+    p.set_defaults(func=_run_encode)
+
+    s = subparsers.add_parser(
+        "spark-search",
+        help="exact Hamming top-k of query codes over a Parquet table of codes, with Spark",
+        description="Exact top-k per partition of DB.parquet (columns id and code), merged "
+        "on the executors; the same D and I as `h2q search` (ties: smaller id first), saved "
+        "to a .npz file.",
+    )
+    s.add_argument("database", metavar="DB.parquet", help="Parquet with ids and codes")
+    s.add_argument("--queries", required=True, metavar="Q_CODES.npy")
+    s.add_argument("-k", "--k", type=positive_int, required=True, help="neighbours per query")
+    s.add_argument("--out", required=True, metavar="RESULT.npz")
+    s.add_argument("--id-col", default="id", help="ids column (id)")
+    s.add_argument("--code-col", default="code", help="codes column (code)")
+    s.add_argument("--force", action="store_true", help="replace an existing --out")
+    _add_session_options(s)
+    s.set_defaults(func=_run_search)
+
+
+def _add_session_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master", help="Spark master URL (default: local[2])")
+    p.add_argument("--driver-memory", default="2g", help="driver JVM heap (default: 2g)")
+
+
+def _spark_module() -> Any:
+    try:
+        from ..integrations import spark
+    except ImportError as exc:
+        raise ImportError(str(exc).splitlines()[0]) from None
+    return spark
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Any]:
+    """A quiet Spark session for one command, stopped at the end."""
+    spark_mod = _spark_module()
+    try:
+        session = spark_mod.spark_session(args.master, driver_memory=args.driver_memory)
+    except Exception as exc:  # a JVM that cannot start: Java missing, a bad master URL
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"Spark could not start ({first}). Is Java 17+ installed?") from None
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def _check_new_output(path: Path, force: bool, inputs: list[str]) -> None:
+    for source in inputs:
+        if path.resolve() == Path(source).resolve():
+            raise ValueError(f"output {path} is an input; pass another output path.")
+    if path.exists() and not force:
+        raise ValueError(f"output {path} exists; pass --force to replace it.")
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    quantizer = load_quantizer(args.quantizer)
+    out = Path(args.output)
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"no such Parquet input: {args.input}")
+    _check_new_output(out, args.force, [args.input, args.quantizer])
+    spark_mod = _spark_module()
+    with _session(args) as session:
+        n_rows = spark_mod.encode_parquet(
+            args.input,
+            out,
+            quantizer,
+            args.input_col,
+            args.output_col,
+            spark=session,
+            drop_input=not args.keep_embeddings,
+            force=args.force,
+        )
+    print(f"encoded {n_rows} embeddings into {quantizer.n_bits_}-bit codes -> {out}")
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from .quantize import check_output_file, load_codes
+
+    out = check_output_file(args.out)
+    _check_new_output(out, args.force, [args.database, args.queries])
+    if not Path(args.database).exists():
+        raise FileNotFoundError(f"no such Parquet database: {args.database}")
+    queries = load_codes(args.queries, "--queries")
+    spark_mod = _spark_module()
+    with _session(args) as session:
+        db = session.read.parquet(str(args.database))
+        D, I = spark_mod.batch_search(
+            db, queries, args.k, id_col=args.id_col, code_col=args.code_col
+        )
+    _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
+    print(f"searched {len(queries)} queries in {args.database}, k={args.k} -> {out}")
+    return 0
