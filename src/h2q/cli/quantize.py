@@ -269,7 +269,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         fit_kw["callback"] = callback
     start = time.perf_counter()
     try:
-        quantizer.fit(X, X_val, **fit_kw)
+        quantizer.fit(X, X_val=X_val, **fit_kw)
     finally:
         if bar is not None:
             bar.close()

@@ -180,3 +180,7 @@ def sgd(
         if monitor.step(epoch, total / n, val):
             break
     return monitor.result
+
+
+#: Solver names -> functions; the first is the default. Read by the registry.
+SOLVERS: dict[str, Callable[..., SolverResult]] = {"gd": gd, "paper": sgd}

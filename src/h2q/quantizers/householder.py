@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from torch import nn
+
+from .._validation import check_optional_int, check_real
 from ..rotation import HouseholderRotation, householder_product
 from . import _solvers
 from .base import BaseQuantizer
 from .objectives import get_objective
 
-_SOLVERS = ("gd", "paper")
 _PAPER_EPOCHS = 300
 
 
@@ -88,18 +92,21 @@ class HouseholderQuantizer(BaseQuantizer):
         loss: str = "l2",
         solver: str = "gd",
         n_reflections: int | None = None,
+        center: bool = True,
         projection: str | None = None,
         rescale: bool = True,
         max_iter: int | None = None,
         learning_rate: float | None = None,
         batch_size: int | None = None,
-        random_state: int = 0,
+        random_state: int | None = 0,
         device: str | None = None,
+        n_threads: int | None = None,
     ) -> None:
         self.n_bits = n_bits
         self.loss = loss
         self.solver = solver
         self.n_reflections = n_reflections
+        self.center = center
         self.projection = projection
         self.rescale = rescale
         self.max_iter = max_iter
@@ -107,8 +114,16 @@ class HouseholderQuantizer(BaseQuantizer):
         self.batch_size = batch_size
         self.random_state = random_state
         self.device = device
+        self.n_threads = n_threads
 
-    def fit(self, X, X_val=None, *, callback: _solvers.Callback | None = None):
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        X_val: Any = None,
+        callback: _solvers.Callback | None = None,
+    ) -> HouseholderQuantizer:
         """Fit the rotation; see :meth:`BaseQuantizer.fit`.
 
         Parameters
@@ -117,17 +132,25 @@ class HouseholderQuantizer(BaseQuantizer):
             ``callback(iteration, train_loss, validation_loss)`` after each iteration
             (gd) or epoch (paper); return True to stop. Drives progress bars.
         """
-        objective = get_objective(self.loss)  # validate before any work
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}.")
-        self._objective = objective
-        return super().fit(X, X_val, callback=callback)
+        return super().fit(X, y, X_val=X_val, callback=callback)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        self._objective = get_objective(self.loss)
+        if self.solver not in _solvers.SOLVERS:
+            raise ValueError(
+                f"solver must be one of {tuple(_solvers.SOLVERS)}, got {self.solver!r}."
+            )
+        check_optional_int(self.n_reflections, "n_reflections")
+        check_optional_int(self.max_iter, "max_iter")
+        check_optional_int(self.batch_size, "batch_size")
+        check_real(self.learning_rate, "learning_rate")
 
     def _fit_rotation(self, Z, Z_val, callback=None) -> None:
         k = Z.shape[1]
         module = HouseholderRotation(k, self.n_reflections, dtype=Z.dtype, device=Z.device)
         start = module.vectors.detach()
-        generator = torch.Generator().manual_seed(int(self.random_state))
+        generator = torch.Generator().manual_seed(self._seed())
         if self.solver == "gd":
             result = _solvers.gd(
                 Z,
@@ -163,14 +186,21 @@ class HouseholderQuantizer(BaseQuantizer):
 
     def planned_iterations(self) -> int:
         """Iterations (``"gd"``) or epochs (``"paper"``) that ``fit`` runs unless stopped."""
-        if self.max_iter:
+        if self.max_iter is not None:
             return int(self.max_iter)
         return _solvers.GD_ITERATIONS if self.solver == "gd" else _PAPER_EPOCHS
 
-    def rotation_module(self) -> HouseholderRotation:
-        """The fitted rotation as a torch module (e.g. to fine-tune it inside a model)."""
+    def rotation_module(self) -> nn.Sequential:
+        """The fitted map as a torch module: ``module(x) == transform(x)`` on raw embeddings.
+
+        ``module[0]`` centres, projects and rescales (fixed buffers, see
+        :meth:`BaseQuantizer.preprocess_module`); ``module[1]`` is the
+        :class:`~h2q.rotation.HouseholderRotation`, whose vectors can be fine-tuned inside a
+        model.
+        """
         self._check_fitted()
-        module = HouseholderRotation(self.n_bits_, len(self.vectors_))
+        vectors = torch.from_numpy(self.vectors_)
+        rotation = HouseholderRotation(self.n_bits_, len(vectors), dtype=vectors.dtype)
         with torch.no_grad():
-            module.vectors.copy_(torch.from_numpy(self.vectors_))
-        return module
+            rotation.vectors.copy_(vectors)
+        return nn.Sequential(self.preprocess_module(), rotation)
