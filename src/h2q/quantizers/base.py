@@ -13,7 +13,8 @@ A quantizer maps embeddings ``X`` of shape (n_samples, n_features) to ``n_bits``
 ``transform`` returns step 4's floats (numpy in, numpy out; torch in, torch out on the same
 device); ``encode`` returns packed ``uint8`` codes. Both go through one routine, so
 ``encode(X)`` is exactly the packed ``transform(X) >= 0``. Rows are divided by their largest
-|entry| before any norm, so every finite non-zero row works, whatever its magnitude. torch ``float16``/``bfloat16`` inputs are computed in ``float32``.
+|entry| before any norm, so every finite non-zero row works, whatever its magnitude. torch
+``float16``/``bfloat16`` inputs are computed in ``float32``.
 """
 
 from __future__ import annotations

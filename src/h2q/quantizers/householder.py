@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from torch import nn
 
 from .._validation import check_optional_int, check_real
