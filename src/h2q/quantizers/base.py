@@ -115,6 +115,17 @@ class BaseQuantizer:
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "rotation_")
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of this estimator (an unsupervised transformer);
+        called only by scikit-learn, so importing it here adds no dependency."""
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+        )
+
     def _check_params(self) -> None:
         """Validate the constructor arguments (called by ``fit``, before any work)."""
         if self.projection not in _PROJECTIONS:
