@@ -73,7 +73,7 @@ def test_keeps_the_iterate_with_lowest_validation_loss(data16):
 
 def test_without_validation_keeps_lowest_training_loss(data16):
     X, _ = data16
-    q = HouseholderQuantizer(max_iter=30).fit(X)  # 600 rows: full batches, monitored on X
+    q = HouseholderQuantizer(max_iter=30, batch_size=600).fit(X)  # full batches, monitored on X
     assert q.validation_curve_ == []
     checked = q.loss_curve_[:: q.validation_every_]
     assert q.quantization_loss(X) == pytest.approx(min(checked), rel=1e-5)
