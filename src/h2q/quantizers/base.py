@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,12 @@ _PROJECTIONS = (None, "pca")
 _CHUNK_BYTES = 1 << 24
 #: Multiply-adds of one pass over the data (n_samples * n_features * n_bits) below which the
 #: quantizer runs on one thread when ``n_threads=None`` and ``H2Q_NUM_THREADS`` is unset.
-#: Measured on 2 cores (benchmarks/results/threads_stage2.md, python benchmarks/bench_threads.py):
-#: see :func:`auto_threads`.
+#: Measured on 2 shared cores (python benchmarks/bench_threads_stage2.py ->
+#: benchmarks/results/threads_stage2.md); see :func:`auto_threads`.
 SMALL_PROBLEM_MACS = 1 << 30
+#: transform/encode inputs below this many multiply-adds skip the thread limit (see
+#: ``BaseQuantizer._transform_threads``): about 1 ms of work on one core.
+TINY_TRANSFORM_MACS = 1 << 23
 
 
 def auto_threads(n_samples: int, n_features: int, n_bits: int) -> int | None:
@@ -200,6 +204,18 @@ class BaseQuantizer:
         n = resolve_n_threads(self.n_threads)
         return n if n is not None else auto_threads(n_samples, n_features, n_bits)
 
+    def _transform_threads(self, n_samples: int, n_features: int) -> Any:
+        """The thread limit of transform/encode. Setting a limit costs milliseconds (threadpoolctl
+        scans the loaded libraries), more than a small product takes on one thread, and such a
+        product starts no worker threads anyway: with ``n_threads=None`` and
+        ``H2Q_NUM_THREADS`` unset, inputs below ``TINY_TRANSFORM_MACS`` run unlimited."""
+        n = resolve_n_threads(self.n_threads)
+        if n is None and n_samples * n_features * self.n_bits_ < TINY_TRANSFORM_MACS:
+            return nullcontext()
+        return thread_limit(
+            n if n is not None else auto_threads(n_samples, n_features, self.n_bits_)
+        )
+
     def _seed(self) -> int:
         """The integer seed of this fit (a fresh random one for ``random_state=None``)."""
         return check_random_state(self.random_state)
@@ -266,7 +282,7 @@ class BaseQuantizer:
         R = torch.as_tensor(self.rotation_, dtype=Xt.dtype, device=Xt.device)
         n, width = Xt.shape
         rows = max(64, _CHUNK_BYTES // (4 * max(width, self.n_bits_)))
-        with thread_limit(self._thread_count(n, width, self.n_bits_)), torch.no_grad():
+        with self._transform_threads(n, width), torch.no_grad():
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
                 P = self._project(Xt[start:stop])
@@ -402,7 +418,8 @@ def _reject_positional_validation(X: Any, y: Any) -> None:
     kind = getattr(getattr(y, "dtype", None), "kind", None)
     if is_tensor(y):
         kind = "f" if y.is_floating_point() else "i"
-    if shape is not None and len(shape) == 2 and kind == "f" and shape[1] == X.shape[1]:
+    x_shape = getattr(X, "shape", None) or np.shape(X)
+    if shape is not None and len(shape) == 2 and kind == "f" and shape[1:] == tuple(x_shape)[1:]:
         raise TypeError(
             "fit(X, y) takes no labels: the second positional argument looks like validation "
             "embeddings. Pass them by keyword: fit(X, X_val=X_val)."

@@ -33,9 +33,10 @@ class HouseholderQuantizer(BaseQuantizer):
         The stage-2 loss (see :mod:`h2q.quantizers.objectives`); ``"l2"`` is the paper's
         default.
     solver : {"gd", "paper"}
-        ``"gd"`` (default, ours): heavy-ball momentum (0.95) on random batches of 512 rows
-        with learning rate 0.5, keeping the iterate with the lowest validation loss, checked
-        every 5 iterations (without ``X_val``: the loss on up to 2,048 fixed training rows).
+        ``"gd"`` (default, ours): heavy-ball momentum (0.95) on random batches of 8 rows per
+        bit (512 to 2,048) with learning rate 0.5, keeping the iterate with the lowest
+        validation loss, checked every 5 iterations (without ``X_val``: the loss on up to
+        2,048 fixed training rows).
         When that loss stalls (no relative gain of 1e-4 over two checks) the learning rate
         drops to 0.3 times; the run stops at the third stall. So wider codes run longer, with
         fixed settings for every data set and width: nothing to tune.
@@ -64,7 +65,8 @@ class HouseholderQuantizer(BaseQuantizer):
         Defaults to 0.5 for ``"gd"`` and to the paper's value for the loss (0.1, or 0.01
         for ``bit_var``) for ``"paper"``.
     batch_size : int, optional
-        Rows per step: 512 for ``"gd"``, the paper's 128 for ``"paper"``.
+        Rows per step: for ``"gd"`` 8 per bit, at least 512 and at most 2,048; the paper's 128
+        for ``"paper"``.
     random_state : int or None
         Seeds the batches (None: a fresh random seed).
     device : str or torch.device, optional
@@ -179,7 +181,7 @@ class HouseholderQuantizer(BaseQuantizer):
                 generator=generator,
                 max_iter=self.planned_iterations(),
                 learning_rate=self.learning_rate or _solvers.GD_LEARNING_RATE,
-                batch_size=int(self.batch_size or _solvers.GD_BATCH_SIZE),
+                batch_size=self.batch_size,
                 callback=callback,
             )
         else:
