@@ -50,8 +50,12 @@ _PROJECTIONS = (None, "pca")
 _CHUNK_BYTES = 1 << 24
 #: Multiply-adds of one pass over the data (n_samples * n_features * n_bits) below which the
 #: quantizer runs on one thread when ``n_threads=None`` and ``H2Q_NUM_THREADS`` is unset.
-#: Measured on 2 shared cores (python benchmarks/bench_threads_stage2.py ->
-#: benchmarks/results/threads_stage2.md); see :func:`auto_threads`.
+#: Measured (python benchmarks/bench_threads_stage2.py -> benchmarks/results/threads_stage2.md)
+#: on 2 cores shared with other jobs (load average 15-19): one thread won at every size tried,
+#: H²Q fits 7.5-60x and ITQ fits 9-12x faster than two threads, from 5,000 x 16 (1.3e6) up to
+#: 6,000 x 384 (8.9e8), and one 384 x 384 SVD 19x (0.18 s vs 3.4 s). Two threads paid off
+#: nowhere there; above this bound (untested here) the libraries' default is left, for big
+#: problems on machines with idle cores.
 SMALL_PROBLEM_MACS = 1 << 30
 #: transform/encode inputs below this many multiply-adds skip the thread limit (see
 #: ``BaseQuantizer._transform_threads``): about 1 ms of work on one core.
@@ -65,8 +69,8 @@ def auto_threads(n_samples: int, n_features: int, n_bits: int) -> int | None:
     batches of rows; below about 1e9 multiply-adds per pass over the data, extra threads pay
     their wake-up cost on every small BLAS call and lose badly as soon as another job uses the
     cores (the issue measured 0.04 s on one thread against 0.3-29 s on two for the digits
-    embeddings, and 0.15 s against 5.5 s for one 384 x 384 SVD). See
-    ``benchmarks/results/threads_stage2.md`` for the measurement behind the threshold.
+    embeddings, and 0.15 s against 5.5 s for one 384 x 384 SVD; see ``SMALL_PROBLEM_MACS``
+    and ``benchmarks/results/threads_stage2.md`` for the measurement behind the bound).
     """
     if n_samples * n_features * max(n_bits, 1) < SMALL_PROBLEM_MACS:
         return 1
