@@ -320,3 +320,32 @@ def test_paper_solver_without_validation_keeps_best_epoch(data16):
     q = HouseholderQuantizer(solver="paper", max_iter=4).fit(X)
     assert q.validation_curve_ == [] and len(q.loss_curve_) == 4
     assert q.best_iteration_ == 1 + int(np.argmin(q.loss_curve_))
+
+
+def test_stall_rule_stops_the_default_solver(data16):
+    from h2q.quantizers import _solvers
+
+    X, Xv = data16
+    # a learning rate too small to change anything: every check is a stall, so the run stops
+    # at the stall after the last drop
+    q = HouseholderQuantizer(learning_rate=1e-12).fit(X, X_val=Xv)
+    stalls = _solvers.GD_PATIENCE * (_solvers.GD_MAX_DECAYS + 1)
+    assert q.n_iter_ == _solvers.GD_CHECK_EVERY * stalls
+    assert len(q.validation_curve_) == stalls + 1
+    # a real run stops on its own, long before the cap, and max_iter caps it
+    q = HouseholderQuantizer().fit(X, X_val=Xv)
+    assert 0 < q.n_iter_ < _solvers.GD_MAX_ITERATIONS and q.best_iteration_ > 0
+    assert HouseholderQuantizer(max_iter=7).fit(X, X_val=Xv).n_iter_ == 7
+
+
+def test_gd_batch_grows_with_width():
+    from h2q.quantizers._solvers import gd_batch_size
+
+    assert [gd_batch_size(k) for k in (16, 64, 128, 256, 384, 1024)] == [
+        512,
+        512,
+        1024,
+        2048,
+        2048,
+        2048,
+    ]
