@@ -13,6 +13,7 @@ benchmarks/results/stage2_solver_variants.txt.
 
     python benchmarks/stage2_solver_variants.py narrow
     python benchmarks/stage2_solver_variants.py wide
+    python benchmarks/stage2_solver_variants.py synthetic   # where ITQ can end lower
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ NARROW = {
     "stall-p2-d3-bs1024": dict(patience=2, max_decays=3, batch=1024),
     "stall-p2-d3-bs256": dict(patience=2, max_decays=3, batch=256),
     "stall-p2-d2-bs512 (default)": dict(patience=2, max_decays=2, batch=512),
+}
+SYNTHETIC = {
+    "stall-p2-d2 (default)": dict(),
+    "stall-p4-d6": dict(patience=4, max_decays=6),
+    "stall-p2-d2-lr1.0": dict(lr0=1.0),
 }
 WIDE = {
     "cosine200-bs1024": dict(schedule="cosine", horizon=200, batch=1024),
@@ -164,13 +170,34 @@ def wide_sets():
         yield k, rescaled((Xt - mean) @ C.T, k), rescaled((Xv - mean) @ C.T, k)
 
 
+def synthetic_sets():
+    """Clustered Gaussian embeddings (the test suite's generator), centred: small and rugged."""
+    for n, k in ((600, 16), (3000, 8), (2000, 32)):
+        centers = np.random.default_rng(1234 + k).standard_normal((6, k))
+        sets = []
+        for seed, size in ((0, n), (1, 200)):
+            rng = np.random.default_rng(seed)
+            X = torch.from_numpy(
+                (centers[rng.integers(0, 6, size)] + 0.6 * rng.standard_normal((size, k))).astype(
+                    np.float32
+                )
+            )
+            sets.append(X)
+        mean = sets[0].mean(0)
+        yield k, rescaled(sets[0] - mean, k), rescaled(sets[1] - mean, k)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=("narrow", "wide"))
+    parser.add_argument("which", choices=("narrow", "wide", "synthetic"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants, sets = (NARROW, narrow_sets) if args.which == "narrow" else (WIDE, wide_sets)
+    variants, sets = {
+        "narrow": (NARROW, narrow_sets),
+        "wide": (WIDE, wide_sets),
+        "synthetic": (SYNTHETIC, synthetic_sets),
+    }[args.which]
     for k, Z, Z_val in sets():
         t, loss = itq_reference(Z, Z_val, k)
         print(f"{k} bits | ITQ-50 | {t:.3f} s | val {loss:.5f}", flush=True)
