@@ -3,7 +3,7 @@
 Narrow codes: on real Fashion-MNIST stage-1 embeddings at 16, 32 and 64 bits (DPSH,
 lambda = 0, an MLP on pixels trained by ``h2q.training.run_training``; cached under
 benchmarks/out/), this script fits in one run, interleaved and repeated, with centring off
-(the paper's protocol) and on (the library's default):
+(the paper's protocol and the library's default) and on:
 
 - ``HouseholderQuantizer()`` (default solver ``"gd"``, stall rule),
 - ``HouseholderQuantizer(solver="paper")`` (SGD, lr 0.1, batch 128, 300 epochs, best
@@ -242,8 +242,8 @@ def markdown(results: dict, meta: dict) -> str:
         "## Narrow codes: Fashion-MNIST DPSH lambda=0 embeddings, 5,000 train / 1,000 val",
         "",
         f"{meta['variant']} on the query fold; times are medians of {meta['repeats']} fits "
-        f"(paper loop: {meta['paper_repeats']}), [min-max]; `centered-` = `center=True` (the "
-        "default), the others `center=False` (the paper's protocol). The machine was shared "
+        f"(paper loop: {meta['paper_repeats']}), [min-max]; `centered-` = `center=True`, the "
+        "others `center=False` (the default and the paper's protocol). The machine was shared "
         "with other jobs (load averages below).",
         "",
         "| bits | method | fit time s | val L2 loss | mAP@1000 x100 | gd iterations (best) |",

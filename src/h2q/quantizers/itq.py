@@ -25,8 +25,9 @@ class ITQQuantizer(BaseQuantizer):
     max_iter : int
         Alternations (50, as in the original paper).
     center : bool
-        Subtract the training mean before rescaling and rotating (classic ITQ centres; see
-        :class:`HouseholderQuantizer` for the default). PCA always centres.
+        Subtract the training mean before rescaling and rotating (classic ITQ centres; the H²Q
+        comparison does not; see :class:`HouseholderQuantizer` for when to turn it on). PCA
+        always centres.
     projection : {None, "pca"}
         PCA to ``n_bits`` dimensions first (PCA-ITQ).
     rescale : bool
@@ -58,7 +59,7 @@ class ITQQuantizer(BaseQuantizer):
         n_bits: int | None = None,
         *,
         max_iter: int = 50,
-        center: bool = True,
+        center: bool = False,
         projection: str | None = None,
         rescale: bool = True,
         random_state: int | None = 0,

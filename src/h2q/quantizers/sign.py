@@ -18,8 +18,8 @@ class SignQuantizer(BaseQuantizer):
     n_bits : int, optional
         Code length; defaults to the embedding width (smaller needs ``projection="pca"``).
     center : bool
-        Subtract the training mean first (see :class:`HouseholderQuantizer` for why it is on
-        by default). PCA always centres.
+        Subtract the training mean first (see :class:`HouseholderQuantizer` for when to turn
+        it on). PCA always centres.
     projection : {None, "pca"}
         PCA to ``n_bits`` dimensions first.
     rescale : bool
@@ -42,7 +42,7 @@ class SignQuantizer(BaseQuantizer):
         self,
         n_bits: int | None = None,
         *,
-        center: bool = True,
+        center: bool = False,
         projection: str | None = None,
         rescale: bool = True,
         n_threads: int | None = None,
