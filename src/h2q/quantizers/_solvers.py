@@ -36,8 +36,10 @@ Callback = Callable[[int, float, "float | None"], "bool | None"]
 # ITQ's time; patience 4 lowered the loss a little more but took up to twice as long; ITQ's
 # rotation as the start (converted to Householder vectors) ended higher than the identity.
 # Wider codes have k^2 parameters and per-step cost dominated by the k^3 WY product, so the
-# batch grows with the width: 8 rows per bit, from 512 to 2,048 (at 256 and 384 bits batches
-# of 2,048 ended 0.7% and 0.1% lower than 512, at 1.8x and 1.2x the time). Known gaps (see
+# batch grows with the width: 8 rows per bit, from 512 to 2,048 (in a first sweep batches of
+# 2,048 ended 0.7% and 0.1% lower than 512 at 256 and 384 bits, at 1.8x and 1.2x the time; the
+# committed sweep's single seed found 1,024 as good or better there, and faster, so the cap is
+# worth re-checking over more seeds). Known gaps (see
 # the README): at 128-384 bits the paper's loop, 30-50x slower, ends 0.4-1.2% lower; on small
 # synthetic clustered data ITQ can end a few percent lower (a different local minimum).
 GD_LEARNING_RATE = 0.5
