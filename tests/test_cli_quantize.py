@@ -190,8 +190,8 @@ def test_fit_with_separate_val_file(h2q, files, tmp_path):
 
 def test_evaluate_writes_report(h2q, files, tmp_path, monkeypatch):
     root, _ = files
-    # fewer H²Q iterations than the default 200, to keep the suite fast
-    monkeypatch.setattr("h2q.quantizers._solvers.GD_ITERATIONS", 60)
+    # at most 60 H²Q iterations, to keep the suite fast
+    monkeypatch.setattr("h2q.quantizers._solvers.GD_MAX_ITERATIONS", 60)
     out_dir = tmp_path / "report"
     status, out, err = h2q(
         "evaluate", root / "emb.npz", "--k", 100, "--out", out_dir, "--no-progress"

@@ -107,18 +107,27 @@ def _non_finite_message(name: str, count: int) -> str:
 
 
 def check_nonzero_rows(X: np.ndarray | torch.Tensor, name: str = "X") -> None:
-    """Raise when a row has zero norm: it cannot be rescaled to norm sqrt(k)."""
-    norms = X.norm(dim=1) if is_tensor(X) else np.linalg.norm(X, axis=1)
-    zero = (norms == 0).nonzero()
+    """Raise when a row has zero norm: it cannot be rescaled to norm sqrt(k).
+
+    Tested on the largest |entry| of each row, not on the norm, whose squares underflow to 0
+    for rows near 1e-30 (and overflow for float32 rows above ~1e19).
+    """
+    peaks = X.abs().amax(dim=1) if is_tensor(X) else np.abs(X).max(axis=1)
+    zero = (peaks == 0).nonzero()
     zero = zero[0] if isinstance(zero, tuple) else zero.flatten()
     if len(zero):
-        rows = ", ".join(str(int(i)) for i in zero[:5])
-        more = "" if len(zero) <= 5 else f" and {len(zero) - 5} more"
-        raise ValueError(
-            f"{name} has {len(zero)} all-zero row(s) (rows {rows}{more}); they cannot be "
-            "rescaled to norm sqrt(n_bits) and have no sign. Drop them, or check the model "
-            "that produced them."
-        )
+        raise_zero_rows([int(i) for i in zero], name)
+
+
+def raise_zero_rows(rows: list[int], name: str = "X") -> None:
+    """Raise the error for all-zero rows ``rows`` (indices) of ``name``."""
+    listed = ", ".join(str(int(i)) for i in rows[:5])
+    more = "" if len(rows) <= 5 else f" and {len(rows) - 5} more"
+    raise ValueError(
+        f"{name} has {len(rows)} all-zero row(s) (rows {listed}{more}); they cannot be "
+        "rescaled to norm sqrt(n_bits) and have no sign. Drop them, or check the model "
+        "that produced them."
+    )
 
 
 def check_positive_int(
@@ -231,6 +240,66 @@ def check_labels_tensor(labels: Any, n_samples: int, device: torch.device) -> to
     if labels.is_complex():
         raise TypeError(f"labels have dtype {labels.dtype}; use integer ids or 0/1 rows.")
     return labels.to(device)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Validate a True/False option."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_real(
+    value: Any, name: str, *, positive: bool = True, allow_none: bool = True
+) -> float | None:
+    """Validate a finite real number (> 0 when ``positive``), or None when allowed."""
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok and np.isfinite(value) and (value > 0 or not positive):
+        return float(value)
+    need = "a finite number > 0" if positive else "a finite number"
+    none = " or None" if allow_none else ""
+    raise ValueError(f"{name} must be {need}{none}, got {value!r}.")
+
+
+def check_optional_int(value: Any, name: str, *, minimum: int = 1) -> int | None:
+    """Validate None or an integer >= ``minimum``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be None or an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_random_state(random_state: Any) -> int:
+    """An integer seed from ``random_state``: an integer >= 0 as is; None draws a fresh one."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, (int, np.integer))
+        or random_state < 0
+    ):
+        raise ValueError(
+            f"random_state must be None or an integer >= 0, got {random_state!r}. Pass e.g. "
+            "random_state=0 for repeatable results."
+        )
+    return int(random_state)
+
+
+def check_device(device: Any) -> torch.device | None:
+    """Validate a torch device name (None: follow the input); CUDA must be available."""
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda[:i]'.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        # the wording of h2q.training.resolve_device, which the CLI reports
+        raise ValueError(f"device {device!r} was asked for, but CUDA is not available here.")
+    return resolved
 
 
 # --------------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ def _evaluate_one(
 
         fit_kw["callback"] = callback
     start = time.perf_counter()
-    quantizer.fit(X_train, X_val, **fit_kw)
+    quantizer.fit(X_train, X_val=X_val, **fit_kw)
     fit_time = time.perf_counter() - start
 
     n_bits = int(quantizer.n_bits_)

@@ -22,18 +22,12 @@ from .. import _io
 from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
 from ..exceptions import FileFormatError
-from ..quantizers import (
-    BaseQuantizer,
-    HouseholderQuantizer,
-    ITQQuantizer,
-    SignQuantizer,
-    load_quantizer,
-)
+from ..quantizers import LOSSES, QUANTIZERS, SOLVERS, BaseQuantizer, load_quantizer
 
-#: Method names of the CLI, in the order of the evaluation table.
-METHODS = ("sign", "itq", "h2q")
-_LOSSES = ("l2", "l1", "min_entry", "bit_var")
-_SOLVERS = ("gd", "paper")
+#: Method names of the CLI (the quantizer registry's), in the order of the evaluation table.
+METHODS = tuple(QUANTIZERS)
+_LOSSES = LOSSES
+_SOLVERS = SOLVERS
 
 
 def register(subparsers: Any) -> None:
@@ -68,7 +62,7 @@ def make_quantizer(
     if max_iter is not None and max_iter < 1:
         raise ValueError(f"--max-iter must be a positive integer, got {max_iter}.")
     if method == "h2q":
-        return HouseholderQuantizer(
+        return QUANTIZERS[method](
             n_bits,
             loss=loss or "l2",
             solver=solver or "gd",
@@ -77,13 +71,13 @@ def make_quantizer(
             random_state=seed,
         )
     if method == "itq":
-        return ITQQuantizer(
+        return QUANTIZERS[method](
             n_bits, projection=projection, max_iter=max_iter or 50, random_state=seed
         )
     if method == "sign":
         if max_iter is not None:
             raise ValueError("--max-iter applies to --method h2q or itq, not to sign.")
-        return SignQuantizer(n_bits, projection=projection)
+        return QUANTIZERS[method](n_bits, projection=projection)
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
 
 
@@ -269,7 +263,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         fit_kw["callback"] = callback
     start = time.perf_counter()
     try:
-        quantizer.fit(X, X_val, **fit_kw)
+        quantizer.fit(X, X_val=X_val, **fit_kw)
     finally:
         if bar is not None:
             bar.close()

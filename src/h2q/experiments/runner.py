@@ -125,14 +125,14 @@ def make_stage2_quantizer(row: str, seed: int, solver: str = "gd") -> Any:
     BaseQuantizer
         Unfitted.
     """
-    from ..quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
+    from ..quantizers import make_quantizer
 
     if row in STAGE1_STRATEGIES:
-        return SignQuantizer()
+        return make_quantizer("sign")
     if row == "itq":
-        return ITQQuantizer(max_iter=50, random_state=seed)
+        return make_quantizer("itq", max_iter=50, random_state=seed)
     if row.startswith("h2q-"):
-        return HouseholderQuantizer(loss=row[len("h2q-") :], solver=solver, random_state=seed)
+        return make_quantizer("h2q", loss=row[len("h2q-") :], solver=solver, random_state=seed)
     raise ValueError(f"unknown row {row!r}.")
 
 

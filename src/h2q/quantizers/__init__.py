@@ -3,17 +3,18 @@
 from .base import BaseQuantizer, load_quantizer
 from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
+from .registry import LOSSES, QUANTIZERS, SOLVERS, make_quantizer, quantizer_class
 from .sign import SignQuantizer
-
-QUANTIZERS: dict[str, type[BaseQuantizer]] = {
-    cls.__name__: cls for cls in (HouseholderQuantizer, ITQQuantizer, SignQuantizer)
-}
 
 __all__ = [
     "BaseQuantizer",
     "HouseholderQuantizer",
     "ITQQuantizer",
+    "LOSSES",
     "QUANTIZERS",
+    "SOLVERS",
     "SignQuantizer",
     "load_quantizer",
+    "make_quantizer",
+    "quantizer_class",
 ]

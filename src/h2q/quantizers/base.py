@@ -2,69 +2,162 @@
 
 A quantizer maps embeddings ``X`` of shape (n_samples, n_features) to ``n_bits``-bit codes:
 
-1. optional PCA projection to ``n_bits`` dimensions (``projection="pca"``; not in the paper,
+1. optional centring: subtract the training mean ``mean_`` (``center=True``, or always with
+   PCA);
+2. optional PCA projection to ``n_bits`` dimensions (``projection="pca"``; not in the paper,
    which assumes ``n_features == n_bits``; this is what PCA-ITQ does for wider embeddings);
-2. rescaling of each row to norm ``sqrt(n_bits)`` (``rescale=True``; the paper's stage 2);
-3. an orthogonal rotation ``rotation_`` learned by ``fit`` (identity for :class:`SignQuantizer`);
-4. ``bit = 1 where the rotated value >= 0``, packed as in :mod:`h2q.codes`.
+3. rescaling of each row to norm ``sqrt(n_bits)`` (``rescale=True``; the paper's stage 2);
+4. an orthogonal rotation ``rotation_`` learned by ``fit`` (identity for :class:`SignQuantizer`);
+5. ``bit = 1 where the rotated value >= 0``, packed as in :mod:`h2q.codes`.
 
-``transform`` returns step 3's floats (numpy in, numpy out; torch in, torch out on the same
-device); ``encode`` returns packed ``uint8`` codes.
+``transform`` returns step 4's floats (numpy in, numpy out; torch in, torch out on the same
+device); ``encode`` returns packed ``uint8`` codes. Both go through one routine, so
+``encode(X)`` is exactly the packed ``transform(X) >= 0``. Rows are divided by their largest
+|entry| before any norm, so every finite non-zero row works, whatever its magnitude. torch
+``float16``/``bfloat16`` inputs are computed in ``float32``.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .. import _io
-from .._validation import ArrayLike, check_embeddings, check_nonzero_rows, is_tensor
+from .._threads import check_n_threads, resolve_n_threads, thread_limit
+from .._validation import (
+    ArrayLike,
+    check_bool,
+    check_device,
+    check_embeddings,
+    check_random_state,
+    is_tensor,
+    raise_zero_rows,
+)
 from ..codes import encode_sign
 from ..exceptions import NotFittedError
 from .objectives import get_objective
 
 _FILE_VERSION = 1
 _PROJECTIONS = (None, "pca")
+#: Rows per chunk of transform/encode: about 16 MiB of float32 work per chunk (as encode_sign).
+_CHUNK_BYTES = 1 << 24
+#: Multiply-adds of one pass over the data (n_samples * n_features * n_bits) below which the
+#: quantizer runs on one thread when ``n_threads=None`` and ``H2Q_NUM_THREADS`` is unset.
+#: Measured (python benchmarks/bench_threads_stage2.py -> benchmarks/results/threads_stage2.md)
+#: on 2 cores shared with other jobs (load average 15-19): one thread won at every size tried,
+#: H²Q fits 7.5-60x and ITQ fits 9-12x faster than two threads, from 5,000 x 16 (1.3e6) up to
+#: 6,000 x 384 (8.9e8), and one 384 x 384 SVD 19x (0.18 s vs 3.4 s). Two threads paid off
+#: nowhere there; above this bound (untested here) the libraries' default is left, for big
+#: problems on machines with idle cores.
+SMALL_PROBLEM_MACS = 1 << 30
+#: transform/encode inputs below this many multiply-adds skip the thread limit (see
+#: ``BaseQuantizer._transform_threads``): about 1 ms of work on one core.
+TINY_TRANSFORM_MACS = 1 << 23
+
+
+def auto_threads(n_samples: int, n_features: int, n_bits: int) -> int | None:
+    """Thread count for ``n_threads=None``: one thread for small problems, else the default.
+
+    Stage 2 works on matrices of n_bits x n_bits (the rotation, its SVD or WY product) and on
+    batches of rows; below about 1e9 multiply-adds per pass over the data, extra threads pay
+    their wake-up cost on every small BLAS call and lose badly as soon as another job uses the
+    cores (the issue measured 0.04 s on one thread against 0.3-29 s on two for the digits
+    embeddings, and 0.15 s against 5.5 s for one 384 x 384 SVD; see ``SMALL_PROBLEM_MACS``
+    and ``benchmarks/results/threads_stage2.md`` for the measurement behind the bound).
+    """
+    if n_samples * n_features * max(n_bits, 1) < SMALL_PROBLEM_MACS:
+        return 1
+    return None
 
 
 class BaseQuantizer:
-    """Common machinery: validation, projection, rescaling, transform, encode, persistence.
+    """Common machinery: validation, centring, projection, rescaling, transform, encode,
+    persistence, and the scikit-learn parameter protocol.
 
     Subclasses implement ``_fit_rotation(Z, Z_val)`` on preprocessed torch tensors and set
-    ``rotation_`` (a numpy array of shape (n_bits, n_bits)) plus their own fitted attributes.
+    ``rotation_`` (a numpy array of shape (n_bits, n_bits)) plus their own fitted attributes,
+    and may extend ``_check_params``.
     """
 
     #: fitted array attributes saved by :meth:`save` (besides rotation_, mean_, components_)
     _fitted_arrays: tuple[str, ...] = ()
     #: fitted scalar attributes saved by :meth:`save`
     _fitted_scalars: tuple[str, ...] = ()
+    #: values of parameters added after the file format's first release, for older files
+    _legacy_params: dict[str, Any] = {"center": False, "n_threads": None}
 
-    # -- parameters ---------------------------------------------------------------------
+    # -- parameters (scikit-learn protocol) ----------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments, as a dict."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, as a dict (``deep`` is accepted for scikit-learn; a
+        quantizer holds no nested estimators)."""
         return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseQuantizer:
+        """Set constructor arguments by name; returns ``self``. Takes effect at the next fit."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"{name!r} is not a parameter of {type(self).__name__}; valid parameters "
+                    f"are {', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "rotation_")
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of this estimator (an unsupervised transformer);
+        called only by scikit-learn, so importing it here adds no dependency."""
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+        )
+
+    def _check_params(self) -> None:
+        """Validate the constructor arguments (called by ``fit``, before any work)."""
+        if self.projection not in _PROJECTIONS:
+            raise ValueError(f"projection must be None or 'pca', got {self.projection!r}.")
+        check_bool(self.rescale, "rescale")
+        check_bool(self.center, "center")
+        check_n_threads(self.n_threads)
+        check_device(getattr(self, "device", None))
+
     # -- fitting ------------------------------------------------------------------------
-    def fit(self, X: ArrayLike, X_val: ArrayLike | None = None, **fit_kw: Any) -> BaseQuantizer:
-        """Learn the projection (if any) and the rotation from embeddings ``X``.
+    def fit(
+        self, X: ArrayLike, y: Any = None, *, X_val: ArrayLike | None = None, **fit_kw: Any
+    ) -> BaseQuantizer:
+        """Learn the centre, the projection (if any) and the rotation from embeddings ``X``.
+
+        When the fit fails (bad input or parameters, an interrupt), the fitted state of a
+        previous fit is kept unchanged.
 
         Parameters
         ----------
         X : array or tensor of shape (n_samples, n_features), float
-            Training embeddings.
+            Training embeddings (torch ``float16``/``bfloat16`` are computed in ``float32``).
+        y : ignored
+            Accepted for scikit-learn pipelines; the quantizers are unsupervised.
         X_val : array or tensor of shape (n_val, n_features), float, optional
             Validation embeddings; quantizers that select an iterate use their loss.
 
@@ -72,27 +165,64 @@ class BaseQuantizer:
         -------
         self
         """
-        if self.projection not in _PROJECTIONS:
-            raise ValueError(f"projection must be None or 'pca', got {self.projection!r}.")
-        X = check_embeddings(X, "X")
-        n_features = X.shape[1]
-        n_bits = self._resolve_n_bits(n_features)
-        if X_val is not None:
-            X_val = check_embeddings(X_val, "X_val", n_features=n_features)
+        _reject_positional_validation(X, y)
+        previous = {k: v for k, v in vars(self).items() if _is_fitted_name(k)}
+        for name in previous:
+            delattr(self, name)
+        try:
+            self._check_params()
+            X = _as_compute(check_embeddings(X, "X"))
+            n_bits = self._resolve_n_bits(X.shape[1])
+            if X_val is not None:
+                X_val = _as_compute(check_embeddings(X_val, "X_val", n_features=X.shape[1]))
+            with thread_limit(self._thread_count(X.shape[0], X.shape[1], n_bits)):
+                self._fit(X, X_val, n_bits, **fit_kw)
+        except BaseException:
+            for name in [k for k in vars(self) if _is_fitted_name(k)]:
+                delattr(self, name)
+            vars(self).update(previous)
+            raise
+        return self
+
+    def _fit(self, X: Any, X_val: Any, n_bits: int, **fit_kw: Any) -> None:
         device = torch.device(self._device_for(X))
         Xt = _as_tensor(X, device)
-        self.n_features_in_ = n_features
+        self.n_features_in_ = X.shape[1]
         self.n_bits_ = n_bits
+        self.mean_ = self.components_ = None
         if self.projection == "pca":
             if X.shape[0] < 2:
                 raise ValueError("PCA needs at least 2 samples in X; pass more embeddings.")
             self.mean_, self.components_ = _fit_pca(Xt, n_bits)
-        else:
-            self.mean_ = self.components_ = None
+        elif self.center:
+            self.mean_ = _mean(Xt)
         Z = self._preprocess(Xt, "X")
         Z_val = None if X_val is None else self._preprocess(_as_tensor(X_val, device), "X_val")
         self._fit_rotation(Z, Z_val, **fit_kw)
-        return self
+
+    def fit_transform(self, X: ArrayLike, y: Any = None, **fit_params: Any) -> Any:
+        """``fit(X, **fit_params).transform(X)``."""
+        return self.fit(X, y, **fit_params).transform(X)
+
+    def _thread_count(self, n_samples: int, n_features: int, n_bits: int) -> int | None:
+        n = resolve_n_threads(self.n_threads)
+        return n if n is not None else auto_threads(n_samples, n_features, n_bits)
+
+    def _transform_threads(self, n_samples: int, n_features: int) -> Any:
+        """The thread limit of transform/encode. Setting a limit costs milliseconds (threadpoolctl
+        scans the loaded libraries), more than a small product takes on one thread, and such a
+        product starts no worker threads anyway: with ``n_threads=None`` and
+        ``H2Q_NUM_THREADS`` unset, inputs below ``TINY_TRANSFORM_MACS`` run unlimited."""
+        n = resolve_n_threads(self.n_threads)
+        if n is None and n_samples * n_features * self.n_bits_ < TINY_TRANSFORM_MACS:
+            return nullcontext()
+        return thread_limit(
+            n if n is not None else auto_threads(n_samples, n_features, self.n_bits_)
+        )
+
+    def _seed(self) -> int:
+        """The integer seed of this fit (a fresh random one for ``random_state=None``)."""
+        return check_random_state(self.random_state)
 
     def _device_for(self, X: Any) -> str | torch.device:
         device = getattr(self, "device", None)
@@ -131,56 +261,79 @@ class BaseQuantizer:
                 f"fitted one with {type(self).__name__}.load(path)."
             )
 
-    def _preprocess(self, X: torch.Tensor, name: str) -> torch.Tensor:
-        """Project (if PCA) and rescale rows to norm sqrt(n_bits) (if rescale)."""
+    def _project(self, X: torch.Tensor) -> torch.Tensor:
+        """Centre and project (steps 1-2) a compute-dtype tensor."""
+        if self.mean_ is not None:
+            X = X - torch.as_tensor(self.mean_, dtype=X.dtype, device=X.device)
         if self.components_ is not None:
-            mean = torch.as_tensor(self.mean_, dtype=X.dtype, device=X.device)
-            comps = torch.as_tensor(self.components_, dtype=X.dtype, device=X.device)
-            X = (X - mean) @ comps.T
-        if self.rescale:
-            check_nonzero_rows(X, name)
-            X = X * (self.n_bits_**0.5 / torch.linalg.vector_norm(X, dim=1, keepdim=True))
+            X = X @ torch.as_tensor(self.components_, dtype=X.dtype, device=X.device).T
         return X
+
+    def _preprocess(self, X: torch.Tensor, name: str) -> torch.Tensor:
+        """Steps 1-3: centre, project, and rescale rows to norm sqrt(n_bits) (if rescale)."""
+        X = self._project(X)
+        if not self.rescale:
+            return X
+        Xs = _peak_scaled(X, name if self.mean_ is None else f"{name} minus the training mean")
+        return Xs * (self.n_bits_**0.5 / torch.linalg.vector_norm(Xs, dim=1, keepdim=True))
+
+    def _rotated_chunks(self, X: ArrayLike) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(start, stop, rotated floats) per chunk of rows: the one routine behind transform
+        and encode, so that their signs agree exactly."""
+        self._check_fitted()
+        X = _as_compute(check_embeddings(X, "X", n_features=self.n_features_in_))
+        Xt = _as_tensor(X, X.device if is_tensor(X) else "cpu")
+        R = torch.as_tensor(self.rotation_, dtype=Xt.dtype, device=Xt.device)
+        n, width = Xt.shape
+        rows = max(64, _CHUNK_BYTES // (4 * max(width, self.n_bits_)))
+        with self._transform_threads(n, width), torch.no_grad():
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                P = self._project(Xt[start:stop])
+                if not self.rescale:
+                    yield start, stop, P @ R.T
+                    continue
+                # rotate the peak-scaled rows, then rescale: a positive factor per row keeps
+                # the signs of the product that encode packs
+                Ps = _peak_scaled(P, "X" if self.mean_ is None else "X minus the training mean")
+                scale = self.n_bits_**0.5 / torch.linalg.vector_norm(Ps, dim=1, keepdim=True)
+                yield start, stop, (Ps @ R.T) * scale
 
     def transform(self, X: ArrayLike) -> np.ndarray | torch.Tensor:
         """Rotated floats of shape (n_samples, n_bits); their signs are the codes.
 
-        Numpy in, numpy out; torch in, torch out on the input's device and dtype.
+        Numpy in, numpy out; torch in, torch out on the input's device (``float16`` and
+        ``bfloat16`` tensors give ``float32``).
         """
-        self._check_fitted()
-        X = check_embeddings(X, "X", n_features=self.n_features_in_)
-        Xt = _as_tensor(X, X.device if is_tensor(X) else "cpu")
-        R = torch.as_tensor(self.rotation_, dtype=Xt.dtype, device=Xt.device)
-        out = self._preprocess(Xt, "X") @ R.T
+        parts = [Y for _, _, Y in self._rotated_chunks(X)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out if is_tensor(X) else out.numpy()
 
     def encode(self, X: ArrayLike) -> np.ndarray:
         """Packed binary codes, ``uint8`` of shape (n_samples, ceil(n_bits / 8)).
 
-        Bit j of a code is 1 where the j-th rotated value is >= 0, least significant bit first
-        within a byte (faiss's layout). Rescaling changes no sign, so it is skipped here.
+        Bit j of a code is 1 where the j-th value of ``transform(X)`` is >= 0, least
+        significant bit first within a byte (faiss's layout). Memory stays bounded: rows are
+        processed in chunks.
         """
-        self._check_fitted()
-        X = check_embeddings(X, "X", n_features=self.n_features_in_)
-        if is_tensor(X):
-            Xt = X
-            R = torch.as_tensor(self.rotation_, dtype=X.dtype, device=X.device)
-            if self.components_ is not None:
-                mean = torch.as_tensor(self.mean_, dtype=X.dtype, device=X.device)
-                comps = torch.as_tensor(self.components_, dtype=X.dtype, device=X.device)
-                Xt = (Xt - mean) @ comps.T
-            return encode_sign((Xt @ R.T).detach().cpu().numpy())
-        R = self.rotation_.astype(X.dtype, copy=False)
-        if self.components_ is not None:
-            # project first: the projected matrix is narrower than X (n_bits < n_features)
-            X = (X - self.mean_.astype(X.dtype)) @ self.components_.astype(X.dtype).T
-        return encode_sign(X, rotation=R)
+        out = None
+        for start, stop, Y in self._rotated_chunks(X):
+            codes = encode_sign(Y.detach().cpu().numpy())
+            if out is None:
+                out = np.empty((len(X), codes.shape[1]), dtype=np.uint8)
+            out[start:stop] = codes
+        return out
 
     def quantization_loss(self, X: ArrayLike, loss: str = "l2") -> float:
         """Mean stage-2 loss (see :mod:`h2q.quantizers.objectives`) of the transformed ``X``."""
         Zr = self.transform(X)
         Zr = Zr if is_tensor(Zr) else torch.from_numpy(Zr)
         return float(get_objective(loss).value(Zr))
+
+    def preprocess_module(self) -> nn.Module:
+        """Steps 1-3 (centre, project, rescale) as a torch module with fixed buffers."""
+        self._check_fitted()
+        return Preprocess(self.mean_, self.components_, self.n_bits_ if self.rescale else None)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -203,11 +356,19 @@ class BaseQuantizer:
     def load(cls, path: str | os.PathLike) -> BaseQuantizer:
         """Read a quantizer written by :meth:`save`."""
         arrays, meta = _io.load_state(path, cls.__name__, _FILE_VERSION)
+        if "center_" in arrays:  # written before centring moved ahead of the rescaling
+            raise _io.FileFormatError(
+                f"{path} holds an ITQQuantizer(center=True) from an older release, whose "
+                "centring this release no longer applies. Refit and save it again."
+            )
         return cls._from_state(arrays, meta)
 
     @classmethod
     def _from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> BaseQuantizer:
-        obj = cls(**meta["params"])
+        valid = cls._param_names()
+        params = {k: v for k, v in cls._legacy_params.items() if k in valid}
+        params.update(meta["params"])
+        obj = cls(**params)
         for name, value in meta["fitted"].items():
             setattr(obj, name, value)
         obj.mean_ = obj.components_ = None
@@ -219,10 +380,91 @@ class BaseQuantizer:
         return obj
 
 
+class Preprocess(nn.Module):
+    """Centre, project and rescale rows, as a fitted quantizer does before its rotation.
+
+    Parameters
+    ----------
+    mean : ndarray of shape (n_features,) or None
+    components : ndarray of shape (n_bits, n_features) or None
+    n_bits : int or None
+        Rows are rescaled to norm ``sqrt(n_bits)``; None leaves them as they are.
+    """
+
+    def __init__(self, mean: Any, components: Any, n_bits: int | None) -> None:
+        super().__init__()
+        self.register_buffer("mean", None if mean is None else torch.as_tensor(mean))
+        self.register_buffer(
+            "components", None if components is None else torch.as_tensor(components)
+        )
+        self.n_bits = n_bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map raw embeddings (n, n_features) to the rotation's input (n, n_bits)."""
+        if self.mean is not None:
+            x = x - self.mean.to(x.dtype)
+        if self.components is not None:
+            x = x @ self.components.to(x.dtype).T
+        if self.n_bits is None:
+            return x
+        xs = _peak_scaled(x, "x")
+        return xs * (self.n_bits**0.5 / torch.linalg.vector_norm(xs, dim=1, keepdim=True))
+
+
+def _is_fitted_name(name: str) -> bool:
+    return name.endswith("_") and not name.startswith("_")
+
+
+def _reject_positional_validation(X: Any, y: Any) -> None:
+    """``fit(X, X_val)`` was the old signature; a float matrix as wide as X passed as ``y``
+    is validation data given positionally: say so instead of silently ignoring it."""
+    shape = getattr(y, "shape", None)
+    kind = getattr(getattr(y, "dtype", None), "kind", None)
+    if is_tensor(y):
+        kind = "f" if y.is_floating_point() else "i"
+    x_shape = getattr(X, "shape", None) or np.shape(X)
+    if shape is not None and len(shape) == 2 and kind == "f" and shape[1:] == tuple(x_shape)[1:]:
+        raise TypeError(
+            "fit(X, y) takes no labels: the second positional argument looks like validation "
+            "embeddings. Pass them by keyword: fit(X, X_val=X_val)."
+        )
+
+
+def _as_compute(X: Any) -> Any:
+    """torch float16/bfloat16 -> float32 (their matrix products and norms are unsafe)."""
+    if is_tensor(X) and X.dtype not in (torch.float32, torch.float64):
+        return X.float()
+    return X
+
+
 def _as_tensor(X: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
     if is_tensor(X):
         return X.detach().to(device)
     return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+
+
+def _peak_scaled(X: torch.Tensor, name: str) -> torch.Tensor:
+    """Rows divided by their largest |entry| (so that entry becomes 1).
+
+    Positive scaling keeps every sign, and the row norms of the result are safe from overflow
+    (float32 rows with norm above ~1.8e19) and underflow (rows near 1e-30). Raises on an
+    all-zero row, which has no direction.
+    """
+    peak = X.abs().amax(dim=1, keepdim=True)
+    zero = peak[:, 0] == 0
+    if bool(zero.any()):
+        raise_zero_rows(zero.nonzero().flatten().tolist(), name)
+    return X / peak
+
+
+def _mean(X: torch.Tensor) -> np.ndarray:
+    """Column mean, summed in float64 (no overflow or drift for large or long inputs)."""
+    mean = X.to(torch.float64).mean(dim=0)
+    return mean.cpu().numpy().astype(_numpy_dtype(X.dtype))
+
+
+def _numpy_dtype(dtype: torch.dtype) -> type:
+    return np.float64 if dtype == torch.float64 else np.float32
 
 
 def _fit_pca(X: torch.Tensor, n_components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +472,9 @@ def _fit_pca(X: torch.Tensor, n_components: int) -> tuple[np.ndarray, np.ndarray
     X64 = X.to(torch.float64)
     mean = X64.mean(dim=0)
     Xc = X64 - mean
+    # scale first: the covariance of rows near 1e30 (or 1e-30) stays finite (non-zero)
+    scale = Xc.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+    Xc = Xc / scale
     cov = Xc.T @ Xc / max(len(X) - 1, 1)
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     comps = vecs[:, -n_components:].flip(1).T.contiguous()
@@ -237,17 +482,18 @@ def _fit_pca(X: torch.Tensor, n_components: int) -> tuple[np.ndarray, np.ndarray
     idx = comps.abs().argmax(dim=1)
     signs = torch.sign(comps[torch.arange(n_components), idx])
     comps = comps * signs[:, None]
-    dtype = np.float32 if X.dtype == torch.float32 else np.float64
+    dtype = _numpy_dtype(X.dtype)
     return mean.cpu().numpy().astype(dtype), comps.cpu().numpy().astype(dtype)
 
 
 def load_quantizer(path: str | os.PathLike) -> BaseQuantizer:
     """Read any quantizer written by ``save``, whatever its class."""
-    from . import QUANTIZERS
+    from .registry import quantizer_class_for_kind
 
     kind = _io.read_kind(path)
-    if kind not in QUANTIZERS:
+    cls = quantizer_class_for_kind(kind)
+    if cls is None:
         raise _io.FileFormatError(
             f"{path} holds a {kind}, not a quantizer; load it with the matching class."
         )
-    return QUANTIZERS[kind].load(path)
+    return cls.load(path)
