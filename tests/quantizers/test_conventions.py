@@ -200,7 +200,7 @@ BAD_PARAMS = [
     ("h2q", {"n_reflections": 17}, "n_reflections must be between 1 and n_features=16"),
     ("h2q", {"solver": "adam"}, "solver must be one of"),
     ("h2q", {"loss": "hinge"}, "unknown loss 'hinge'"),
-    ("itq", {"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),
+    ("itq", {"max_iter": 0}, "max_iter must be a positive integer, got 0"),
     ("itq", {"random_state": -1}, "random_state must be None or an integer >= 0"),
     ("h2q", {"random_state": "seed"}, "random_state must be None or an integer >= 0"),
     ("sign", {"center": "yes"}, "center must be True or False, got 'yes'"),
