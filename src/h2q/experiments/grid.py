@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..exceptions import FileFormatError
 from .config import GridConfig, lambda_grid, settings_hash
+from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .runner import _FAILED, _STAGE2_ON_LAMBDA0, _run_done, _Runner, _runs_for, _torch_threads
 
@@ -310,6 +311,7 @@ def run_grid(
             "jobs": jobs,
             "threads": threads,
             "cpu_count": os.cpu_count(),
+            "machine": machine_info(),
         },
     )
     return GridResult(
