@@ -264,3 +264,26 @@ def test_the_readme_matches_the_kept_main_job_outputs():
     kept = REPO / "docs" / "results" / "default"
     diff = check_readme(REPO / "README.md", kept)
     assert diff == [], "\n".join(diff[:40])
+
+
+def test_machine_info_names_the_cpu_and_the_dispatch():
+    import torch
+
+    from h2q.experiments.machine import cpu_model, machine_info
+
+    info = machine_info()
+    assert info["cpu"] == cpu_model() and info["cpu"]
+    assert info["torch"] == torch.__version__
+    assert info["torch_cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
+    json.dumps(info)  # JSON-ready
+
+
+def test_report_with_several_seeds_uses_t_intervals(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner_mod, "_train_stage1", _fake_train)
+    config = get_config("quick", bits=(8,), seeds=(0, 1, 2), k=20, rows=("itq", "h2q-l2"))
+    result = run_grid(config, tmp_path / "r", progress=False)
+    write_outputs(result)
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "mean ± sample std over 3 seeds (0, 1, 2)" in report
+    assert "95% paired t interval over 3 seeds" in report
+    assert read_json(tmp_path / "r" / "summary.json")["seeds"] == [0, 1, 2]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def plot_map_vs_bits(
     axes[0].set_ylabel("mAP x100")
     axes[0].legend(fontsize=7, loc="best")
     bars = "± std over seeds" if len(config.seeds) > 1 else "± 1.96 standard errors over queries"
-    fig.suptitle(f"{config.dataset}: {metric}; error bars {bars}", fontsize=8)
+    title = f"{config.dataset}: {metric}; error bars {bars}"
+    fig.suptitle("\n".join(textwrap.wrap(title, width=75 * cols)), fontsize=8)
     _save(fig, path)
 
 
@@ -150,7 +152,7 @@ def plot_gains(
     spread = next((imp.spread for imp in improvements if imp.spread), "")
     title = f"{config.dataset}: gain per (method, bits) cell; bar = mean"
     if spread:
-        title += f"\nwhiskers: {spread}"
+        title += "\n" + "\n".join(textwrap.wrap(f"whiskers: {spread}", width=110))
     ax.set_title(title, fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
@@ -283,5 +285,6 @@ def plot_training_curves(
                 ax.legend(fontsize=6, loc="lower right")
     metric = next((r.val_metric for r in runs if r.val_metric), "validation mAP")
     what = metric if quantity == "val_map" else "mean training loss per epoch"
-    fig.suptitle(f"{config.dataset}: stage-1 training curves\n{what}", fontsize=8)
+    wrapped = "\n".join(textwrap.wrap(what, width=60 * n_cols))
+    fig.suptitle(f"{config.dataset}: stage-1 training curves\n{wrapped}", fontsize=8)
     _save(fig, path)
