@@ -220,3 +220,11 @@ def test_one_seed_table_shows_the_standard_error_over_queries():
     text = table_markdown(summarize([_record("lambda0", 16, 0, ap)]), config, 10)
     assert "one seed (0), ± the standard error over queries" in text
     assert f"| DPSH | λ = 0 | 50.00 ± {100 * ap.std(ddof=1) / 2:.2f} |" in text
+
+
+def test_verdict_no_difference_anywhere():
+    imp = _imp("h2q-l2", "itq", [0.1, -0.1], [(-0.5, 0.6), (-0.4, 0.3)], (-0.3, 0.4))
+    assert describe(imp) == (
+        "+H²Q (L2) vs +ITQ: no detectable difference on average (mean +0.00, 95% interval "
+        "-0.30 to +0.40); no detectable difference in any cell (0 / 2 higher or lower)."
+    )

@@ -138,7 +138,7 @@ def _hyp2_table(table: SummaryTable, config: GridConfig, setup: str) -> list[str
                 cells += ["n/a"] * 3
                 continue
             cells += [_f(base.mean, False), _f(h2q.mean, False), _f(h2q.mean - base.mean)]
-        lines.append(f"| ours, {setup} | {config.dataset} | " + " | ".join(cells) + " |")
+        lines.append(f"| ours | {setup} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -281,7 +281,7 @@ def plot_training_curves(
                 ax.set_ylabel("val mAP x100" if scale == 100.0 else "training loss", fontsize=7)
             if i == n_rows - 1:
                 ax.set_xlabel("epoch", fontsize=7)
-            if i == 0 and j == 0:
+            if j == 0 and ax.get_lines():  # one legend per method: its lambda grid differs
                 ax.legend(fontsize=6, loc="lower right")
     metric = next((r.val_metric for r in runs if r.val_metric), "validation mAP")
     what = metric if quantity == "val_map" else "mean training loss per epoch"

@@ -144,12 +144,21 @@ def _duration(seconds: float) -> str:
 
 
 def _machines(summary: dict[str, Any]) -> str:
-    machines = []
-    for call in summary.get("calls", []):
+    """The machines of the calls that trained or computed something (a call that found every
+    cell done only rewrote the outputs)."""
+    calls = summary.get("calls", [])
+    working = [c for c in calls if c.get("trained") or c.get("computed")] or calls
+    machines: list[str] = []
+    for call in working:
         m = call.get("machine") or {}
+        flags = ", ".join(m.get("vector_flags") or [])
+        load = m.get("load_average")
         text = (
-            f"{m.get('cpu', 'an unrecorded CPU')} (torch {m.get('torch', '?')} dispatching to "
-            f"{m.get('torch_cpu_capability', '?')}, {m.get('cpu_count', '?')} CPUs)"
+            f"{m.get('cpu', 'an unrecorded CPU')} ({m.get('cpu_count', '?')} CPUs; "
+            + (f"vector instructions {flags}; " if flags else "")
+            + f"torch {m.get('torch', '?')}"
+            + (f"; 15-minute load average {load[-1]:g} at the end" if load else "")
+            + ")"
             if m
             else "an unrecorded machine"
         )
@@ -203,6 +212,7 @@ def render_section(kept_dir: str | os.PathLike, readme_dir: str | os.PathLike) -
         BEGIN,
         "",
         _facts(summary),
+        "",
         f"Every figure below is read from the kept outputs in [`{link}/`]({link}/) (full "
         f"report: [`{link}/report.md`]({link}/report.md)).",
         "",
@@ -219,6 +229,7 @@ def render_section(kept_dir: str | os.PathLike, readme_dir: str | os.PathLike) -
         _read(kept, "verdict.md"),
         "",
         "**The paper beside ours.**",
+        "",
         _read(kept, "paper_comparison.md"),
         "",
         END,

@@ -119,9 +119,12 @@ def describe(imp: Improvement) -> str:
         cells = f"higher in every cell ({imp.n_cells} / {imp.n_cells})"
     elif len(imp.lower) == imp.n_cells:
         cells = f"lower in every cell ({imp.n_cells} / {imp.n_cells})"
+    elif len(imp.undetected) == imp.n_cells:
+        cells = f"no detectable difference in any cell (0 / {imp.n_cells} higher or lower)"
     else:
         cells = (
-            f"higher in {len(imp.higher)} of {imp.n_cells} cells{_named(imp.higher)}, lower in "
+            f"higher in {len(imp.higher) or 'none'} of {imp.n_cells} cells{_named(imp.higher)}, "
+            "lower in "
             f"{len(imp.lower) or 'none'}{_named(imp.lower)}, no detectable difference in "
             f"{len(imp.undetected) or 'none'}"
         )
@@ -180,7 +183,8 @@ def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement
     and wall time of every call of the grid, and how the intervals were computed."""
     config, records, info = result.config, result.records, result.info
     calls = list(info.get("calls", []))
-    machines = [c.get("machine") or {} for c in calls]
+    working = [c for c in calls if c.get("trained") or c.get("computed")] or calls
+    machines = [c.get("machine") or {} for c in working]
     first = records[0] if records else None
     return {
         "grid": config.name,
@@ -205,7 +209,7 @@ def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement
         "stage1_runs": info.get("stage1_runs", 0),
         "calls": calls,
         "wall_seconds": float(sum(float(c.get("seconds") or 0.0) for c in calls)),
-        "cpus": sorted({m.get("cpu", "unknown") for m in machines}) if machines else [],
+        "cpus": sorted({m.get("cpu", "unknown") for m in machines}),
         "intervals": next((imp.spread for imp in improvements if imp.spread), ""),
         "h2q_version": __version__,
     }
@@ -363,9 +367,11 @@ def _time_lines(result: GridResult, records: Sequence[CellRecord]) -> list[str]:
         machine = call.get("machine") or {}
         cpu = ""
         if machine:
+            flags = ", ".join(machine.get("vector_flags") or []) or "?"
             cpu = (
-                f" on {machine.get('cpu', '?')} (torch dispatches to "
-                f"{machine.get('torch_cpu_capability', '?')}; torch {machine.get('torch', '?')})"
+                f" on {machine.get('cpu', '?')} (vector instructions {flags}; torch "
+                f"{machine.get('torch', '?')} dispatching to "
+                f"{machine.get('torch_cpu_capability', '?')})"
             )
         lines.append(
             f"- Call {i} ({call.get('started', '?')}): {call.get('seconds', 0):.0f} s wall, "
