@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 SIZES = {"train": 120, "val": 40, "query": 30, "database": 150}
 
 
-def _fake_train(run, run_dir, config, data, *, device, cache_dir):
+def _fake_train(run, run_dir, config, data, **kwargs):
     """What run_training writes, from seeded clusters: same split (labels) for every run of a
     seed, embeddings that differ by strategy."""
     split = np.random.default_rng(run.seed)
@@ -126,6 +126,20 @@ def test_report_has_intervals_paper_table_and_stage1_runs(grid_out):
     assert summary["constants"] == {"hswd_weight": 0.1, "itq_iterations": 50}
     verdict = (out / "verdict.md").read_text()
     assert verdict.startswith("- +H²Q (L2) vs λ = 0: ") and verdict in report.replace("\n\n", "\n")
+
+
+def test_stage1_runs_are_those_the_cells_read(grid_out):
+    from h2q.experiments.stage1 import read_stage1_runs
+
+    out, result = grid_out
+    runs = read_stage1_runs(result.config, result.records, out)
+    assert [(r.run.n_bits, r.run.tag) for r in runs] == [
+        (b, tag)
+        for b in (8, 16)
+        for tag in ("lambda0", "penalty-lam0.1", "penalty-lam0.01", "hswd")
+    ]
+    assert runs[1].epochs == (1, 2) and runs[1].loss == (0.9, 0.7)
+    assert np.isnan(runs[1].val_map[0]) and runs[1].val_map[1] == pytest.approx(0.41)
 
 
 def test_report_reads_strategy_settings_from_the_code(grid_out, monkeypatch):

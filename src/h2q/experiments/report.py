@@ -235,7 +235,7 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     table = summarize(records)
     k = records[0].k if records else config.k  # the cut-off used (lowered to the database)
     improvements = improvements_of(records, config)
-    runs = read_stage1_runs(config, out)
+    runs = read_stage1_runs(config, records, out)
     chosen = {r.stage1_run for r in records if r.row == "penalty"}
     setup = _setup_text(config, result.info)
     files: dict[str, Path] = {}

@@ -7,14 +7,15 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..exceptions import FileFormatError
-from .config import GridConfig
-from .records import Stage1Run, read_json
+from .config import GridConfig, lambda_grid
+from .records import CellRecord, Stage1Run, read_json
 
-__all__ = ["Stage1Summary", "read_history", "read_stage1_runs"]
+__all__ = ["Stage1Summary", "grid_runs", "read_history", "read_stage1_runs"]
 
 
 @dataclass(frozen=True)
@@ -62,21 +63,61 @@ def read_history(path: str | os.PathLike) -> tuple[tuple[int, ...], tuple[float,
     )
 
 
-def read_stage1_runs(config: GridConfig, out_dir: str | os.PathLike) -> list[Stage1Summary]:
-    """Every finished stage-1 run of ``config``'s grid in ``out_dir``, in grid order.
+def _lam(key: str) -> float | None:
+    return None if key == "none" else float(key)
 
-    Runs that are missing, unfinished or diverged are left out.
+
+def grid_runs(config: GridConfig, records: Sequence[CellRecord]) -> list[Stage1Run]:
+    """The stage-1 runs the grid's finished cells read, in grid order: per (seed, method,
+    bits) the lambda = 0 run, every "+lambda" run tried (from the cell's lambda selection),
+    then the "+HSWD" run."""
+    runs: set[Stage1Run] = set()
+    for r in records:
+        if r.row == "penalty":
+            runs.update(
+                Stage1Run(r.method, "penalty", _lam(key), r.n_bits, r.seed)
+                for key in r.lambda_selection
+            )
+        else:
+            strategy = "hswd" if r.row == "hswd" else "lambda0"
+            runs.add(Stage1Run(r.method, strategy, None, r.n_bits, r.seed))
+    order = {"lambda0": 0, "penalty": 1, "hswd": 2}
+
+    def key(run: Stage1Run) -> tuple:
+        grid = list(lambda_grid(run.method, config.lambda_grids))
+        return (
+            config.seeds.index(run.seed) if run.seed in config.seeds else len(config.seeds),
+            config.methods.index(run.method) if run.method in config.methods else 0,
+            run.n_bits,
+            order[run.strategy],
+            grid.index(run.lam) if run.lam in grid else len(grid),
+        )
+
+    return sorted(runs, key=key)
+
+
+def read_stage1_runs(
+    config: GridConfig, records: Sequence[CellRecord], out_dir: str | os.PathLike
+) -> list[Stage1Summary]:
+    """Every finished stage-1 run that the grid's cells read, in grid order (a run without
+    ``summary.json`` is left out).
+
+    Parameters
+    ----------
+    config : GridConfig
+    records : sequence of CellRecord
+        The grid's finished cells.
+    out_dir : path-like
+        The grid's results folder (runs in ``runs/``).
+
+    Returns
+    -------
+    list of Stage1Summary
     """
-    from .grid import plan_cells
-    from .runner import _run_done, _runs_for
-
-    runs: list[Stage1Run] = []
-    for cell in plan_cells(config):
-        runs += [run for run in _runs_for(config, cell) if run not in runs]
     out = []
-    for run in runs:
+    for run in grid_runs(config, records):
         run_dir = Path(out_dir) / "runs" / run.relpath
-        if not _run_done(run_dir):
+        if not (run_dir / "summary.json").is_file():
             continue
         summary = read_json(run_dir / "summary.json")
         epochs, loss, val_map = read_history(run_dir / "history.csv")
