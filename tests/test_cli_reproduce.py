@@ -53,10 +53,22 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
         "cells.csv",
         "report.md",
         "grid.json",
+        "gains.csv",
+        "verdict.md",
+        "paper_comparison.md",
+        "stage1.md",
+        "stage1.csv",
+        "summary.json",
     ):
         assert (out / name).is_file(), name
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert plots == ["gain_over_lambda0.png", "map_vs_bits.png", "pr_dpsh_8bits.png"]
+    assert plots == [
+        "gain_over_lambda0.png",
+        "map_vs_bits.png",
+        "pr_dpsh_8bits.png",
+        "training_curves.png",
+        "training_loss.png",
+    ]
     for name in plots:
         assert (out / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
 
@@ -82,7 +94,8 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
     for name in plots:
         assert f"(plots/{name})" in report
     assert table.strip() in report
-    assert re.search(r"H²Q \(L2\) (improved|did NOT improve) on λ = 0 in every cell", report)
+    assert re.search(r"H²Q \(L2\) vs λ = 0: (higher|lower|no detectable difference)", report)
+    assert "95% paired bootstrap interval over" in report
     for other in ("+λ", "+HSWD", "+ITQ"):
         assert f"H²Q (L2) vs {other}" in report
     assert "H²Q (L2)" in stdout and "Report:" in stdout

@@ -106,6 +106,8 @@ class MethodResult:
     """Mean precision within each radius (queries retrieving nothing are skipped; NaN where
     every query is skipped)."""
     pr_recall: list[float] = field(default_factory=list)
+    ap_at_k: list[float] = field(default_factory=list)
+    """AP@k of each query, in query order (their mean is ``map_at_k``); for intervals."""
 
 
 @dataclass
@@ -366,6 +368,7 @@ def _evaluate_one(
         pr_radius=[int(r) for r in pr.radius],
         pr_precision=[float(p) for p in pr.precision],
         pr_recall=[float(r) for r in pr.recall],
+        ap_at_k=ap_k.tolist(),
     )
 
 

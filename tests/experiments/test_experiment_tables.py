@@ -98,16 +98,23 @@ def test_table_csv(config, records):
 
 
 def test_improvements_markdown_and_csv(config, records):
-    imps = improvements_of(summarize(records), config)
+    imps = improvements_of(records, config)
     assert [(i.row, i.baseline) for i in imps] == [("itq", "lambda0")]
     md = improvements_markdown(imps)
-    assert "| +ITQ | λ = 0 | +2.00 | +2.00 | +2.00 | +2.00 | 1 / 1 |" in md
+    assert md.startswith(
+        "Gain in mAP points (x100) per (method, bits) cell; intervals: 95% "
+        "paired t interval over 2 seeds."
+    )
+    # Both seeds gain exactly 2 points: a zero-width t interval, detected.
+    assert "| +ITQ | λ = 0 | +2.00 | [+2.00, +2.00] | +2.00 | +2.00 | +2.00 | 1 / 0 / 0 |" in md
     rows = list(csv.DictReader(io.StringIO(improvements_csv(imps))))
-    assert rows[0]["wins"] == "1" and rows[0]["cells"] == "1"
+    assert rows[0]["wins"] == "1" and rows[0]["cells"] == "1" and rows[0]["higher"] == "1"
     assert float(rows[0]["mean"]) == pytest.approx(2.0)
+    assert float(rows[0]["ci_low"]) == pytest.approx(2.0)
 
 
-def test_verdict_every_cell_and_not():
+def test_verdict_without_per_query_ap_says_so():
+    """Cells without per-query AP (one seed) give gains but no intervals, and say so."""
     config = get_config("default", methods=("dpsh",), bits=(16, 32), seeds=(0,))
     won = [
         _record("lambda0", 16, 0, 0.50),
@@ -117,16 +124,12 @@ def test_verdict_every_cell_and_not():
         _record("itq", 16, 0, 0.53),
         _record("itq", 32, 0, 0.60),
     ]
-    lines = verdict(improvements_of(summarize(won), config))
-    assert lines[0].startswith("H²Q (L2) improved on λ = 0 in every cell (2 / 2)")
-    assert any(
-        "H²Q (L2) vs +ITQ: mean +0.00, higher in 1 / 2 cells; not higher in DPSH 16 bits" in x
-        for x in lines
+    lines = verdict(improvements_of(won, config))
+    assert lines[0] == (
+        "+H²Q (L2) vs λ = 0: mean +1.50 mAP points (no interval could be computed); higher mean "
+        "in 2 of 2 cells."
     )
-    lost = won[:3] + [_record("h2q-l2", 32, 0, 0.59)]
-    lines = verdict(improvements_of(summarize(lost), config))
-    assert lines[0].startswith("H²Q (L2) did NOT improve on λ = 0 in every cell: it won 1 / 2")
-    assert "DPSH 32 bits (-1.00)" in lines[0]
+    assert any(x.startswith("+H²Q (L2) vs +ITQ: mean +0.00 mAP points") for x in lines)
 
 
 def test_lambda_and_cells_csv():

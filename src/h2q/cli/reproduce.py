@@ -121,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the grid described by ``args``; print where the results are and the verdict."""
     from ..experiments.config import get_config
     from ..experiments.grid import run_grid
-    from ..experiments.report import improvements_of, verdict, write_outputs
-    from ..experiments.stats import summarize
+    from ..experiments.report import write_outputs
     from ..models import BACKBONES, PRETRAINED_BACKBONES
 
     preset = "full" if args.full else "quick" if args.quick else "default"
@@ -171,10 +170,8 @@ def run(args: argparse.Namespace) -> int:
     )
     files = write_outputs(result)
     elapsed = time.perf_counter() - start
-    table = summarize(result.records)
     print((result.out_dir / "table.md").read_text(encoding="utf-8"))
-    for line in verdict(improvements_of(table, config)):
-        print(line)
+    print((result.out_dir / "verdict.md").read_text(encoding="utf-8"), end="")
     for failure in result.failures:
         print(f"warning: {failure['what']}: {failure['reason']}", file=sys.stderr)
     print(

@@ -6,10 +6,15 @@
   itself in :mod:`~h2q.experiments.runner`, worker processes in
   :mod:`~h2q.experiments.parallel`; results of each cell in
   :mod:`~h2q.experiments.records`);
-- :mod:`~h2q.experiments.stats`: means over seeds and gains of one strategy over another;
+- :mod:`~h2q.experiments.stats`: means over seeds, gains of one strategy over another and
+  their 95% intervals (t over seeds, or a paired bootstrap over queries with one seed);
 - :mod:`~h2q.experiments.tables`, :mod:`~h2q.experiments.plots`,
   :mod:`~h2q.experiments.report`: Markdown/CSV tables, PNG figures and ``report.md``
-  (:func:`write_outputs`).
+  (:func:`write_outputs`), with the stage-1 runs (:mod:`~h2q.experiments.stage1`), the
+  paper's numbers beside ours (:mod:`~h2q.experiments.paper`) and the machine of each call
+  (:mod:`~h2q.experiments.machine`);
+- :mod:`~h2q.experiments.readme`: the kept copy of the main job's outputs and the README
+  section generated from it (``scripts/readme_results.py``).
 
 ``h2q reproduce`` is the command-line front end.
 """
@@ -18,7 +23,7 @@ from .config import PRESETS, ROWS, GridConfig, get_config
 from .grid import GridResult, run_grid
 from .records import CellRecord
 from .report import write_outputs
-from .stats import Improvement, improvement, summarize
+from .stats import Improvement, Interval, compare, improvement, summarize
 
 __all__ = [
     "PRESETS",
@@ -27,6 +32,8 @@ __all__ = [
     "GridConfig",
     "GridResult",
     "Improvement",
+    "Interval",
+    "compare",
     "get_config",
     "improvement",
     "run_grid",

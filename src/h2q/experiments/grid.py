@@ -46,6 +46,7 @@ from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
 from .config import GridConfig, lambda_grid, settings_hash
+from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .runner import FAILED_FILE, STAGE2_ON_LAMBDA0, Runner, run_done, runs_for
 
@@ -363,6 +364,7 @@ def _result(
             "jobs": jobs,
             "threads": threads,
             "cpu_count": os.cpu_count(),
+            "machine": machine_info(),
         },
     )
     return GridResult(

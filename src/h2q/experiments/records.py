@@ -22,8 +22,8 @@ from ..exceptions import FileFormatError
 
 __all__ = ["Cell", "CellRecord", "Stage1Run", "read_json", "safe_name", "write_json"]
 
-#: Format version of the cell files; another version is recomputed.
-CELL_FORMAT = 1
+#: Format version of the cell files; another version is recomputed. 2: per-query AP@k.
+CELL_FORMAT = 2
 
 
 def _lam_tag(lam: float | None) -> str:
@@ -114,6 +114,9 @@ class CellRecord:
     pr_radius: list[int] = field(default_factory=list)
     pr_precision: list[float | None] = field(default_factory=list)
     pr_recall: list[float | None] = field(default_factory=list)
+    ap_at_k: list[float] = field(default_factory=list)
+    """AP@k of each query, in query order (their mean is ``map_at_k``): the unit of the
+    bootstrap intervals of a one-seed grid."""
     n_queries: int = 0
     n_database: int = 0
     n_train: int = 0

@@ -311,6 +311,7 @@ class Runner:
             pr_radius=list(row.pr_radius),
             pr_precision=list(row.pr_precision),
             pr_recall=list(row.pr_recall),
+            ap_at_k=list(row.ap_at_k),
             n_queries=result.n_queries,
             n_database=result.n_database,
             n_train=result.n_train,

@@ -1,10 +1,12 @@
 """Tables of a grid as Markdown and CSV text.
 
-- the main table: rows method x strategy, columns bits, mean ± std over seeds of mAP@k x100,
-  with the mAP variant (cut-off, denominator, empty-query rule, tie-break) named above it;
-- the improvement statistics of each strategy over lambda = 0 (mean, median, min, max,
-  wins/cells);
-- quantization losses, the lambda chosen for the "+lambda" row, and one line per cell.
+- the main table: rows method x strategy, columns bits, mean ± std over seeds of mAP@k x100
+  (one seed: ± the standard error over queries), with the mAP variant (cut-off, denominator,
+  empty-query rule, tie-break) named above it;
+- the improvement statistics of each strategy over lambda = 0 (mean with its 95% interval,
+  median, min, max, and the cells where the gain is detected);
+- quantization losses, the lambda chosen for the "+lambda" row, one line per cell, and the
+  stage-1 runs (best validation mAP, epochs, time).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Sequence
 from ..metrics import variant_name
 from .config import ROW_LABELS, GridConfig, lambda_grid
 from .records import CellRecord
-from .stats import Improvement, SummaryTable
+from .stage1 import Stage1Summary
+from .stats import Improvement, Interval, SummaryTable
 
 __all__ = [
     "TIE_RULE",
     "cells_csv",
+    "gains_csv",
     "improvements_csv",
     "improvements_markdown",
     "lambda_csv",
@@ -29,6 +33,8 @@ __all__ = [
     "map_header",
     "quantization_loss_csv",
     "quantization_loss_markdown",
+    "stage1_csv",
+    "stage1_markdown",
     "table_csv",
     "table_markdown",
 ]
@@ -76,8 +82,11 @@ def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: i
     str
     """
     seeds = ", ".join(map(str, config.seeds))
+    with_se = any(math.isfinite(s.query_se) for s in table.values())
     if len(config.seeds) > 1:
         spread = f"mean ± sample std over {len(config.seeds)} seeds ({seeds})"
+    elif with_se:
+        spread = f"one seed ({seeds}), ± the standard error over queries"
     else:
         spread = f"one seed ({seeds})"
     caption = (
@@ -98,6 +107,8 @@ def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: i
                 cells.append("n/a")
             elif s.n > 1 and math.isfinite(s.std):
                 cells.append(f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}")
+            elif math.isfinite(s.query_se):
+                cells.append(f"{_fmt(s.mean, digits)} ± {_fmt(s.query_se, digits)}")
             else:
                 cells.append(_fmt(s.mean, digits))
         lines.append(f"| {method.upper()} | {_label(row)} | " + " | ".join(cells) + " |")
@@ -105,13 +116,14 @@ def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: i
 
 
 def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
-    """The main table as CSV: one line per (method, strategy); columns ``<bits> mean`` and
-    ``<bits> std`` per bit length (x100, full precision), the metric named in every line."""
+    """The main table as CSV: one line per (method, strategy); columns ``<bits> mean``,
+    ``<bits> std`` (over seeds) and ``<bits> query_se`` (one seed: standard error over
+    queries) per bit length (x100, full precision), the metric named in every line."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     columns = ["method", "strategy", "row", "metric", "n_seeds"]
     for n_bits in config.bits:
-        columns += [f"{n_bits} bits mean", f"{n_bits} bits std"]
+        columns += [f"{n_bits} bits mean", f"{n_bits} bits std", f"{n_bits} bits query_se"]
     writer.writerow(columns)
     metric = map_header(k, config.tie_break) + " x100"
     for method, row in _grid_rows(config):
@@ -122,7 +134,7 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
         values.append(n)
         for n_bits in config.bits:
             s = table.get((method, row, n_bits))
-            values += ["", ""] if s is None else [_csv(s.mean), _csv(s.std)]
+            values += ["", "", ""] if s is None else [_csv(s.mean), _csv(s.std), _csv(s.query_se)]
         writer.writerow(values)
     return buf.getvalue()
 
@@ -131,42 +143,116 @@ def _csv(value: float) -> str:
     return repr(value) if math.isfinite(value) else ""
 
 
-_STAT_HEADER = ["strategy", "vs", "mean", "median", "min", "max", "wins / cells"]
+_STAT_HEADER = [
+    "strategy",
+    "vs",
+    "mean",
+    "95% interval",
+    "median",
+    "min",
+    "max",
+    "cells higher / n.d. / lower",
+]
+
+
+def _interval(ci: Interval, digits: int = 2) -> str:
+    if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return "n/a"
+    return f"[{_fmt(ci.low, digits, True)}, {_fmt(ci.high, digits, True)}]"
+
+
+def _counts(imp: Improvement) -> str:
+    if not imp.has_intervals:
+        return f"{imp.wins} / – / {imp.n_cells - imp.wins} (no intervals)"
+    return f"{len(imp.higher)} / {len(imp.undetected)} / {len(imp.lower)}"
 
 
 def improvements_markdown(improvements: Sequence[Improvement], *, digits: int = 2) -> str:
-    """The gain statistics as Markdown (mAP points x100; a win is a strictly higher mean)."""
+    """The gain statistics as Markdown (mAP points x100).
+
+    "cells higher / n.d. / lower": cells whose 95% interval lies above zero / holds zero (no
+    detectable difference) / lies below zero; without intervals, cells with a strictly higher
+    / not higher mean. The caption names how the intervals were computed.
+    """
+    spreads = sorted({imp.spread for imp in improvements if imp.spread})
+    caption = (
+        f"Gain in mAP points (x100) per (method, bits) cell; intervals: {'; '.join(spreads)}."
+        if spreads
+        else "Gain in mAP points (x100) per (method, bits) cell; no intervals."
+    )
     lines = [
+        caption,
+        "",
         "| " + " | ".join(_STAT_HEADER) + " |",
-        "|:---|:---|---:|---:|---:|---:|---:|",
+        "|:---|:---|---:|:---:|---:|---:|---:|:---:|",
     ]
     for imp in improvements:
         lines.append(
             f"| {_label(imp.row)} | {_label(imp.baseline)} | {_fmt(imp.mean, digits, True)} | "
-            f"{_fmt(imp.median, digits, True)} | {_fmt(imp.min, digits, True)} | "
-            f"{_fmt(imp.max, digits, True)} | {imp.wins} / {imp.n_cells} |"
+            f"{_interval(imp.interval, digits)} | {_fmt(imp.median, digits, True)} | "
+            f"{_fmt(imp.min, digits, True)} | {_fmt(imp.max, digits, True)} | {_counts(imp)} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def improvements_csv(improvements: Sequence[Improvement]) -> str:
-    """The gain statistics as CSV (full precision)."""
+    """The gain statistics as CSV (full precision), with the interval of the mean gain and the
+    counts of cells whose interval lies above zero / holds zero / lies below zero."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "baseline", "mean", "median", "min", "max", "wins", "cells"])
+    writer.writerow(
+        [
+            "row",
+            "baseline",
+            "mean",
+            "ci_low",
+            "ci_high",
+            "median",
+            "min",
+            "max",
+            "wins",
+            "cells",
+            "higher",
+            "undetected",
+            "lower",
+            "interval",
+        ]
+    )
     for imp in improvements:
+        counts = (
+            [len(imp.higher), len(imp.undetected), len(imp.lower)]
+            if imp.has_intervals
+            else ["", "", ""]
+        )
         writer.writerow(
             [
                 imp.row,
                 imp.baseline,
                 _csv(imp.mean),
+                _csv(imp.interval.low),
+                _csv(imp.interval.high),
                 _csv(imp.median),
                 _csv(imp.min),
                 _csv(imp.max),
                 imp.wins,
                 imp.n_cells,
+                *counts,
+                imp.spread,
             ]
         )
+    return buf.getvalue()
+
+
+def gains_csv(improvements: Sequence[Improvement]) -> str:
+    """One line per (comparison, cell): the gain and its 95% interval (full precision)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", "baseline", "method", "n_bits", "gain", "ci_low", "ci_high"])
+    for imp in improvements:
+        intervals = imp.cell_intervals if imp.has_intervals else [None] * imp.n_cells
+        for (method, n_bits), gain, ci in zip(imp.cells, imp.gains, intervals, strict=True):
+            low, high = ("", "") if ci is None else (_csv(ci.low), _csv(ci.high))
+            writer.writerow([imp.row, imp.baseline, method, n_bits, _csv(gain), low, high])
     return buf.getvalue()
 
 
@@ -302,6 +388,82 @@ def cells_csv(records: Sequence[CellRecord]) -> str:
                 r.n_train,
                 r.n_queries,
                 r.n_database,
+            ]
+        )
+    return buf.getvalue()
+
+
+def _strategy(run_tag: str, lam: float | None) -> str:
+    if run_tag == "lambda0":
+        return "λ = 0"
+    if run_tag == "hswd":
+        return "+HSWD"
+    return "+λ (none)" if lam is None else f"+λ (λ = {lam:g})"
+
+
+def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = None) -> str:
+    """The stage-1 runs: best validation mAP x100, best epoch, epochs run, wall time.
+
+    Parameters
+    ----------
+    runs : sequence of Stage1Summary
+    chosen : set of str, optional
+        Run folders (relative to ``runs/``) that a "+lambda" cell used; marked with *.
+    """
+    metric = next((r.val_metric for r in runs if r.val_metric), "validation mAP")
+    lines = [
+        f'Validation metric: {metric}. *: the λ the "+λ" row chose.',
+        "",
+        "| method | strategy | bits | seed | best val mAP x100 | best epoch | epochs run "
+        "| time (s) |",
+        "|:---|:---|---:|---:|---:|---:|---:|---:|",
+    ]
+    chosen = chosen or set()
+    for r in runs:
+        mark = " *" if r.run.relpath.as_posix() in chosen and r.run.strategy == "penalty" else ""
+        stopped = " (early stop)" if r.stopped_early else ""
+        lines.append(
+            f"| {r.run.method.upper()} | {_strategy(r.run.strategy, r.run.lam)}{mark} | "
+            f"{r.run.n_bits} | {r.run.seed} | {_fmt(100 * r.best_val_map)} | "
+            f"{'' if r.best_epoch is None else r.best_epoch} | "
+            f"{'' if r.epochs_run is None else r.epochs_run}{stopped} | {_fmt(r.seconds, 1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stage1_csv(runs: Sequence[Stage1Summary]) -> str:
+    """The stage-1 runs as CSV (validation mAP as a fraction, full precision)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        [
+            "method",
+            "strategy",
+            "lambda",
+            "n_bits",
+            "seed",
+            "best_val_map",
+            "best_epoch",
+            "epochs_run",
+            "stopped_early",
+            "seconds",
+            "run",
+        ]
+    )
+    for r in runs:
+        writer.writerow(
+            [
+                r.run.method,
+                r.run.strategy,
+                "" if r.run.lam is None else repr(r.run.lam),
+                r.run.n_bits,
+                r.run.seed,
+                _csv(r.best_val_map),
+                "" if r.best_epoch is None else r.best_epoch,
+                "" if r.epochs_run is None else r.epochs_run,
+                "" if r.stopped_early is None else r.stopped_early,
+                _csv(r.seconds),
+                r.run.relpath.as_posix(),
             ]
         )
     return buf.getvalue()
