@@ -56,3 +56,15 @@ def test_adsh_runs_in_the_quick_grid(tmp_path):
     assert summary["epochs_run"] == 3 and summary["best_val_map"] > 0
     # Its learned codes score better than chance on validation (10 balanced classes: ~0.1).
     assert summary["best_val_map"] > 0.15
+
+
+def test_adsh_settings_are_checked():
+    from h2q.training.adsh import ADSHSettings
+
+    with pytest.raises(ValueError, match="lr must be positive"):
+        ADSHSettings(lr=0.0)
+    with pytest.raises(ValueError, match="samples"):
+        ADSHSettings(samples=0)
+    assert ADSHSettings.from_options({"iterations": 2}, seed=3) == ADSHSettings(
+        iterations=2, seed=3
+    )
