@@ -67,7 +67,10 @@ def register(subparsers: Any) -> None:
         nargs="+",
         type=_names,
         metavar="M",
-        help=f"stage-1 methods, space- or comma-separated ({', '.join(LOSSES)}, pml:<LossName>)",
+        help=(
+            f"stage-1 methods, space- or comma-separated ({', '.join(LOSSES)}, "
+            "pml:<LossName>; adsh as a reference row)"
+        ),
     )
     p.add_argument("--bits", nargs="+", type=_ints, metavar="B", help="code lengths")
     p.add_argument("--seeds", nargs="+", type=_ints, metavar="S", help="seeds (e.g. 0 1 2 3)")

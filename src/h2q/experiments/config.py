@@ -10,7 +10,8 @@ A grid is methods x quantization strategies x bits x seeds for one data set and 
     (features extracted once and cached) with an MLP head, DPSH, DCH and HyP², 16/32/64 bits,
     one seed, mAP@1000.
 ``"full"``
-    The paper's grid, for GPU machines: the eight stage-1 methods of :data:`FULL_METHODS`,
+    The paper's grid, for GPU machines: the eight stage-1 methods of :data:`FULL_METHODS`
+    and ADSH as a reference row (:data:`REFERENCE_METHODS`),
     16/32/48/64 bits, 4 seeds, the whole database (63,000 items on Fashion-MNIST), mAP@5000,
     the paper's 100 epochs with patience 20, EfficientNet-Lite0 at 224 px (frozen).
 ``"quick"``
@@ -39,6 +40,7 @@ from typing import Any
 from .._validation import check_positive_int
 from ..losses import LOSSES, STRATEGIES
 from ..training.config import MAX_BITS
+from ..training.config import REFERENCE_METHODS as TRAIN_REFERENCE_METHODS
 
 __all__ = [
     "DEFAULT_LAMBDA_GRID",
@@ -46,6 +48,7 @@ __all__ = [
     "H2Q_LOSSES",
     "LAMBDA_GRIDS",
     "PRESETS",
+    "REFERENCE_METHODS",
     "ROWS",
     "ROW_LABELS",
     "STAGE1_STRATEGIES",
@@ -53,6 +56,7 @@ __all__ = [
     "get_config",
     "h2q_row",
     "lambda_grid",
+    "rows_for",
 ]
 
 #: Stage-1 strategies of :class:`h2q.losses.HashingObjective` the grid trains (its registry).
@@ -96,10 +100,21 @@ LAMBDA_GRIDS: dict[str, tuple[float, ...]] = {
 #: Grid for a penalised loss not listed in :data:`LAMBDA_GRIDS`.
 DEFAULT_LAMBDA_GRID = (1.0, 0.1, 0.01)
 
-#: The stage-1 methods of the full grid: every loss of :data:`h2q.losses.LOSSES`, the eight
-#: methods of the paper's tables that use the common training loop (ADSH, with its own loop,
-#: is not one of ours).
-FULL_METHODS = tuple(LOSSES)
+#: Methods shown as a reference row only (the paper's state-of-the-art table): trained with
+#: their own schedule, evaluated by the sign of their outputs, no strategy rows (no lambda = 0
+#: / H²Q variant): ADSH (:mod:`h2q.training.adsh`).
+REFERENCE_METHODS = TRAIN_REFERENCE_METHODS
+#: The stage-1 methods of the full grid: every loss of :data:`h2q.losses.LOSSES` (the eight
+#: methods of the paper's tables that use the common training loop), then the reference ADSH.
+FULL_METHODS = (*LOSSES, *REFERENCE_METHODS)
+
+
+def rows_for(config: GridConfig, method: str) -> tuple[str, ...]:
+    """The rows computed for ``method``: all of ``config.row_keys``, or only ``"lambda0"`` (its
+    own codes, ``sign(F(x))``) for a reference method."""
+    if method.lower() in REFERENCE_METHODS:
+        return ("lambda0",)
+    return config.row_keys
 
 
 def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None) -> tuple:
@@ -175,6 +190,9 @@ class GridConfig:
         Bit length of the precision-recall figure (None: the largest of ``bits``).
     tie_break : bool
         Break Hamming ties by the continuous features (the paper's protocol).
+    method_options : dict
+        Settings of a method's loss or schedule (method -> ``loss_kwargs`` of its runs), e.g.
+        ``{"adsh": {"iterations": 10}}`` (:class:`h2q.training.adsh.ADSHSettings`).
     """
 
     name: str = "custom"
@@ -201,6 +219,7 @@ class GridConfig:
     h2q_solver: str = "gd"
     pr_bits: int | None = None
     tie_break: bool = True
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -266,11 +285,14 @@ class GridConfig:
         from ..training import TrainConfig
 
         shared = {f.name for f in dataclasses.fields(TrainConfig)}
-        return {
+        out = {
             f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
             for f in dataclasses.fields(self)
             if f.name in shared
         }
+        if self.method_options:  # Note: only when set, so older results folders still match.
+            out["method_options"] = {k: dict(v) for k, v in self.method_options.items()}
+        return out
 
     def evaluation_settings(self) -> dict[str, Any]:
         """The settings every stage-2 evaluation shares (part of each cell's identity)."""

@@ -45,7 +45,7 @@ from .._threads import check_n_threads, thread_limit
 from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
-from .config import GridConfig, lambda_grid, settings_hash
+from .config import REFERENCE_METHODS, GridConfig, lambda_grid, rows_for, settings_hash
 from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .runner import FAILED_FILE, STAGE2_ON_LAMBDA0, Runner, run_done, runs_for
@@ -81,7 +81,7 @@ def plan_cells(config: GridConfig) -> list[Cell]:
     for seed in config.seeds:
         for method in config.methods:
             for n_bits in config.bits:
-                for row in config.row_keys:
+                for row in rows_for(config, method):
                     cells.append(Cell(method, row, n_bits, seed))
     return sorted(cells, key=lambda c: _order(config, c))
 
@@ -405,6 +405,8 @@ def _check_methods(config: GridConfig) -> None:
     from ..losses import make_loss
 
     for method in config.methods:
+        if method.lower() in REFERENCE_METHODS:
+            continue  # its own schedule, no loss object
         make_loss(method, max(config.bits), 10)  # raises a clear ValueError on unknown names
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .config import ROW_LABELS, GridConfig
+from .config import ROW_LABELS, GridConfig, rows_for
 from .records import CellRecord
 from .stage1 import Stage1Summary
 from .stats import Improvement, Summary, SummaryTable
@@ -75,7 +75,7 @@ def plot_map_vs_bits(
     fig = _figure(4.6 * cols, 3.8 * rows + 0.6)
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
     for ax, method in zip(axes, config.methods, strict=True):
-        for row in config.row_keys:
+        for row in rows_for(config, method):
             points = [
                 (b, table[(method, row, b)])
                 for b in config.bits
@@ -188,7 +188,7 @@ def plot_pr_curves(
     written = []
     for method in config.methods:
         rows = []
-        for row in config.row_keys:
+        for row in rows_for(config, method):
             group = [r for r in records if (r.method, r.row, r.n_bits) == (method, row, n_bits)]
             if not group:
                 continue

@@ -71,12 +71,14 @@ def stage1_config(config: GridConfig, run: Stage1Run, dataset: str) -> Any:
 
     shared = config.stage1_settings()
     shared["dataset"] = dataset
+    options = shared.pop("method_options", {})
     return TrainConfig(
         method=run.method,
         n_bits=run.n_bits,
         strategy=run.strategy,
         lam=run.lam,
         seed=run.seed,
+        loss_kwargs=options.get(run.method, {}),
         **shared,
     )
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 
 from ..metrics import variant_name
-from .config import ROW_LABELS, GridConfig, lambda_grid
+from .config import ROW_LABELS, GridConfig, lambda_grid, rows_for
 from .records import CellRecord
 from .stage1 import Stage1Summary
 from .stats import Improvement, Interval, SummaryTable
@@ -61,7 +61,7 @@ def _label(row: str) -> str:
 
 
 def _grid_rows(config: GridConfig) -> list[tuple[str, str]]:
-    return [(method, row) for method in config.methods for row in config.row_keys]
+    return [(method, row) for method in config.methods for row in rows_for(config, method)]
 
 
 def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: int = 2) -> str:

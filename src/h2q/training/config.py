@@ -24,7 +24,12 @@ from ..data.split import ListScheme, PerClassScheme, TotalScheme
 from ..losses import STRATEGIES, canonical_loss_name
 from ..models import BACKBONES
 
-__all__ = ["MAX_BITS", "TrainConfig"]
+__all__ = ["MAX_BITS", "REFERENCE_METHODS", "TrainConfig"]
+
+#: Stage-1 methods with a training schedule of their own instead of a loss in the common loop
+#: (:mod:`h2q.training.adsh`). They have no quantization strategies: ``strategy="lambda0"``,
+#: and their settings go in ``loss_kwargs`` (:class:`h2q.training.adsh.ADSHSettings`).
+REFERENCE_METHODS = ("adsh",)
 
 #: Widest hash layer a run accepts. Note: past a few thousand bits nothing in h2q is useful
 #: (the paper's codes have 16-64 bits), while the hash layer, its Adam state and two
@@ -49,7 +54,9 @@ class TrainConfig:
         A name for :func:`h2q.data.load_dataset` (``"digits"``, ``"fashion-mnist"``, ...), or
         the ``name`` of the :class:`h2q.data.Dataset` passed to ``run_training(data=...)``.
     method : str
-        A stage-1 loss: a key of :data:`h2q.losses.LOSSES` or ``"pml:<ClassName>"``.
+        A stage-1 loss: a key of :data:`h2q.losses.LOSSES` or ``"pml:<ClassName>"``; or
+        ``"adsh"`` (:data:`REFERENCE_METHODS`: ADSH with its own schedule, settings in
+        ``loss_kwargs``; ``epochs``, ``patience``, ``lr_head`` do not apply to it).
     n_bits : int
         Code length (width of the hash layer), 1 to :data:`MAX_BITS`.
     strategy : {"lambda0", "penalty", "hswd"}, default "lambda0"
@@ -131,7 +138,16 @@ class TrainConfig:
         """Check every field; raise ``ValueError`` (or ``TypeError``) naming it and the fix."""
         if not isinstance(self.dataset, str) or not self.dataset:
             raise TypeError(f"dataset must be a data set name, got {self.dataset!r}.")
-        object.__setattr__(self, "method", canonical_loss_name(self.method))
+        if isinstance(self.method, str) and self.method.strip().lower() in REFERENCE_METHODS:
+            object.__setattr__(self, "method", self.method.strip().lower())
+            if self.strategy != "lambda0" or self.lam is not None:
+                raise ValueError(
+                    f"{self.method} learns its codes directly and has no quantization "
+                    f"strategies; use strategy='lambda0' and lam=None (got {self.strategy!r}, "
+                    f"{self.lam!r})."
+                )
+        else:
+            object.__setattr__(self, "method", canonical_loss_name(self.method))
         check_positive_int(self.n_bits, "n_bits")
         if self.n_bits > MAX_BITS:
             raise ValueError(

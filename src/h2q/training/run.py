@@ -50,11 +50,13 @@ import torch
 
 from .._io import atomic_write
 from .._version import __version__
+from ..codes import encode_sign
 from ..data import Dataset, Split, load_dataset, make_split
 from ..data.split import SCHEMES, ListScheme, PerClassScheme, TotalScheme, get_scheme
 from ..embeddings import save_embeddings
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
+from ..metrics import mean_average_precision
 from ..models import (
     DEFAULT_IMAGE_SIZE,
     PRETRAINED_BACKBONES,
@@ -62,10 +64,12 @@ from ..models import (
     MLPBackbone,
     build_backbone,
 )
+from ..search import rank_database
+from .adsh import ADSHSettings, train_adsh
 from .checkpoint import BEST, LAST
-from .config import TrainConfig
+from .config import REFERENCE_METHODS, TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import LoopSettings, TrainResult, resolve_device, train
+from .loop import EpochRecord, LoopSettings, TrainResult, resolve_device, train
 
 __all__ = ["RunResult", "TrainConfig", "default_backbone", "run_training"]
 
@@ -341,27 +345,31 @@ def _run(
     labels = {f: data.y[idx] for f, idx in folds.items()}
     fold_data = {f: ArrayData(items[f], labels[f], transform=model.preprocess) for f in _FOLDS}
     t_train = time.perf_counter()
-    loop_fields = [f.name for f in dataclasses.fields(LoopSettings)]
-    result = train(
-        model,
-        objective,
-        fold_data["train"],
-        fold_data["val"],
-        LoopSettings(**{name: getattr(config, name) for name in loop_fields}),
-        device=dev,
-        progress=progress,
-        checkpoint_dir=out / "checkpoints",
-        resume=resume,
-    )
+    if objective is None:  # a reference method with its own schedule (ADSH)
+        result, codes = _train_reference(config, model, fold_data, dev)
+        output_transform = torch.tanh
+        atomic_write(out / "codes.npy", lambda f: np.save(f, codes))
+    else:
+        loop_fields = [f.name for f in dataclasses.fields(LoopSettings)]
+        result = train(
+            model,
+            objective,
+            fold_data["train"],
+            fold_data["val"],
+            LoopSettings(**{name: getattr(config, name) for name in loop_fields}),
+            device=dev,
+            progress=progress,
+            checkpoint_dir=out / "checkpoints",
+            resume=resume,
+        )
+        output_transform = objective.output_transform
     t_train = time.perf_counter() - t_train
     _write_history(out / "history.csv", result)
 
     t_embed = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
     for f in _FOLDS:
-        arrays[f] = embed(
-            model, fold_data[f], device=dev, output_transform=objective.output_transform
-        )
+        arrays[f] = embed(model, fold_data[f], device=dev, output_transform=output_transform)
         arrays[f"y_{f}"] = labels[f]
     save_embeddings(out / "embeddings.npz", **arrays)
     t_embed = time.perf_counter() - t_embed
@@ -413,7 +421,7 @@ def _build(
     cache_dir: str | os.PathLike | None,
     progress: bool,
     info: dict[str, Any],
-) -> tuple[HashingModel, HashingObjective, dict[str, Any], bool | None]:
+) -> tuple[HashingModel, HashingObjective | None, dict[str, Any], bool | None]:
     """Model, objective and each fold's items (cached features when frozen), seeded."""
     cache_hit = None
     backbone = config.backbone
@@ -446,9 +454,42 @@ def _build(
         else:
             items = {f: _items(data, idx, backbone, config.image_size) for f, idx in folds.items()}
         model = HashingModel(net, config.n_bits)
+        if config.method in REFERENCE_METHODS:
+            return model, None, items, cache_hit
         loss = make_loss(config.method, config.n_bits, data.n_classes, **config.loss_kwargs)
         objective = HashingObjective(loss, config.strategy, config.lam, random_state=config.seed)
     return model, objective, items, cache_hit
+
+
+def _train_reference(
+    config: TrainConfig, model: HashingModel, fold_data: dict[str, ArrayData], dev: torch.device
+) -> tuple[TrainResult, np.ndarray]:
+    """ADSH: train with its own schedule; validation mAP of sign(F(val)) against the learned
+    codes of the training items (its asymmetric protocol), ties by id."""
+    settings = ADSHSettings.from_options(
+        config.loss_kwargs,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+    )
+    t0 = time.perf_counter()
+    codes, losses = train_adsh(model, fold_data["train"], settings, device=dev)
+    codes_np = codes.cpu().numpy()
+    val = embed(model, fold_data["val"], device=dev, output_transform=torch.tanh)
+    n_db = len(codes_np)
+    ranking = rank_database(encode_sign(val), encode_sign(codes_np), n_db)
+    score = mean_average_precision(ranking, fold_data["val"].y, fold_data["train"].y, n_db)
+    elapsed = (time.perf_counter() - t0) / len(losses)
+    history = [EpochRecord(i + 1, loss, math.nan, elapsed) for i, loss in enumerate(losses)]
+    history[-1].val_map = score
+    result = TrainResult(
+        history=history,
+        best_epoch=len(losses),
+        best_val_map=score,
+        metric="mAP@all, val queries (sign(F(x))) vs learned train codes",
+        device=str(dev),
+    )
+    return result, codes_np
 
 
 def _summary(
