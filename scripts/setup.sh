@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up h2q in ./.venv on a fresh machine: a CPU build of torch, h2q with its extras, and the
-# default data set (Fashion-MNIST, from Debian's packages). Idempotent: re-running is cheap.
+# data sets from Debian's packages: Fashion-MNIST (the default) and, with the text extra (part
+# of "all" and "test"), WordNet 3.0 (wordnet-base). Idempotent: re-running is cheap.
 #
 #   bash scripts/setup.sh          # library, CLI and data: enough for the main job
 #   bash scripts/setup.sh --test   # the same plus the test tools
@@ -22,15 +23,25 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
 "${pip[@]}" -e ".[${extras}]"
 
-fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$fmnist" ]; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
-    else
-        echo "setup: Fashion-MNIST is missing; install it with" >&2
-        echo "  sudo apt-get install -y --no-install-recommends dataset-fashion-mnist" >&2
+# apt_install PACKAGE FILE WHAT: install a Debian data package unless FILE is already there.
+apt_install() {
+    if [ -f "$2" ]; then
+        return
     fi
-fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "setup: installing $3 (Debian package $1)"
+        if [ -z "${apt_updated:-}" ]; then
+            apt-get update -qq
+            apt_updated=1
+        fi
+        apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+    else
+        echo "setup: $3 is missing; install it with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends $1" >&2
+    fi
+}
+apt_install dataset-fashion-mnist /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
+    Fashion-MNIST
+# The text extra ("all" and "test" include it) comes with WordNet, the text data set.
+apt_install wordnet-base /usr/share/wordnet/data.verb WordNet
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"

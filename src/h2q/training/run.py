@@ -42,7 +42,14 @@ import torch
 from .._io import atomic_write
 from .._version import __version__
 from ..data import Dataset, Split, load_dataset, make_split
-from ..data.split import SCHEMES, ListScheme, PerClassScheme, TotalScheme, get_scheme
+from ..data.split import (
+    SCHEMES,
+    ListScheme,
+    PerClassScheme,
+    StratifiedScheme,
+    TotalScheme,
+    get_scheme,
+)
 from ..embeddings import save_embeddings
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
@@ -116,7 +123,7 @@ def _resolve_scheme(scheme: Any, data: Dataset) -> Any:
             ) from None
     if isinstance(scheme, str):
         return get_scheme(scheme)
-    if isinstance(scheme, (PerClassScheme, TotalScheme, ListScheme)):
+    if isinstance(scheme, (PerClassScheme, TotalScheme, ListScheme, StratifiedScheme)):
         return scheme
     raise TypeError(f"scheme must be a name or a scheme object, got {scheme!r}.")
 
@@ -233,7 +240,9 @@ def run_training(
     ----------
     dataset : str or Dataset
         A name for :func:`h2q.data.load_dataset` (``"digits"``, ``"fashion-mnist"``,
-        ``"mnist"``, ``"cifar10"``, ...) or a loaded :class:`h2q.data.Dataset` of images.
+        ``"mnist"``, ``"cifar10"``, ...) or a loaded :class:`h2q.data.Dataset` of images. Text
+        sets (``"wordnet"``) train an MLP head on frozen sentence embeddings
+        (:func:`h2q.text.training_features`).
     method : str
         A stage-1 loss: a key of :data:`h2q.losses.LOSSES` or ``"pml:<ClassName>"``.
     n_bits : int
@@ -299,6 +308,10 @@ def run_training(
         raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}.")
     dev = resolve_device(device)
     data = load_dataset(dataset, root) if isinstance(dataset, str) else dataset
+    if isinstance(data, Dataset) and data.kind == "text":  # frozen sentence embeddings + MLP
+        from ..text import training_features
+
+        data, backbone = training_features(data, backbone, cache_dir=cache_dir, progress=progress)
     if not isinstance(data, Dataset):
         raise TypeError(
             f"dataset must be a name or an h2q.data.Dataset, got {type(data).__name__}."
