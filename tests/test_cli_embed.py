@@ -51,7 +51,7 @@ def wordnet_dir(tmp_path):
 
 @pytest.fixture
 def h2q(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("embed", "train", "quantize"))
+    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("embed", "train", "quantize", "reproduce"))
     monkeypatch.setitem(SCHEMES, "wordnet", SCHEME)
     monkeypatch.setattr(h2q_text, "load_text_model", lambda model=None, device="cpu": KindEncoder())
     monkeypatch.setenv("H2Q_CACHE_DIR", str(tmp_path / "cache"))
@@ -145,3 +145,19 @@ def test_train_on_wordnet_uses_frozen_embeddings(h2q, wordnet_dir, tmp_path):
         "--bits", 8, "--out", tmp_path / "r2", "--backbone", "small-cnn", "--no-progress",
     )  # fmt: skip
     assert status == 2 and "backbone must be 'mlp'" in err
+
+
+@pytest.mark.slow
+def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
+    """The grid on text: MLP head on the embeddings whatever the preset's image backbone."""
+    torch.set_num_threads(1)
+    out = tmp_path / "grid"
+    status, stdout, err = h2q(
+        "reproduce", "--quick", "--dataset", "wordnet", "--root", wordnet_dir, "--bits", 4, 8,
+        "--epochs", 3, "--k", 50, "--jobs", 1, "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert status == 0, err
+    cells = (out / "cells.csv").read_text()
+    for row in ("lambda0", "penalty", "hswd", "itq", "h2q-l2"):
+        assert row in cells
+    assert "wordnet" in (out / "report.md").read_text()
