@@ -159,6 +159,23 @@ def environment(n_threads: int) -> dict:
     }
 
 
+def compact_table(result: dict, tie: str) -> list[str]:
+    """Methods x bits, ``R@10 / R@100`` per cell, Hamming ties broken by ``tie``."""
+    rows = result["results"]["rows"]
+    bits = sorted({r["bits"] for r in rows})
+    lines = [
+        "| method | " + " | ".join(f"{b} bits" for b in bits) + " |",
+        "|---|" + "---|" * len(bits),
+    ]
+    for method in METHODS:
+        cells = []
+        for b in bits:
+            r = next(r for r in rows if r["bits"] == b and r["method"] == method)
+            cells.append(f"{r[f'recall@10_tie_{tie}']:.1f} / {r[f'recall@100_tie_{tie}']:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     r = result["results"]
     lines = [
@@ -177,6 +194,9 @@ def markdown(result: dict) -> str:
             f"{row['recall@10_tie_float']:.1f} | {row['recall@100_tie_id']:.1f} | "
             f"{row['recall@100_tie_float']:.1f} | {row['fit_s']:.2f} |"
         )
+    for tie, what in (("float", "the float distance"), ("id", "database id")):
+        lines += ["", f"Recall@10 / recall@100 x100, Hamming ties broken by {what}:", ""]
+        lines += compact_table(result, tie)
     env = result["environment"]
     lines += [
         "",
