@@ -23,25 +23,26 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
 "${pip[@]}" -e ".[${extras}]"
 
-# apt_install PACKAGE FILE WHAT: install a Debian data package unless FILE is already there.
-apt_install() {
-    if [ -f "$2" ]; then
-        return
-    fi
+fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -f "$fmnist" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "setup: installing $3 (Debian package $1)"
-        if [ -z "${apt_updated:-}" ]; then
-            apt-get update -qq
-            apt_updated=1
-        fi
-        apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+        echo "setup: installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
     else
-        echo "setup: $3 is missing; install it with" >&2
-        echo "  sudo apt-get install -y --no-install-recommends $1" >&2
+        echo "setup: Fashion-MNIST is missing; install it with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends dataset-fashion-mnist" >&2
     fi
-}
-apt_install dataset-fashion-mnist /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
-    Fashion-MNIST
-# The text extra ("all" and "test" include it) comes with WordNet, the text data set.
-apt_install wordnet-base /usr/share/wordnet/data.verb WordNet
+fi
+# WordNet 3.0, the data set of the text extra ("all" and "test" include it).
+if [ ! -f /usr/share/wordnet/data.verb ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "setup: installing WordNet (Debian package wordnet-base)"
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null
+    else
+        echo "setup: WordNet is missing; install it with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends wordnet-base" >&2
+    fi
+fi
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"
