@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up h2q in ./.venv on a fresh machine: a CPU build of torch, h2q with its extras, and the
-# default data set (Fashion-MNIST, from Debian's packages). Idempotent: re-running is cheap.
+# data sets from Debian's packages: Fashion-MNIST (the default) and, with the text extra (part
+# of "all" and "test"), WordNet 3.0 (wordnet-base). Idempotent: re-running is cheap.
 #
 #   bash scripts/setup.sh          # library, CLI and data: enough for the main job
 #   bash scripts/setup.sh --test   # the same plus the test tools
@@ -22,26 +23,30 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
 "${pip[@]}" -e ".[${extras}]"
 
-fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$fmnist" ]; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
-    else
-        echo "setup: Fashion-MNIST is missing; install it with" >&2
-        echo "  sudo apt-get install -y --no-install-recommends dataset-fashion-mnist" >&2
+# need_debian PATH PACKAGE WHAT: install a Debian package when PATH is missing (as root), or say
+# how to install it.
+need_debian() {
+    if [ -e "$1" ]; then
+        return
     fi
-fi
-# Spark (the spark extra) runs on a JVM: Java 17 or later, from Debian's packages.
-if ! command -v java >/dev/null; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Java for Spark (Debian package openjdk-17-jre-headless)"
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+        echo "setup: installing $3 (Debian package $2)"
+        if [ -z "${apt_updated:-}" ]; then
+            apt-get update -qq
+            apt_updated=1
+        fi
+        apt-get install -y -qq --no-install-recommends "$2" >/dev/null
     else
-        echo "setup: Java is missing (Spark needs it); install it with" >&2
-        echo "  sudo apt-get install -y --no-install-recommends openjdk-17-jre-headless" >&2
+        echo "setup: $3 is missing; install it with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends $2" >&2
     fi
-fi
+}
+
+# The main job's data set.
+need_debian /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist \
+    Fashion-MNIST
+# WordNet 3.0, the data set of the text extra.
+need_debian /usr/share/wordnet/data.verb wordnet-base WordNet
+# Spark (the spark extra) runs on a JVM: Java 17 or later.
+need_debian "$(command -v java || echo /nonexistent/java)" openjdk-17-jre-headless "Java for Spark"
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"

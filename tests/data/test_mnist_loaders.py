@@ -160,6 +160,7 @@ def test_registry_names_and_aliases(tmp_path):
         "mnist",
         "digits",
         "openclipart",
+        "wordnet",
         "wordnet-nouns",
         "cifar10",
         "nus-wide",

@@ -11,6 +11,7 @@ from h2q.data import (
     ListScheme,
     PerClassScheme,
     Split,
+    StratifiedScheme,
     TotalScheme,
     get_scheme,
     load_split,
@@ -205,6 +206,7 @@ def test_make_split_errors(args, kwargs, exc, match):
         PerClassScheme(5, 2, 2, database_includes_train=True),
         TotalScheme(10, 3, 3),
         ListScheme(test_halves="contiguous"),
+        StratifiedScheme(10, 3, 3, min_per_class=1),
     ],
 )
 def test_index_file_round_trip(tmp_path, scheme):

@@ -30,22 +30,25 @@ from .split import (
     ListScheme,
     PerClassScheme,
     Split,
+    StratifiedScheme,
     TotalScheme,
     get_scheme,
     load_split,
     make_split,
     save_split,
 )
-from .wordnet import load_wordnet_nouns
+from .wordnet import SUPERSENSES, load_wordnet, load_wordnet_nouns
 
 __all__ = [
     "LIST_FILES",
     "SCHEMES",
+    "SUPERSENSES",
     "Dataset",
     "DatasetNotFoundError",
     "ListScheme",
     "PerClassScheme",
     "Split",
+    "StratifiedScheme",
     "TotalScheme",
     "available_datasets",
     "get_scheme",
@@ -62,6 +65,7 @@ __all__ = [
     "load_nus_wide",
     "load_openclipart",
     "load_split",
+    "load_wordnet",
     "load_wordnet_nouns",
     "make_split",
     "read_cifar10_batch",

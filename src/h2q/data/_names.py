@@ -10,7 +10,7 @@ _ALIASES = {
     "digits": "digits",
     "openclipart": "openclipart",
     "wordnet-nouns": "wordnet-nouns",
-    "wordnet": "wordnet-nouns",
+    "wordnet": "wordnet",
     "cifar10": "cifar10",
     "cifar-10": "cifar10",
     "nus-wide": "nus-wide",

@@ -15,8 +15,9 @@ digits             (inside scikit-learn)                 pip install scikit-lear
 openclipart        /usr/share/openclipart/png            apt-get install -y
                                                          --no-install-recommends
                                                          openclipart-png
-wordnet-nouns      /usr/share/wordnet/data.noun          apt-get install -y
+wordnet            /usr/share/wordnet/data.{noun,verb}   apt-get install -y
                                                          --no-install-recommends wordnet-base
+wordnet-nouns      /usr/share/wordnet/data.noun          (the same)
 cifar10            root: data_batch_1..5, test_batch     the python version, by hand
 nus-wide, coco     root: train.txt, test.txt,            list files and images, by hand
                    database.txt (any present)
@@ -37,7 +38,7 @@ from .dataset import Dataset
 from .image_list import load_coco, load_imagenet100, load_nus_wide
 from .mnist import load_digits, load_fashion_mnist, load_mnist
 from .openclipart import load_openclipart
-from .wordnet import load_wordnet_nouns
+from .wordnet import load_wordnet, load_wordnet_nouns
 
 
 def _digits(root: str | os.PathLike | None = None, **kwargs: Any) -> Dataset:
@@ -51,6 +52,7 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "mnist": load_mnist,
     "digits": _digits,
     "openclipart": load_openclipart,
+    "wordnet": load_wordnet,
     "wordnet-nouns": load_wordnet_nouns,
     "cifar10": load_cifar10,
     "nus-wide": load_nus_wide,
@@ -71,9 +73,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, **kwargs: Any
     ----------
     name : str
         One of :func:`available_datasets` (``"fashion-mnist"``, ``"mnist"``, ``"digits"``,
-        ``"openclipart"``, ``"wordnet-nouns"``, ``"cifar10"``, ``"nus-wide"``, ``"coco"``,
-        ``"imagenet100"``); case and ``_``/``-`` do not matter, and common spellings such as
-        ``"cifar-10"`` or ``"ms-coco"`` are accepted.
+        ``"openclipart"``, ``"wordnet"``, ``"wordnet-nouns"``, ``"cifar10"``, ``"nus-wide"``,
+        ``"coco"``, ``"imagenet100"``); case and ``_``/``-`` do not matter, and common
+        spellings such as ``"cifar-10"`` or ``"ms-coco"`` are accepted.
     root : path-like, optional
         Where the files are; see the table in this module's docstring for the defaults.
     **kwargs

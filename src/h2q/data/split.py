@@ -1,10 +1,15 @@
 """Seeded train / query / validation / database folds with the paper's structure.
 
-Three kinds of scheme:
+Four kinds of scheme:
 
 - :class:`PerClassScheme`: for single-label sets. Within each class, items are shuffled and
   the first ``train`` go to train, the next ``query`` to query, the next ``val`` to
   validation and the rest of the class to the database.
+- :class:`StratifiedScheme`: for single-label sets with classes of unequal size (WordNet's
+  supersenses: 42 to 11,587 items). Each fold gets exactly ``train``, ``query`` and ``val``
+  items in total, shared among the classes in proportion to their sizes (largest remainder),
+  with at least ``min_per_class`` from every class; within each class the items are drawn as
+  in the per-class scheme and the rest of the class goes to the database.
 - :class:`TotalScheme`: for multi-label sets. All items are shuffled together and cut into
   ``train``, ``query`` and ``val`` items; the rest is the database.
 - :class:`ListScheme`: for sets that come with their own list files (ImageNet-100): train and
@@ -35,7 +40,15 @@ name                      folds                                      from
 ``"fashion-mnist"``       500 / 100 / 100 per class, database rest   ours (as CIFAR-10)
 ``"mnist"``               500 / 100 / 100 per class, database rest   ours (as CIFAR-10)
 ``"digits"``              100 / 20 / 20 per class, database rest     ours (small set)
+``"wordnet"``             10,000 / 2,000 / 2,000 stratified (at      ours (unequal
+                          least 2 per class and fold), rest          classes)
+``"wordnet-nouns"``       as ``"wordnet"``                           ours
 ========================  =========================================  ==================
+
+With WordNet's 95,882 noun and verb synsets the ``"wordnet"`` scheme gives train 10,000,
+query 2,000, val 2,000 and a database of 81,882, each fold with every one of the 41 classes
+in proportion to its size (the smallest, ``noun.motive`` with 42 synsets, gets 4 train, 2
+query and 2 val items).
 
 With Fashion-MNIST's 70,000 images (train and test files pooled, as the paper pools
 CIFAR-10's) the ``"fashion-mnist"`` scheme gives train 5,000, query 1,000, val 1,000 and a
@@ -127,7 +140,38 @@ class ListScheme:
     test_halves: Literal["alternate", "contiguous"] = "alternate"
 
 
-Scheme = PerClassScheme | TotalScheme | ListScheme
+@dataclass(frozen=True)
+class StratifiedScheme:
+    """Total counts shared among the classes in proportion to their sizes (class ids ``(n,)``).
+
+    For a fold of ``t`` items out of ``n``, class ``c`` with ``n_c`` items gets
+    ``max(min_per_class, floor(t * n_c / n))`` items, then the total is made exactly ``t``:
+    items still missing go one each to the classes furthest below their share
+    ``t * n_c / n`` (the largest remainders; ties to the larger class), and items in excess
+    (when the minimum lifted small classes) are taken one each from the classes furthest
+    above their share that still have more than the minimum. A fold with ``t = 0`` takes
+    nothing from any class.
+
+    Parameters
+    ----------
+    train, query, val : int
+        Items in each fold (in total, over all classes); the rest of each class is the
+        database.
+    min_per_class : int
+        Fewest items each class gives to each non-empty fold (default 1); the scheme raises
+        when a class is too small to give them, or a fold is too small to hold them.
+    database_includes_train : bool
+        Add the training items to the database (default: the database is the rest only).
+    """
+
+    train: int
+    query: int
+    val: int
+    min_per_class: int = 1
+    database_includes_train: bool = False
+
+
+Scheme = PerClassScheme | TotalScheme | ListScheme | StratifiedScheme
 
 SCHEMES: dict[str, Scheme] = {
     "cifar10": PerClassScheme(500, 100, 100),
@@ -137,6 +181,8 @@ SCHEMES: dict[str, Scheme] = {
     "fashion-mnist": PerClassScheme(500, 100, 100),
     "mnist": PerClassScheme(500, 100, 100),
     "digits": PerClassScheme(100, 20, 20),
+    "wordnet": StratifiedScheme(10_000, 2_000, 2_000, min_per_class=2),
+    "wordnet-nouns": StratifiedScheme(10_000, 2_000, 2_000, min_per_class=2),
 }
 
 
@@ -146,7 +192,8 @@ def get_scheme(name: str) -> Scheme:
     if key not in SCHEMES:
         raise ValueError(
             f"unknown split scheme {name!r}; named schemes are {sorted(SCHEMES)}. For another "
-            "data set pass PerClassScheme(train, query, val) or TotalScheme(train, query, val)."
+            "data set pass PerClassScheme(train, query, val), StratifiedScheme(train, query, val) "
+            "or TotalScheme(train, query, val)."
         )
     return SCHEMES[key]  # type: ignore[index]
 
@@ -156,7 +203,9 @@ def _scheme_description(scheme: Scheme) -> dict[str, Any]:
 
 
 def _scheme_from_description(desc: dict[str, Any]) -> Scheme:
-    types = {cls.__name__: cls for cls in (PerClassScheme, TotalScheme, ListScheme)}
+    types = {
+        cls.__name__: cls for cls in (PerClassScheme, TotalScheme, ListScheme, StratifiedScheme)
+    }
     params = {k: v for k, v in desc.items() if k != "type"}
     return types[desc["type"]](**params)
 
@@ -312,9 +361,72 @@ def _per_class(y: np.ndarray, s: PerClassScheme, rng: np.random.Generator) -> di
         if len(members) < need:
             raise ValueError(
                 f"class {c} has {len(members)} items, but the scheme draws {s.train} + "
-                f"{s.query} + {s.val} = {need} per class. Use smaller counts or a TotalScheme."
+                f"{s.query} + {s.val} = {need} per class. Use smaller counts, a StratifiedScheme "
+                "(for classes of unequal size) or a TotalScheme."
             )
         cuts = np.cumsum([s.train, s.query, s.val])
+        for name, part in zip(FOLDS, np.split(members, cuts), strict=True):
+            folds[name].append(part)
+    return {name: np.concatenate(parts) for name, parts in folds.items()}
+
+
+def _proportional_counts(sizes: np.ndarray, total: int, minimum: int) -> np.ndarray:
+    """Per-class counts summing to ``total``, proportional to ``sizes``, each >= ``minimum``."""
+    if total == 0:
+        return np.zeros(len(sizes), dtype=np.int64)
+    if total < minimum * len(sizes):
+        raise ValueError(
+            f"a fold of {total} items cannot hold min_per_class={minimum} items from each of "
+            f"{len(sizes)} classes; use a larger fold or a smaller min_per_class."
+        )
+    exact = total * sizes / sizes.sum()
+    counts = np.maximum(np.floor(exact).astype(np.int64), minimum)
+    index = np.arange(len(sizes))
+    missing = total - int(counts.sum())
+    if missing > 0:  # furthest below their share first, then the largest classes
+        order = np.lexsort((index, -sizes, counts - exact))
+        counts[order[:missing]] += 1
+    while missing < 0:  # the minimum pushed the total over: take from those most above it
+        spare = np.flatnonzero(counts > minimum)
+        order = spare[np.lexsort((spare, -sizes[spare], exact[spare] - counts[spare]))]
+        take = order[: min(-missing, len(order))]
+        counts[take] -= 1
+        missing += len(take)
+    return counts
+
+
+def _stratified(
+    y: np.ndarray, s: StratifiedScheme, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    if y.ndim != 1:
+        raise ValueError(
+            "a stratified scheme needs class ids of shape (n,), got multi-hot labels of shape "
+            f"{y.shape}. Use a TotalScheme (e.g. the 'nus-wide' or 'coco' scheme) instead."
+        )
+    if isinstance(s.min_per_class, bool) or not isinstance(s.min_per_class, (int, np.integer)):
+        raise ValueError(f"scheme.min_per_class must be an integer >= 0, got {s.min_per_class!r}.")
+    if s.min_per_class < 0:
+        raise ValueError(f"scheme.min_per_class must be an integer >= 0, got {s.min_per_class}.")
+    classes, sizes = np.unique(y, return_counts=True)
+    if s.train + s.query + s.val > len(y):
+        raise ValueError(
+            f"the scheme draws {s.train} + {s.query} + {s.val} = {s.train + s.query + s.val} "
+            f"items, but there are only {len(y)}. Use smaller counts."
+        )
+    per_fold = [_proportional_counts(sizes, t, s.min_per_class) for t in (s.train, s.query, s.val)]
+    need = np.sum(per_fold, axis=0)
+    short = np.flatnonzero(need > sizes)
+    if short.size:
+        c = short[0]
+        raise ValueError(
+            f"class {classes[c]} has {sizes[c]} items, but the scheme draws "
+            f"{' + '.join(str(int(f[c])) for f in per_fold)} = {need[c]} from it "
+            f"(min_per_class={s.min_per_class}). Use a smaller min_per_class or smaller folds."
+        )
+    folds: dict[str, list[np.ndarray]] = {name: [] for name in FOLDS}
+    for c, label in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(y == label))
+        cuts = np.cumsum([f[c] for f in per_fold])
         for name, part in zip(FOLDS, np.split(members, cuts), strict=True):
             folds[name].append(part)
     return {name: np.concatenate(parts) for name, parts in folds.items()}
@@ -394,8 +506,9 @@ def make_split(
         ``y`` and ``lists`` are used).
     scheme : str or scheme object
         A name from :data:`SCHEMES` (``"cifar10"``, ``"nus-wide"``, ``"coco"``,
-        ``"imagenet100"``, ``"fashion-mnist"``, ``"mnist"``, ``"digits"``) or a
-        :class:`PerClassScheme`, :class:`TotalScheme` or :class:`ListScheme`.
+        ``"imagenet100"``, ``"fashion-mnist"``, ``"mnist"``, ``"digits"``, ``"wordnet"``,
+        ``"wordnet-nouns"``) or a :class:`PerClassScheme`, :class:`StratifiedScheme`,
+        :class:`TotalScheme` or :class:`ListScheme`.
     random_state : int, numpy.random.Generator or None
         Seed. The same seed, labels and scheme give the same split. None draws a fresh seed
         and records it in ``split.random_state``.
@@ -431,7 +544,7 @@ def make_split(
     if labels.dtype.kind not in "biu":
         raise TypeError(f"y must hold integer labels, got dtype {labels.dtype}.")
     s = get_scheme(scheme) if isinstance(scheme, str) else scheme
-    if not isinstance(s, (PerClassScheme, TotalScheme, ListScheme)):
+    if not isinstance(s, (PerClassScheme, TotalScheme, ListScheme, StratifiedScheme)):
         raise TypeError(f"scheme must be a name or a scheme object, got {scheme!r}.")
     if not isinstance(s, ListScheme):
         for name in ("train", "query", "val"):
@@ -450,6 +563,8 @@ def make_split(
         seed = seed if max_database is not None else None
     elif isinstance(s, PerClassScheme):
         folds = _per_class(labels, s, rng)
+    elif isinstance(s, StratifiedScheme):
+        folds = _stratified(labels, s, rng)
     else:
         folds = _total(labels, s, rng)
     if getattr(s, "database_includes_train", False):

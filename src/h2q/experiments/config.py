@@ -340,6 +340,13 @@ PRESETS: dict[str, GridConfig] = {
 }
 
 
+#: Text data sets, and the settings any preset takes for them unless overridden: their items
+#: are embedded once by a frozen sentence encoder (:func:`h2q.text.training_features`), and
+#: stage 1 trains an MLP head on the embeddings, so there is no image backbone to freeze.
+TEXT_DATASETS = ("wordnet", "wordnet-nouns")
+TEXT_SETTINGS: dict[str, Any] = {"backbone": "mlp", "frozen": False, "image_size": None}
+
+
 def get_config(name: str = "default", **overrides: Any) -> GridConfig:
     """A preset (:data:`PRESETS`), with fields overridden (None values are ignored).
 
@@ -360,4 +367,8 @@ def get_config(name: str = "default", **overrides: Any) -> GridConfig:
     if unknown:
         raise ValueError(f"unknown settings {unknown}; GridConfig fields are {sorted(fields)}.")
     changes = {k: v for k, v in overrides.items() if v is not None}
+    dataset = str(changes.get("dataset", PRESETS[name].dataset)).strip().lower().replace("_", "-")
+    for key, value in TEXT_SETTINGS.items():  # texts: an MLP head on frozen sentence embeddings
+        if dataset in TEXT_DATASETS and overrides.get(key) is None:
+            changes[key] = value
     return PRESETS[name].replace(**changes) if changes else PRESETS[name]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._validation import check_positive_int
-from ..data.split import ListScheme, PerClassScheme, TotalScheme
+from ..data.split import ListScheme, PerClassScheme, StratifiedScheme, TotalScheme
 from ..losses import STRATEGIES, canonical_loss_name
 from ..models import BACKBONES
 
@@ -36,7 +36,9 @@ REFERENCE_METHODS = ("adsh",)
 #: checkpoints grow linearly: 100,000 bits wrote 785 MB of checkpoints before failing.
 MAX_BITS = 4096
 
-_SCHEME_TYPES = {cls.__name__: cls for cls in (PerClassScheme, TotalScheme, ListScheme)}
+_SCHEME_TYPES = {
+    cls.__name__: cls for cls in (PerClassScheme, TotalScheme, ListScheme, StratifiedScheme)
+}
 
 
 def _resumable(default: Any) -> Any:
@@ -112,7 +114,7 @@ class TrainConfig:
     frozen: bool = False
     image_size: int | None = None
     hidden: tuple[int, ...] = (512,)
-    scheme: str | PerClassScheme | TotalScheme | ListScheme | None = None
+    scheme: str | PerClassScheme | TotalScheme | ListScheme | StratifiedScheme | None = None
     max_database: int | None = None
     seed: int = 0
     epochs: int = _resumable(100)

@@ -52,7 +52,14 @@ from .._io import atomic_write
 from .._version import __version__
 from ..codes import encode_sign
 from ..data import Dataset, Split, load_dataset, make_split
-from ..data.split import SCHEMES, ListScheme, PerClassScheme, TotalScheme, get_scheme
+from ..data.split import (
+    SCHEMES,
+    ListScheme,
+    PerClassScheme,
+    StratifiedScheme,
+    TotalScheme,
+    get_scheme,
+)
 from ..embeddings import save_embeddings
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
@@ -114,7 +121,7 @@ def _resolve_scheme(scheme: Any, data: Dataset) -> Any:
             ) from None
     if isinstance(scheme, str):
         return get_scheme(scheme)
-    if isinstance(scheme, (PerClassScheme, TotalScheme, ListScheme)):
+    if isinstance(scheme, (PerClassScheme, TotalScheme, ListScheme, StratifiedScheme)):
         return scheme
     raise TypeError(f"scheme must be a name or a scheme object, got {scheme!r}.")
 
@@ -323,6 +330,13 @@ def _run(
     t_start = time.perf_counter()
     dev = resolve_device(device)
     data = _load(config, data, root)
+    if data.kind == "text":  # frozen sentence embeddings + MLP head (h2q.text)
+        from ..text import training_features
+
+        data, backbone = training_features(
+            data, config.backbone, cache_dir=cache_dir, progress=progress
+        )
+        config = config.replace(backbone=backbone)
     config = _resolve(config, data)
     scheme = _resolve_scheme(config.scheme, data)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,163 @@
+"""``h2q embed`` and ``h2q train --dataset wordnet`` on a tiny WordNet with a fake encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import h2q.cli.main as cli_main
+from h2q import text as h2q_text
+from h2q.data import SCHEMES, StratifiedScheme, load_split
+from h2q.embeddings import load_embeddings
+
+# (part of speech, lexicographer file, synsets): labels 0, 1, 2 (nouns), 26, 27 (verbs)
+CLASSES = [("noun", 3, 80), ("noun", 4, 50), ("noun", 5, 30), ("verb", 29, 25), ("verb", 30, 15)]
+SCHEME = StratifiedScheme(60, 20, 20, min_per_class=2)
+
+
+class KindEncoder:
+    """8-d vectors: a class direction (read from 'kind K' in the text) plus seeded noise."""
+
+    def encode(self, texts, batch_size, convert_to_numpy, show_progress_bar):
+        out = []
+        for t in texts:
+            k = int(re.search(r"kind (\d+)", t).group(1))
+            rng = np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16))
+            v = 0.5 * rng.standard_normal(8)
+            v[k % 8] += 3.0
+            out.append(v)
+        return np.asarray(out)
+
+
+@pytest.fixture
+def wordnet_dir(tmp_path):
+    folder = tmp_path / "wordnet"
+    folder.mkdir()
+    lines = {"noun": ["  1 license line\n"], "verb": ["  1 license line\n"]}
+    for k, (pos, lex, n) in enumerate(CLASSES):
+        for i in range(n):
+            offset = 1000 * lex + i
+            head = f"{offset:08d} {lex:02d} {pos[0]} 01 w{k}_{i} 0 000"
+            lines[pos].append(f"{head} | kind {k} #{i}\n")
+    for pos, text in lines.items():
+        (folder / f"data.{pos}").write_text("".join(text), encoding="latin-1")
+    return folder
+
+
+@pytest.fixture
+def h2q(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("embed", "train", "quantize", "reproduce"))
+    monkeypatch.setitem(SCHEMES, "wordnet", SCHEME)
+    monkeypatch.setattr(h2q_text, "load_text_model", lambda model=None, device="cpu": KindEncoder())
+    monkeypatch.setenv("H2Q_CACHE_DIR", str(tmp_path / "cache"))
+
+    def run(*argv):
+        capsys.readouterr()
+        status = cli_main.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def test_embed_dataset_writes_the_embeddings_layout(h2q, wordnet_dir, tmp_path):
+    out = tmp_path / "wn.npz"
+    status, stdout, err = h2q(
+        "embed", "--dataset", "wordnet", "--root", wordnet_dir, "--out", out, "--seed", 3,
+        "--split-out", tmp_path / "split.npz", "--texts-out", tmp_path / "texts.jsonl",
+        "--no-progress", "--threads", 1,
+    )  # fmt: skip
+    assert status == 0, err
+    assert "embedded 200 texts of wordnet, 8-d" in stdout
+    data = load_embeddings(out, required=("train", "val", "query", "database"))
+    split = load_split(tmp_path / "split.npz")
+    assert split.scheme == SCHEME and split.random_state == 3
+    assert {f: len(data[f]) for f in ("train", "query", "val", "database")} == split.sizes
+    rows = [json.loads(line) for line in (tmp_path / "texts.jsonl").read_text().splitlines()]
+    assert len(rows) == 200
+    folds = ("train", "val", "query", "database")
+    by_fold = {f: [r for r in rows if r["fold"] == f] for f in folds}
+    names = {0: "noun.Tops", 1: "noun.act", 2: "noun.animal", 26: "verb.body", 27: "verb.change"}
+    for fold, fold_rows in by_fold.items():
+        assert [r["index"] for r in fold_rows] == getattr(split, fold).tolist()
+        assert [r["label"] for r in fold_rows] == [names[c] for c in data[f"y_{fold}"]]
+        # each row is the embedding of its text
+        want = KindEncoder().encode([r["text"] for r in fold_rows], 1, True, False)
+        np.testing.assert_allclose(data[fold], want.astype(np.float32))
+    # the file is what h2q fit reads
+    status, _, err = h2q("fit", out, "--method", "itq", "--bits", 8, "--out", tmp_path / "q.npz")
+    assert status == 0, err
+
+
+def test_embed_text_file(h2q, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("kind 1 cat\nkind 2 dog\nkind 1 kitten\n", encoding="utf-8")
+    status, stdout, err = h2q("embed", "--texts", src, "--out", tmp_path / "e.npz", "--no-progress")
+    assert status == 0, err
+    data = load_embeddings(tmp_path / "e.npz")
+    assert list(data) == ["train"] and data["train"].shape == (3, 8)
+    assert any((tmp_path / "cache" / "text").iterdir())  # cached under $H2Q_CACHE_DIR/text
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--texts", "{tmp}/missing.txt", "--out", "{tmp}/e.npz"], "no such text file"),
+        (["--texts", "{tmp}/in.txt", "--out", "{tmp}/e.txt"], "must name a .npz"),
+        (["--texts", "{tmp}/in.txt", "--out", "{tmp}/no/e.npz"], "does not exist"),
+        (["--texts", "{tmp}/in.txt", "--out", "{tmp}/e.npz", "--scheme", "wordnet"], "apply to"),
+        (["--texts", "{tmp}/in.txt", "--out", "{tmp}/e.npz", "--model", "{tmp}/m"], "no model"),
+        (["--dataset", "digits", "--out", "{tmp}/e.npz"], "embeds text data sets"),
+        (["--texts", "{tmp}/blank.txt", "--out", "{tmp}/e.npz"], "line 2: empty line"),
+    ],
+)
+def test_embed_errors_write_nothing(h2q, tmp_path, argv, match):
+    (tmp_path / "in.txt").write_text("kind 1 a\n")
+    (tmp_path / "blank.txt").write_text("kind 1 a\n\nkind 2 b\n")
+    status, _, err = h2q("embed", *[a.format(tmp=tmp_path) for a in argv], "--no-progress")
+    assert status == 2 and re.search(match, err), err
+    assert "Traceback" not in err and not (tmp_path / "e.npz").exists()
+
+
+def test_train_on_wordnet_uses_frozen_embeddings(h2q, wordnet_dir, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    status, stdout, err = h2q(
+        "train", "--dataset", "wordnet", "--root", wordnet_dir, "--method", "dpsh",
+        "--bits", 8, "--out", out, "--epochs", 15, "--batch-size", 16, "--no-progress",
+    )  # fmt: skip
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["backbone"] == "mlp" and config["dataset"] == "wordnet"
+    assert config["scheme"]["type"] == "StratifiedScheme"
+    assert config["split_sizes"] == {"train": 60, "query": 20, "val": 20, "database": 100}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_val_map"] > 0.6  # 5 classes of unequal size: chance is about 0.3
+    emb = load_embeddings(out / "embeddings.npz", required=("query", "database"))
+    assert emb["query"].shape == (20, 8)
+    status, _, err = h2q(
+        "train", "--dataset", "wordnet", "--root", wordnet_dir, "--method", "dpsh",
+        "--bits", 8, "--out", tmp_path / "r2", "--backbone", "small-cnn", "--no-progress",
+    )  # fmt: skip
+    assert status == 2 and "backbone must be 'mlp'" in err
+
+
+@pytest.mark.slow
+def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
+    """The grid on text: MLP head on the embeddings whatever the preset's image backbone."""
+    torch.set_num_threads(1)
+    out = tmp_path / "grid"
+    status, stdout, err = h2q(
+        "reproduce", "--quick", "--dataset", "wordnet", "--root", wordnet_dir, "--bits", 4, 8,
+        "--epochs", 3, "--k", 50, "--jobs", 1, "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert status == 0, err
+    cells = (out / "cells.csv").read_text()
+    for row in ("lambda0", "penalty", "hswd", "itq", "h2q-l2"):
+        assert row in cells
+    assert "wordnet" in (out / "report.md").read_text()
