@@ -1,0 +1,224 @@
+"""Benchmark: h2q commands on a machine shared with another torch job.
+
+Each command runs as a user runs it (a fresh ``python -m h2q.cli.main`` process, wall time
+from start to exit, imports included), first on the machine as it is ("idle": no job of
+ours beside it) and then beside a background torch job that multiplies 1024 x 1024 matrices
+in a loop on 2 threads. Per command and setting: one warm-up run, then ``--repeats`` timed
+runs. Two thread settings are measured, interleaved run by run:
+
+- ``default``: the command's own ``--threads`` default (the setting under test);
+- ``all cores``: ``--threads <logical CPUs>``, what torch and BLAS chose before ``--threads``
+  had a default (the anchor).
+
+Commands: ``h2q fit`` on the digits embeddings (32 bits) and on 20,000 x 64 Gaussian
+embeddings, ``h2q encode`` of the digits database fold, and ``h2q train --dataset digits
+--epochs 3``. Target for the default setting, per command: median beside the job at most 2x
+the idle median, worst run at most 3x. The thread variables (OMP_NUM_THREADS, ...) are
+removed from the commands' environment, so nothing but ``--threads`` limits them.
+
+Results go to ``benchmarks/results/bench_contention.{json,md}``.
+
+Usage::
+
+    python benchmarks/bench_contention.py [--repeats 5] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_encode import ENV_VARS, environment, environment_markdown, write_results
+
+_BACKGROUND = """
+import torch
+torch.set_num_threads(2)
+a = torch.randn(1024, 1024)
+print("running", flush=True)
+while True:
+    a = torch.tanh(a @ a / 32.0)
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k != "H2Q_NUM_THREADS"}
+    src = Path(__file__).resolve().parent.parent / "src"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    return env
+
+
+def h2q(argv: list[str], env: dict[str, str]) -> float:
+    """Run one h2q command; return its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "h2q.cli.main", *argv],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return time.perf_counter() - start
+
+
+class Background:
+    """The other job: a torch process on 2 threads, started and stopped around a block."""
+
+    def __enter__(self) -> Background:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BACKGROUND], env=_clean_env(), stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout.readline().strip() == "running"
+        time.sleep(1.0)  # let it reach its steady state
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def commands(work: Path, seed: int) -> dict[str, Any]:
+    """name -> function(run_id) returning the argv of one run."""
+    rng = np.random.default_rng(seed)
+    np.save(work / "gauss.npy", rng.normal(size=(20_000, 64)).astype(np.float32))
+    emb = work / "digits" / "embeddings.npz"
+
+    def train(i: str) -> list[str]:
+        out = work / f"train-{i}"
+        shutil.rmtree(out, ignore_errors=True)
+        return [
+            "train", "--dataset", "digits", "--method", "dpsh", "--bits", "32", "--epochs", "3",
+            "--out", str(out), "--no-progress", "--seed", str(seed),
+        ]  # fmt: skip
+
+    return {
+        "fit digits (1,437 x 32)": lambda i: [
+            "fit",
+            str(emb),
+            "--out",
+            str(work / "q.npz"),
+            "--force",
+            "--no-progress",
+        ],  # fmt: skip
+        "fit 20,000 x 64": lambda i: [
+            "fit",
+            str(work / "gauss.npy"),
+            "--out",
+            str(work / "qg.npz"),
+            "--force",
+            "--no-progress",
+        ],  # fmt: skip
+        "encode digits database": lambda i: [
+            "encode",
+            str(work / "q.npz"),
+            str(emb),
+            "--fold",
+            "database",
+            "--out",
+            str(work / "db.npz"),
+            "--force",
+        ],  # fmt: skip
+        "train digits, 3 epochs": train,
+    }
+
+
+def measure(argv_of: Any, repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
+    """Warm-up, then ``repeats`` rounds of (default, all cores) runs."""
+    cores = str(os.cpu_count() or 1)
+    variants = {"default": [], "all cores": ["--threads", cores]}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for name, extra in variants.items():
+        h2q(argv_of(f"warm-{name}") + extra, env)
+    for r in range(repeats):
+        for name, extra in variants.items():
+            times[name].append(h2q(argv_of(f"{name}-{r}".replace(" ", "")) + extra, env))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    env = _clean_env()
+    record: dict[str, Any] = {"environment": environment(), "repeats": args.repeats, "rows": []}
+    with tempfile.TemporaryDirectory(prefix="h2q-contention-") as tmp:
+        work = Path(tmp)
+        h2q(  # the digits embeddings every stage-2 command reads
+            ["train", "--dataset", "digits", "--method", "dpsh", "--bits", "32", "--epochs", "3",
+             "--out", str(work / "digits"), "--no-progress", "--seed", str(args.seed)],
+            env,
+        )  # fmt: skip
+        h2q(["fit", str(work / "digits" / "embeddings.npz"), "--out", str(work / "q.npz")], env)
+        for name, argv_of in commands(work, args.seed).items():
+            idle = measure(argv_of, args.repeats, env)
+            with Background():
+                busy = measure(argv_of, args.repeats, env)
+            for variant in idle:
+                record["rows"].append(_row(name, variant, idle[variant], busy[variant]))
+            print(_line(record["rows"][-2]), _line(record["rows"][-1]), sep="\n", flush=True)
+    record["environment"]["load_average_end"] = list(os.getloadavg())
+    json_path, md_path = write_results("bench_contention", record, markdown(record))
+    print(f"wrote {json_path} and {md_path}")
+
+
+def _row(name: str, variant: str, idle: list[float], busy: list[float]) -> dict[str, Any]:
+    idle_median = statistics.median(idle)
+    median_ratio = statistics.median(busy) / idle_median
+    worst_ratio = max(busy) / idle_median
+    return {
+        "command": name,
+        "threads": variant,
+        "idle_s": idle,
+        "busy_s": busy,
+        "idle_median_s": idle_median,
+        "busy_median_s": statistics.median(busy),
+        "busy_worst_s": max(busy),
+        "median_ratio": median_ratio,
+        "worst_ratio": worst_ratio,
+        "target_met": median_ratio <= 2.0 and worst_ratio <= 3.0,
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['command']:<26} {row['threads']:<9} idle {row['idle_median_s']:6.2f} s  busy "
+        f"median {row['busy_median_s']:6.2f} s ({row['median_ratio']:.2f}x)  worst "
+        f"{row['busy_worst_s']:6.2f} s ({row['worst_ratio']:.2f}x)"
+    )
+
+
+def markdown(record: dict[str, Any]) -> str:
+    lines = [
+        "# h2q commands beside another 2-thread torch job",
+        "",
+        "Wall time of each command as a fresh process (imports included); idle = no job of "
+        "ours beside it, busy = beside a torch job multiplying matrices on 2 threads. "
+        f"{record['repeats']} runs each after a warm-up. Target for `default`: busy median "
+        "<= 2x idle median, busy worst <= 3x.",
+        "",
+        "| command | --threads | idle median (s) | busy median (s) | busy worst (s) | "
+        "median / idle | worst / idle | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        target = ("met" if r["target_met"] else "missed") if r["threads"] == "default" else "-"
+        lines.append(
+            f"| {r['command']} | {r['threads']} | {r['idle_median_s']:.2f} | "
+            f"{r['busy_median_s']:.2f} | {r['busy_worst_s']:.2f} | {r['median_ratio']:.2f} | "
+            f"{r['worst_ratio']:.2f} | {target} |"
+        )
+    lines += ["", environment_markdown(record["environment"])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
