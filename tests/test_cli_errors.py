@@ -183,3 +183,36 @@ def test_every_command_has_threads():
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, command in sub.choices.items():
         assert "--threads" in command.format_help(), name
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"not a numpy file", "is not a readable numpy file"),
+        (None, "but no 'codes'"),
+    ],
+)
+def test_bad_codes_files(h2q, codes, content, match):
+    bad = codes / "bad.npz"
+    if content is None:
+        np.savez(bad, other=np.zeros((3, 2), dtype=np.uint8))
+    else:
+        bad.write_bytes(content)
+    status, _, err = h2q(
+        "search", "--database", bad, "--queries", codes / "q.npy", "-k", 3, "--out",
+        codes / "r.npz",
+    )  # fmt: skip
+    _one_line_error(status, err, "search", match)
+
+
+def test_codes_and_features_of_different_lengths(h2q, codes):
+    np.savez(
+        codes / "db.npz",
+        codes=np.zeros((5, 2), dtype=np.uint8),
+        features=np.zeros((4, 16), dtype=np.float32),
+    )
+    status, _, err = h2q(
+        "search", "--database", codes / "db.npz", "--queries", codes / "q.npy", "-k", 3,
+        "--out", codes / "r.npz",
+    )  # fmt: skip
+    _one_line_error(status, err, "search", "holds 5 codes but 4 feature rows")

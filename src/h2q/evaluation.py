@@ -1,8 +1,9 @@
 """Side-by-side evaluation of stage-2 quantizers on one set of embeddings (the paper's protocol).
 
 :func:`evaluate_quantizers` fits each quantizer on the training embeddings (with the
-validation fold for iterate selection), encodes the queries and the database, ranks the
-whole database for every query and scores the ranking:
+validation fold for iterate selection; ``refit=False`` scores fitted quantizers as they are),
+encodes the queries and the database, ranks the whole database for every query and scores
+the ranking:
 
 - ranking: by Hamming distance, ties broken by the squared Euclidean distance of the
   L2-normalised *transformed* features (``quantizer.transform``: rotated, and projected when

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -140,20 +141,14 @@ def load_codes(path: str | os.PathLike, what: str) -> tuple[np.ndarray, np.ndarr
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
-                if "codes" not in loaded.files:
-                    raise ValueError(
-                        f"{what} {path} holds {sorted(loaded.files)} but no 'codes'. {hint}"
-                    )
-                codes = loaded["codes"]
-                features = loaded["features"] if "features" in loaded.files else None
+                arrays = {name: loaded[name] for name in loaded.files}
         else:
-            codes, features = loaded, None
-    except (OSError, EOFError, KeyError) as exc:
+            arrays = {"codes": loaded}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise FileFormatError(f"{path} is not a readable numpy file ({exc}). {hint}") from exc
-    except ValueError as exc:
-        if str(exc).startswith(what):
-            raise
-        raise FileFormatError(f"{path} is not a readable numpy file ({exc}). {hint}") from exc
+    if "codes" not in arrays:
+        raise ValueError(f"{what} {path} holds {sorted(arrays)} but no 'codes'. {hint}")
+    codes, features = arrays["codes"], arrays.get("features")
     if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
         shape = getattr(codes, "shape", "?")
         dtype = getattr(codes, "dtype", type(codes).__name__)
