@@ -216,3 +216,12 @@ def test_codes_and_features_of_different_lengths(h2q, codes):
         "--out", codes / "r.npz",
     )  # fmt: skip
     _one_line_error(status, err, "search", "holds 5 codes but 4 feature rows")
+
+
+def test_no_import_circle_between_the_stage2_command_modules():
+    import subprocess
+    import sys
+
+    code = "import sys, h2q.cli._evaluate;print('h2q.cli.quantize' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
