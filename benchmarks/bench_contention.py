@@ -100,7 +100,7 @@ def commands(work: Path, seed: int) -> dict[str, Any]:
         ]  # fmt: skip
 
     return {
-        "fit digits (1,437 x 32)": lambda i: [
+        "fit digits, 32 bits": lambda i: [
             "fit",
             str(emb),
             "--out",

@@ -151,6 +151,9 @@ def test_evaluate_quantizer_matches_the_library(h2q, chain, tmp_path):
         refit=False,
     )
     assert f"| itq | {WIDTH} | {100 * result.rows[0].map_at_k:.2f} |" in out
+    assert (
+        "quantizers scored as fitted (not refitted)" in out and result.to_dict()["refit"] is False
+    )
     np.testing.assert_array_equal(load_quantizer(tmp_path / "itq.npz").rotation_, q.rotation_)
 
 

@@ -123,6 +123,8 @@ class EvaluationResult:
     n_train: int
     n_queries: int
     n_database: int
+    refit: bool = True
+    """False when fitted quantizers were scored as they were (``n_train`` is then 0)."""
 
     @property
     def map_variant(self) -> str:
@@ -163,6 +165,7 @@ class EvaluationResult:
             "n_train": self.n_train,
             "n_queries": self.n_queries,
             "n_database": self.n_database,
+            "refit": self.refit,
             "columns": {attr: header for header, attr in self.columns()},
             "rows": [asdict(row) for row in self.rows],
         }
@@ -291,6 +294,7 @@ def evaluate_quantizers(
         n_train=n_train,
         n_queries=len(X_query),
         n_database=len(X_db),
+        refit=bool(refit),
     )
 
 
@@ -462,7 +466,11 @@ def render_markdown(result: EvaluationResult, *, digits: int = 2) -> str:
     caption = (
         f"Ranking: Hamming distance, ties by {tie}. Relevance: at least one shared label. "
         f"{result.n_queries} queries, {result.n_database} database items, "
-        f"{result.n_train} training embeddings."
+        + (
+            f"{result.n_train} training embeddings."
+            if result.refit
+            else "quantizers scored as fitted (not refitted)."
+        )
     )
     return "\n".join(lines) + "\n\n" + caption + "\n"
 
