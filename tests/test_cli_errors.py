@@ -225,3 +225,23 @@ def test_no_import_circle_between_the_stage2_command_modules():
     code = "import sys, h2q.cli._evaluate;print('h2q.cli.quantize' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_broken_import_inside_h2q_keeps_its_traceback(h2q, codes, monkeypatch):
+    def buggy(args):
+        from h2q.search import no_such_name  # noqa: F401  (a bug: ImportError inside h2q)
+
+    monkeypatch.setattr(quantize, "_run_search", buggy)
+    with pytest.raises(ImportError, match="no_such_name"):
+        h2q("search", "--database", codes / "db.npy", "--queries", codes / "q.npy", "-k", 3,
+            "--out", codes / "r.npz")  # fmt: skip
+
+
+def test_a_missing_optional_package_is_one_line(h2q, codes, monkeypatch):
+    def needs(args):
+        import h2q_no_such_optional_package  # noqa: F401
+
+    monkeypatch.setattr(quantize, "_run_search", needs)
+    status, _, err = h2q("search", "--database", codes / "db.npy", "--queries", codes / "q.npy",
+                         "-k", 3, "--out", codes / "r.npz")  # fmt: skip
+    _one_line_error(status, err, "search", "No module named 'h2q_no_such_optional_package'")

@@ -5,7 +5,8 @@ its parser and sets ``func``; ``main`` parses, runs the command under its thread
 (``--threads``, see :func:`h2q.cli._args.add_threads_option`), and turns deliberate user
 errors into a one-line message and exit status 2. Those are :class:`~h2q.cli._errors.UsageError`,
 the library's input errors (``ValueError``, including :class:`~h2q.exceptions.FileFormatError`),
-missing, existing or unwritable files, and a missing optional package (``ImportError``).
+missing, existing or unwritable files, and a missing optional package (an ``ImportError``
+that is not about a module of h2q itself).
 Anything else is a bug: it keeps its traceback (a ``TypeError`` counts as a user error only
 where a command wraps an input check in :func:`h2q.cli._errors.user_input`).
 """
@@ -60,6 +61,18 @@ def _n_threads(args: argparse.Namespace) -> int | None:
     return n if n is not None else getattr(args, "threads_default", None)
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """False for an ``ImportError`` inside h2q itself (a bug), True for the other USER_ERRORS.
+
+    A missing optional package is a user error: h2q raises ``ImportError`` with the install
+    command, and a missing third-party module names that module.
+    """
+    if isinstance(exc, ImportError):
+        name = exc.name or ""
+        return name != "h2q" and not name.startswith("h2q.")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with thread_limit(_n_threads(args)):
             return int(args.func(args) or 0)
     except USER_ERRORS as exc:
+        if not _is_user_error(exc):
+            raise
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"h2q {args.command}: error: {message}", file=sys.stderr)
         return 2
