@@ -165,8 +165,9 @@ def main() -> None:
             for variant in idle:
                 record["rows"].append(_row(name, variant, idle[variant], busy[variant]))
             print(_line(record["rows"][-2]), _line(record["rows"][-1]), sep="\n", flush=True)
-    record["environment"]["load_average_end"] = list(os.getloadavg())
-    json_path, md_path = write_results("bench_contention", record, markdown(record))
+            # written after every command, so that an interrupted run keeps what it measured
+            record["environment"]["load_average_end"] = list(os.getloadavg())
+            json_path, md_path = write_results("bench_contention", record, markdown(record))
     print(f"wrote {json_path} and {md_path}")
 
 
