@@ -1,14 +1,16 @@
 """Benchmark: h2q commands on a machine shared with another torch job.
 
 Each command runs as a user runs it (a fresh ``python -m h2q.cli.main`` process, wall time
-from start to exit, imports included), first on the machine as it is ("idle": no job of
-ours beside it) and then beside a background torch job that multiplies 1024 x 1024 matrices
-in a loop on 2 threads. Per command and setting: one warm-up run, then ``--repeats`` timed
-runs. Two thread settings are measured, interleaved run by run:
+from start to exit, imports included), alternately on the machine as it is ("idle": no job
+of ours beside it) and beside a background torch job that multiplies 1024 x 1024 matrices in
+a loop on 2 threads ("busy"; the job is paused with SIGSTOP between busy runs, so idle and
+busy runs alternate and a drift in the load of other processes hits both alike). Per command
+and thread setting: one warm-up run, then ``--repeats`` rounds of (idle run, busy run).
+Thread settings:
 
 - ``default``: the command's own ``--threads`` default (the setting under test);
 - ``all cores``: ``--threads <logical CPUs>``, what torch and BLAS chose before ``--threads``
-  had a default (the anchor).
+  had a default (the anchor; measured for fit on digits and for train, to keep the run short).
 
 Commands: ``h2q fit`` on the digits embeddings (32 bits) and on 20,000 x 64 Gaussian
 embeddings, ``h2q encode`` of the digits database fold, and ``h2q train --dataset digits
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,10 @@ print("running", flush=True)
 while True:
     a = torch.tanh(a @ a / 32.0)
 """
+
+
+#: Commands also measured with ``--threads <logical CPUs>`` (the anchor), to keep the run short.
+ANCHORED = ("fit digits, 32 bits", "train digits, 3 epochs")
 
 
 def _clean_env() -> dict[str, str]:
@@ -70,15 +77,26 @@ def h2q(argv: list[str], env: dict[str, str]) -> float:
 
 
 class Background:
-    """The other job: a torch process on 2 threads, started and stopped around a block."""
+    """The other job: a torch process on 2 threads, paused (SIGSTOP) between busy runs.
+
+    Pausing instead of stopping lets idle and busy runs alternate run by run, so that a
+    change in the load from other processes during the benchmark hits both alike.
+    """
 
     def __enter__(self) -> Background:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BACKGROUND], env=_clean_env(), stdout=subprocess.PIPE, text=True
         )
         assert self.proc.stdout.readline().strip() == "running"
-        time.sleep(1.0)  # let it reach its steady state
+        self.pause()
         return self
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+        time.sleep(0.5)  # let it reach its steady state
 
     def __exit__(self, *exc: Any) -> None:
         self.proc.kill()
@@ -130,16 +148,24 @@ def commands(work: Path, seed: int) -> dict[str, Any]:
     }
 
 
-def measure(argv_of: Any, repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
-    """Warm-up, then ``repeats`` rounds of (default, all cores) runs."""
-    cores = str(os.cpu_count() or 1)
-    variants = {"default": [], "all cores": ["--threads", cores]}
-    times: dict[str, list[float]] = {name: [] for name in variants}
+def measure(
+    argv_of: Any, variants: dict[str, list[str]], repeats: int, env: dict[str, str], bg: Background
+) -> dict[str, dict[str, list[float]]]:
+    """Warm-up, then ``repeats`` rounds of (idle run, busy run) for each thread variant."""
+    times = {name: {"idle": [], "busy": []} for name in variants}
     for name, extra in variants.items():
-        h2q(argv_of(f"warm-{name}") + extra, env)
+        h2q(argv_of(f"warm-{name}".replace(" ", "")) + extra, env)
     for r in range(repeats):
         for name, extra in variants.items():
-            times[name].append(h2q(argv_of(f"{name}-{r}".replace(" ", "")) + extra, env))
+            for setting in ("idle", "busy"):
+                if setting == "busy":
+                    bg.resume()
+                try:
+                    run_id = f"{name}-{setting}-{r}".replace(" ", "")
+                    times[name][setting].append(h2q(argv_of(run_id) + extra, env))
+                finally:
+                    if setting == "busy":
+                        bg.pause()
     return times
 
 
@@ -158,13 +184,16 @@ def main() -> None:
             env,
         )  # fmt: skip
         h2q(["fit", str(work / "digits" / "embeddings.npz"), "--out", str(work / "q.npz")], env)
+        cores = ["--threads", str(os.cpu_count() or 1)]
         for name, argv_of in commands(work, args.seed).items():
-            idle = measure(argv_of, args.repeats, env)
-            with Background():
-                busy = measure(argv_of, args.repeats, env)
-            for variant in idle:
-                record["rows"].append(_row(name, variant, idle[variant], busy[variant]))
-            print(_line(record["rows"][-2]), _line(record["rows"][-1]), sep="\n", flush=True)
+            variants = {"default": []}
+            if name in ANCHORED:
+                variants["all cores"] = cores
+            with Background() as bg:
+                times = measure(argv_of, variants, args.repeats, env, bg)
+            for variant, t in times.items():
+                record["rows"].append(_row(name, variant, t["idle"], t["busy"]))
+                print(_line(record["rows"][-1]), flush=True)
             # written after every command, so that an interrupted run keeps what it measured
             record["environment"]["load_average_end"] = list(os.getloadavg())
             json_path, md_path = write_results("bench_contention", record, markdown(record))
