@@ -18,7 +18,14 @@ embeddings, ``h2q encode`` of the digits database fold, and ``h2q train --datase
 the idle median, worst run at most 3x. The thread variables (OMP_NUM_THREADS, ...) are
 removed from the commands' environment, so nothing but ``--threads`` limits them.
 
-Results go to ``benchmarks/results/bench_contention.{json,md}``.
+The other job runs in a session of its own, as a job started from another shell does. On
+Linux with autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``) CPU time is
+shared fairly between sessions first, so a job started in the command's own session (e.g.
+``job & h2q fit ...`` from one script) takes its share from the command alone: measure that
+case with ``--same-session``.
+
+Results go to ``benchmarks/results/bench_contention.{json,md}`` (``--same-session``:
+``bench_contention_same_session.{json,md}``).
 
 Usage::
 
@@ -83,9 +90,16 @@ class Background:
     change in the load from other processes during the benchmark hits both alike.
     """
 
+    def __init__(self, same_session: bool) -> None:
+        self.same_session = same_session
+
     def __enter__(self) -> Background:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BACKGROUND], env=_clean_env(), stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _BACKGROUND],
+            env=_clean_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=not self.same_session,
         )
         assert self.proc.stdout.readline().strip() == "running"
         self.pause()
@@ -173,9 +187,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--same-session",
+        action="store_true",
+        help="run the other job in this benchmark's session (one scheduler group with the "
+        "command) instead of a session of its own; results go to "
+        "bench_contention_same_session.{json,md}",
+    )
     args = parser.parse_args()
+    name = "bench_contention_same_session" if args.same_session else "bench_contention"
     env = _clean_env()
-    record: dict[str, Any] = {"environment": environment(), "repeats": args.repeats, "rows": []}
+    record: dict[str, Any] = {
+        "environment": environment(),
+        "repeats": args.repeats,
+        "other_job": "same session" if args.same_session else "own session",
+        "rows": [],
+    }
     with tempfile.TemporaryDirectory(prefix="h2q-contention-") as tmp:
         work = Path(tmp)
         h2q(  # the digits embeddings every stage-2 command reads
@@ -189,14 +216,14 @@ def main() -> None:
             variants = {"default": []}
             if name in ANCHORED:
                 variants["all cores"] = cores
-            with Background() as bg:
+            with Background(args.same_session) as bg:
                 times = measure(argv_of, variants, args.repeats, env, bg)
             for variant, t in times.items():
                 record["rows"].append(_row(name, variant, t["idle"], t["busy"]))
                 print(_line(record["rows"][-1]), flush=True)
             # written after every command, so that an interrupted run keeps what it measured
             record["environment"]["load_average_end"] = list(os.getloadavg())
-            json_path, md_path = write_results("bench_contention", record, markdown(record))
+            json_path, md_path = write_results(name, record, markdown(record))
     print(f"wrote {json_path} and {md_path}")
 
 
@@ -231,7 +258,8 @@ def markdown(record: dict[str, Any]) -> str:
         "# h2q commands beside another 2-thread torch job",
         "",
         "Wall time of each command as a fresh process (imports included); idle = no job of "
-        "ours beside it, busy = beside a torch job multiplying matrices on 2 threads. "
+        "ours beside it, busy = beside a torch job multiplying matrices on 2 threads, run in "
+        f"{record.get('other_job', 'its own session')}; idle and busy runs alternate. "
         f"{record['repeats']} runs each after a warm-up. Target for `default`: busy median "
         "<= 2x idle median, busy worst <= 3x.",
         "",
