@@ -195,7 +195,7 @@ def main() -> None:
         "bench_contention_same_session.{json,md}",
     )
     args = parser.parse_args()
-    name = "bench_contention_same_session" if args.same_session else "bench_contention"
+    result_name = "bench_contention_same_session" if args.same_session else "bench_contention"
     env = _clean_env()
     record: dict[str, Any] = {
         "environment": environment(),
@@ -223,7 +223,7 @@ def main() -> None:
                 print(_line(record["rows"][-1]), flush=True)
             # written after every command, so that an interrupted run keeps what it measured
             record["environment"]["load_average_end"] = list(os.getloadavg())
-            json_path, md_path = write_results(name, record, markdown(record))
+            json_path, md_path = write_results(result_name, record, markdown(record))
     print(f"wrote {json_path} and {md_path}")
 
 

@@ -6,10 +6,11 @@ import argparse
 from typing import Any
 
 #: ``--threads`` default of the stage-2 commands (fit, encode, search, evaluate). Measured on
-#: a 2-core machine shared with other jobs: ``h2q fit`` on the digits embeddings took 0.04 s on
-#: one thread every time against 0.33 to 29.4 s with torch's default pool, and the contention
-#: benchmark (benchmarks/bench_contention.py) keeps fit and encode within 2x of their idle time
-#: next to a 2-thread torch job on one thread. These problems are too small to gain from more.
+#: a 2-core machine shared with other jobs (benchmarks/results/bench_contention.md): ``h2q fit``
+#: on the digits embeddings took 3.7 s idle and 5.7 s beside a 2-thread torch job on one
+#: thread, against 7.7 s and 9.6 s (worst 15.9 s) on both cores; fit on 20,000 x 64 and encode
+#: had medians within 1.3x of their idle time beside that job. These problems are too small to
+#: gain from more threads.
 STAGE2_THREADS = 1
 
 
@@ -18,8 +19,10 @@ def train_threads() -> int:
 
     Measured on a 2-core machine: one thread ran the digits training at 0.73 s/epoch against
     4.7 s/epoch with torch's default pool (2 threads) beside another job (and 5.9-8.3 s against
-    12.8-18.1 s for 3 epochs on the same machine under a load of 8). Half the cores keeps the
-    same margin for another job on larger machines.
+    12.8-18.1 s for 3 epochs on the same machine under a load of 8; in
+    benchmarks/results/bench_contention.md 12.7 s idle and 15.1 s beside a 2-thread torch job
+    on one thread, 18.9 s and 19.6 s on both cores). Half the cores keeps the same margin for
+    another job on larger machines (not measured there).
     """
     from .._threads import available_cores
 
