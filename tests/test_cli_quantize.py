@@ -308,7 +308,8 @@ def test_failures_write_nothing(h2q, files, fitted, tmp_path, argv, match, exist
     out = tmp_path / ("out_dir" if argv[0] == "evaluate" else "out.npy")
     if existing:
         out.write_bytes(b"previous") if argv[0] != "evaluate" else out.mkdir()
-    status, stdout, err = h2q(*argv, "--out", out)
+    # --force: an existing output is refused without it, whatever else is wrong
+    status, stdout, err = h2q(*argv, "--out", out, *(["--force"] if existing else []))
     assert status == 2
     assert err.startswith(f"h2q {argv[0]}: error: ") and err.count("\n") == 1
     assert match in err

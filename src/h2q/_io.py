@@ -2,9 +2,10 @@
 
 Every file h2q writes goes to a temporary file in the destination folder first and is then
 renamed over the destination, so a crash or a bad input never leaves a half-written file and
-never destroys the previous one. Fitted objects are stored as a ``.npz`` archive (zip with a
-CRC-32 per member, no pickle) holding their arrays and one JSON header that names the kind of
-object and the format version.
+never destroys the previous one. A temporary file left by a killed process (its name holds
+the writer's pid) is removed by the next save to the same destination. Fitted objects are
+stored as a ``.npz`` archive (zip with a CRC-32 per member, no pickle) holding their arrays
+and one JSON header that names the kind of object and the format version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +27,54 @@ from .exceptions import FileFormatError
 
 FORMAT_NAME = "h2q"
 _HEADER_KEY = "__h2q_header__"
+
+
+#: ``.NAME.<pid>.<8 random chars>.tmp``: the temporary file of a save of NAME by process pid.
+_TEMP = re.compile(r"(\d+)\.[a-z0-9_]{8}")
+#: ``.NAME.<8 random chars>.tmp``: the same, written by h2q <= 0.1 (no pid in the name).
+_LEGACY_TEMP = re.compile(r"[a-z0-9_]{8}")
+#: A legacy temporary file untouched for this long is taken to be a dead writer's.
+_LEGACY_GRACE_S = 3600.0
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Delete temporary files that killed saves of ``directory / name`` left behind.
+
+    A temporary file names the process that writes it; it is removed only when that process
+    no longer exists (a live one, this process included, may still be writing it). Files from
+    older releases carry no pid and are removed once untouched for an hour. Best effort:
+    a file that vanishes or cannot be removed meanwhile is left to the next save.
+    """
+    prefix, suffix = f".{name}.", ".tmp"
+    try:
+        entries = [e for e in os.listdir(directory) if e.startswith(prefix) and e.endswith(suffix)]
+    except OSError:
+        return
+    for entry in entries:
+        middle = entry[len(prefix) : -len(suffix)]
+        match = _TEMP.fullmatch(middle)
+        target = directory / entry
+        with contextlib.suppress(OSError):
+            if match is not None:
+                if not _process_exists(int(match.group(1))):
+                    target.unlink()
+            elif _LEGACY_TEMP.fullmatch(middle):
+                if time.time() - target.stat().st_mtime > _LEGACY_GRACE_S:
+                    target.unlink()
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -38,7 +89,8 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise FileNotFoundError(
             f"cannot write {path}: folder {directory} does not exist. Create it first."
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    _remove_stale_temps(directory, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -152,4 +204,28 @@ def load_state(
             f"{path} uses {kind} file format version {header.get('version')}, but this release "
             f"of h2q reads version {version}. Refit and save with this release."
         )
-    return arrays, header["meta"]
+    meta = header.get("meta")
+    if not isinstance(meta, dict):
+        raise FileFormatError(f"{path} has no settings in its h2q header; re-create it.")
+    return _Checked(arrays, path, "array"), _Checked(meta, path, "setting")
+
+
+class MissingEntryError(FileFormatError, KeyError):
+    """A file lacks an entry its kind needs (a :class:`FileFormatError`, and a ``KeyError``
+    for code that looks entries up with a fallback)."""
+
+    __str__ = FileFormatError.__str__  # KeyError would quote the message
+
+
+class _Checked(dict):
+    """A dict read from a file: a missing entry is a :class:`MissingEntryError` naming it."""
+
+    def __init__(self, items: dict[str, Any], path: str | os.PathLike, what: str) -> None:
+        super().__init__(items)
+        self._path, self._what = path, what
+
+    def __missing__(self, key: str) -> Any:
+        raise MissingEntryError(
+            f"{self._path} lacks the {self._what} {key!r} that this kind of file holds: it was "
+            "written by another tool or edited. Re-create it by fitting and saving again."
+        )

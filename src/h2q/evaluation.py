@@ -1,8 +1,9 @@
 """Side-by-side evaluation of stage-2 quantizers on one set of embeddings (the paper's protocol).
 
 :func:`evaluate_quantizers` fits each quantizer on the training embeddings (with the
-validation fold for iterate selection), encodes the queries and the database, ranks the
-whole database for every query and scores the ranking:
+validation fold for iterate selection; ``refit=False`` scores fitted quantizers as they are),
+encodes the queries and the database, ranks the whole database for every query and scores
+the ranking:
 
 - ranking: by Hamming distance, ties broken by the squared Euclidean distance of the
   L2-normalised *transformed* features (``quantizer.transform``: rotated, and projected when
@@ -124,6 +125,8 @@ class EvaluationResult:
     n_train: int
     n_queries: int
     n_database: int
+    refit: bool = True
+    """False when fitted quantizers were scored as they were (``n_train`` is then 0)."""
 
     @property
     def map_variant(self) -> str:
@@ -164,6 +167,7 @@ class EvaluationResult:
             "n_train": self.n_train,
             "n_queries": self.n_queries,
             "n_database": self.n_database,
+            "refit": self.refit,
             "columns": {attr: header for header, attr in self.columns()},
             "rows": [asdict(row) for row in self.rows],
         }
@@ -172,7 +176,7 @@ class EvaluationResult:
 
 def evaluate_quantizers(
     quantizers: Mapping[str, BaseQuantizer],
-    X_train: ArrayLike,
+    X_train: ArrayLike | None,
     X_val: ArrayLike | None,
     X_query: ArrayLike,
     y_query: ArrayLike,
@@ -183,18 +187,20 @@ def evaluate_quantizers(
     radius: int = 2,
     tie_break: bool = True,
     progress: ProgressCallback | None = None,
+    refit: bool = True,
 ) -> EvaluationResult:
     """Fit, encode, rank and score each quantizer with the paper's retrieval protocol.
 
     Parameters
     ----------
     quantizers : mapping of str to quantizer
-        Unfitted quantizers (:class:`~h2q.quantizers.HouseholderQuantizer`,
+        Quantizers (:class:`~h2q.quantizers.HouseholderQuantizer`,
         :class:`~h2q.quantizers.ITQQuantizer`, :class:`~h2q.quantizers.SignQuantizer`, ...),
-        keyed by the name shown in the table. Each is fitted in place, so the caller can
-        save it afterwards.
-    X_train : array of shape (n_train, n_features), float
-        Training embeddings (stage 2 uses no labels).
+        keyed by the name shown in the table. With ``refit=True`` each is fitted in place,
+        so the caller can save it afterwards; with ``refit=False`` they must be fitted
+        already and are scored as they are.
+    X_train : array of shape (n_train, n_features), float, or None
+        Training embeddings (stage 2 uses no labels). May be None with ``refit=False``.
     X_val : array of shape (n_val, n_features), float, or None
         Validation embeddings, passed to ``fit`` (H²Q keeps the iterate with the lowest
         validation loss) and used for the reported quantization loss.
@@ -216,6 +222,10 @@ def evaluate_quantizers(
         database id only, which is faster.
     progress : callable, optional
         ``progress(method, stage, done, total)``; see :data:`ProgressCallback`.
+    refit : bool, default True
+        Fit each quantizer on ``X_train`` (and ``X_val``) first. False scores fitted
+        quantizers (e.g. loaded with :func:`~h2q.quantizers.load_quantizer`) without
+        changing them; their fit time is reported as NaN.
 
     Returns
     -------
@@ -226,15 +236,22 @@ def evaluate_quantizers(
     ------
     ValueError, TypeError
         On an empty ``quantizers``, arrays of different widths, labels that do not match
-        their embeddings, or a bad ``k`` or ``radius``.
+        their embeddings, a bad ``k`` or ``radius``, or (with ``refit=False``) a quantizer
+        that is not fitted or was fitted on another width.
     """
     if not isinstance(quantizers, Mapping) or not quantizers:
         raise ValueError(
             "quantizers must be a non-empty dict of name -> quantizer, for example "
             "{'h2q': HouseholderQuantizer()}."
         )
-    X_train = check_embeddings(X_train, "X_train", allow_torch=False)
-    width = X_train.shape[1]
+    if X_train is None and not refit:
+        X_query = check_embeddings(X_query, "X_query", allow_torch=False)
+        width, n_train = X_query.shape[1], 0
+    else:
+        X_train = check_embeddings(X_train, "X_train", allow_torch=False)
+        width, n_train = X_train.shape[1], len(X_train)
+    if not refit:
+        _check_fitted_width(quantizers, width)
     if X_val is not None:
         X_val = _same_width(X_val, "X_val", width)
     X_query = _same_width(X_query, "X_query", width)
@@ -267,6 +284,7 @@ def evaluate_quantizers(
                 radius=radius,
                 tie_break=bool(tie_break),
                 progress=progress,
+                refit=bool(refit),
             )
         )
     return EvaluationResult(
@@ -275,10 +293,26 @@ def evaluate_quantizers(
         radius=radius,
         tie_break=bool(tie_break),
         loss_fold=loss_fold,
-        n_train=len(X_train),
+        n_train=n_train,
         n_queries=len(X_query),
         n_database=len(X_db),
+        refit=bool(refit),
     )
+
+
+def _check_fitted_width(quantizers: Mapping[str, BaseQuantizer], width: int) -> None:
+    for name, quantizer in quantizers.items():
+        fitted = getattr(quantizer, "n_features_in_", None)
+        if fitted is None:
+            raise ValueError(
+                f"quantizer {name!r} is not fitted, but refit=False scores fitted quantizers. "
+                "Fit it first, or pass refit=True."
+            )
+        if fitted != width:
+            raise ValueError(
+                f"quantizer {name!r} was fitted on {fitted} features, but the embeddings have "
+                f"{width}. Pass embeddings from the same model, or refit."
+            )
 
 
 def _same_width(X: ArrayLike, name: str, width: int) -> np.ndarray:
@@ -306,19 +340,9 @@ def _evaluate_one(
     radius: int,
     tie_break: bool,
     progress: ProgressCallback | None,
+    refit: bool = True,
 ) -> MethodResult:
-    fit_kw: dict[str, Any] = {}
-    if progress is not None and "callback" in inspect.signature(quantizer.fit).parameters:
-        total = _planned_iterations(quantizer)
-
-        def callback(iteration: int, train_loss: float, val_loss: float | None) -> bool:
-            progress(name, "fit", int(iteration), total)
-            return False
-
-        fit_kw["callback"] = callback
-    start = time.perf_counter()
-    quantizer.fit(X_train, X_val=X_val, **fit_kw)
-    fit_time = time.perf_counter() - start
+    fit_time = _fit(name, quantizer, X_train, X_val, progress) if refit else math.nan
 
     n_bits = int(quantizer.n_bits_)
     q_codes = quantizer.encode(X_query)
@@ -372,6 +396,28 @@ def _evaluate_one(
     )
 
 
+def _fit(
+    name: str,
+    quantizer: BaseQuantizer,
+    X_train: np.ndarray,
+    X_val: np.ndarray | None,
+    progress: ProgressCallback | None,
+) -> float:
+    """Fit ``quantizer`` (reporting progress when it takes a callback); return the seconds."""
+    fit_kw: dict[str, Any] = {}
+    if progress is not None and "callback" in inspect.signature(quantizer.fit).parameters:
+        total = _planned_iterations(quantizer)
+
+        def callback(iteration: int, train_loss: float, val_loss: float | None) -> bool:
+            progress(name, "fit", int(iteration), total)
+            return False
+
+        fit_kw["callback"] = callback
+    start = time.perf_counter()
+    quantizer.fit(X_train, X_val=X_val, **fit_kw)
+    return time.perf_counter() - start
+
+
 def _planned_iterations(quantizer: BaseQuantizer) -> int | None:
     """Iterations a quantizer's fit will report through its callback, when known."""
     planned = getattr(quantizer, "planned_iterations", None)
@@ -423,7 +469,11 @@ def render_markdown(result: EvaluationResult, *, digits: int = 2) -> str:
     caption = (
         f"Ranking: Hamming distance, ties by {tie}. Relevance: at least one shared label. "
         f"{result.n_queries} queries, {result.n_database} database items, "
-        f"{result.n_train} training embeddings."
+        + (
+            f"{result.n_train} training embeddings."
+            if result.refit
+            else "quantizers scored as fitted (not refitted)."
+        )
     )
     return "\n".join(lines) + "\n\n" + caption + "\n"
 

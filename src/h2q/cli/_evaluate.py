@@ -1,8 +1,10 @@
-"""``h2q evaluate``: sign, ITQ and H²Q side by side on one embeddings file."""
+"""``h2q evaluate``: sign, ITQ and H²Q side by side on one embeddings file, or fitted
+quantizer files scored as they are (``--quantizer``)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import sys
@@ -10,37 +12,55 @@ from pathlib import Path
 from typing import Any
 
 from .. import _io
-from .._validation import check_embeddings
+from .._validation import check_labels
 from ..embeddings import load_embeddings
-from .quantize import METHODS, check_bits, make_quantizer
+from ..quantizers import load_quantizer
+from ._args import STAGE2_THREADS, add_threads_option
+from ._common import METHODS, check_bits, embeddings, make_quantizer
+from ._errors import UsageError, user_input
+from ._paths import add_force_option, check_outputs
 
-_REQUIRED = ("train", "query", "database", "y_query", "y_database")
+_LABELS = ("y_query", "y_database")
+_PLOT = "precision_recall.png"
+#: Every file ``--out`` receives; all count as outputs (an old plot too, with --no-plot).
+_OUT_FILES = ("table.md", "table.csv", "results.json", _PLOT)
 
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``evaluate`` sub-command."""
     p = subparsers.add_parser(
         "evaluate",
-        help="fit sign, ITQ and H²Q on embeddings and compare their retrieval scores",
+        help="fit sign, ITQ and H²Q on embeddings (or load fitted quantizers) and compare "
+        "their retrieval scores",
         description="Fit each quantizer on the 'train' fold (with 'val' for iterate "
-        "selection when present), encode 'query' and 'database', rank the database by "
-        "Hamming distance with ties broken by the distance of the L2-normalised transformed "
-        "features (the paper's protocol), and print mAP@k (top-k relevant denominator, empty "
-        "queries score 0), mAP over the whole database, mAP within a Hamming radius, "
-        "precision@k, the L2 quantization loss and the fit time as a Markdown table.",
+        "selection when present), or load fitted ones with --quantizer, encode 'query' and "
+        "'database', rank the database by Hamming distance with ties broken by the distance "
+        "of the L2-normalised transformed features (the paper's protocol), and print mAP@k "
+        "(top-k relevant denominator, empty queries score 0), mAP over the whole database, "
+        "mAP within a Hamming radius, precision@k, the L2 quantization loss and the fit time "
+        "as a Markdown table. With --out, files of an earlier evaluation in the folder are "
+        "refused unless --force, which replaces them all (an old plot is removed with "
+        "--no-plot) once the new results are complete.",
     )
     p.add_argument(
         "embeddings",
         metavar="EMBEDDINGS.npz",
         help="embeddings file with train, query, database, y_query and y_database (and "
-        "optionally val), as written by `h2q train`",
+        "optionally val), as written by `h2q train`; train is not needed with --quantizer",
+    )
+    p.add_argument(
+        "--quantizer",
+        action="append",
+        metavar="QUANTIZER.npz",
+        help="score this fitted quantizer (from `h2q fit`) instead of fitting; repeat to "
+        "compare several (named by file stem)",
     )
     p.add_argument(
         "--bits", type=int, metavar="N", help="code length; PCA is used when N < the width"
     )
     p.add_argument(
         "--methods",
-        default=",".join(METHODS),
+        default=None,
         help=f"comma-separated methods among {', '.join(METHODS)} (default: all)",
     )
     p.add_argument("-k", "--k", type=int, default=5000, help="mAP@k cut-off (default: 5000)")
@@ -55,6 +75,12 @@ def add_parser(subparsers: Any) -> None:
         help="break Hamming ties by database id instead of the feature distance (faster)",
     )
     p.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
+    add_force_option(
+        p,
+        "replace the files of an earlier evaluation in --out (without it they are refused; "
+        "an input file is never overwritten)",
+    )
+    add_threads_option(p, STAGE2_THREADS, "small stage-2 problems run fastest on one thread")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -74,45 +100,53 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
+def _check_out_dir(args: argparse.Namespace) -> Path | None:
+    """The --out folder, checked against the output policy before any work."""
+    if args.out is None:
+        return None
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} exists and is not a folder; pass a folder.")
+    if out_dir.is_dir():
+        inputs = [args.embeddings, *(args.quantizer or [])]
+        outputs = {f"--out {out_dir}: {name}": out_dir / name for name in _OUT_FILES}
+        check_outputs(inputs, outputs, force=args.force)
+    if not args.no_plot:
+        _require_matplotlib()
+    return out_dir
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``h2q evaluate``; every check happens before the (long) evaluation."""
-    from ..evaluation import (
-        evaluate_quantizers,
-        plot_precision_recall,
-        render_csv,
-        render_markdown,
-    )
+    from ..evaluation import evaluate_quantizers, render_markdown
 
-    methods = parse_methods(args.methods)
-    out_dir = None if args.out is None else Path(args.out)
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ValueError(f"--out {out_dir} exists and is not a folder; pass a folder.")
-        if not args.no_plot:
-            _require_matplotlib()
+    out_dir = _check_out_dir(args)
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
     if args.radius < 0:
         raise ValueError(f"--radius must be >= 0, got {args.radius}.")
-
+    refit = not args.quantizer
     source = Path(args.embeddings)
-    data = load_embeddings(source, required=_REQUIRED)
-    width = check_embeddings(data["train"], f"train ({source.name})", allow_torch=False).shape[1]
-    for fold in ("val", "query", "database"):
+    folds = ("train",) if refit else ()
+    data = load_embeddings(source, required=(*folds, "query", "database", *_LABELS))
+    width = embeddings(data["train" if refit else "query"], f"({source.name})").shape[1]
+    for fold in ("train", "val", "query", "database"):
         if fold in data and (data[fold].ndim != 2 or data[fold].shape[1] != width):
             raise ValueError(
-                f"{source}: fold {fold!r} has shape {data[fold].shape}, but 'train' has "
+                f"{source}: fold {fold!r} has shape {data[fold].shape}, but the others have "
                 f"{width} features; every fold must come from the same model."
             )
-    pca = args.bits is not None and args.bits < width
-    check_bits(args.bits, width, str(source), pca=pca)
-    quantizers = {m: make_quantizer(m, args.bits, pca=pca, seed=args.seed) for m in methods}
-
+    with user_input():
+        for fold, labels in (("query", "y_query"), ("database", "y_database")):
+            check_labels(data[labels], len(data[fold]), f"{labels} ({source.name})")
+    quantizers, settings = (
+        _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
+    )
     bars = _Bars(disable=args.no_progress)
     try:
         result = evaluate_quantizers(
             quantizers,
-            data["train"],
+            data["train"] if refit else None,
             data.get("val"),
             data["query"],
             data["y_query"],
@@ -122,39 +156,72 @@ def run(args: argparse.Namespace) -> int:
             radius=args.radius,
             tie_break=not args.no_tie_break,
             progress=bars,
+            refit=refit,
         )
     finally:
         bars.close()
     table = render_markdown(result)
     print(table, end="")
-    if out_dir is None:
-        return 0
+    if out_dir is not None:
+        settings["embeddings"] = str(source)
+        settings["quantizers"] = {m: q.get_params() for m, q in quantizers.items()}
+        _write_outputs(out_dir, result, table, settings, args.no_plot, source.stem)
+    return 0
 
-    # Render everything in memory first, then write: a failure leaves no partial output.
+
+def _new_quantizers(
+    args: argparse.Namespace, width: int, source: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    methods = parse_methods(args.methods if args.methods is not None else ",".join(METHODS))
+    pca = args.bits is not None and args.bits < width
+    check_bits(args.bits, width, str(source), pca=pca)
+    quantizers = {m: make_quantizer(m, args.bits, pca=pca, seed=args.seed) for m in methods}
+    return quantizers, {"methods": methods, "bits": args.bits, "pca": pca, "seed": args.seed}
+
+
+def _loaded_quantizers(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    if args.methods is not None or args.bits is not None:
+        option = "--methods" if args.methods is not None else "--bits"
+        raise UsageError(
+            f"{option} chooses quantizers to fit; --quantizer scores fitted ones. Pass one of them."
+        )
+    quantizers: dict[str, Any] = {}
+    for path in args.quantizer:
+        name = Path(path).stem
+        if name in quantizers:
+            raise UsageError(
+                f"two --quantizer files are named {name!r}; rename one so the table can tell "
+                "them apart."
+            )
+        quantizers[name] = load_quantizer(path)
+    return quantizers, {"methods": list(quantizers), "quantizer_files": list(args.quantizer)}
+
+
+def _write_outputs(
+    out_dir: Path, result: Any, table: str, settings: dict, no_plot: bool, stem: str
+) -> None:
+    """Render everything in memory, write it atomically, then drop a stale plot."""
+    from ..evaluation import plot_precision_recall, render_csv
+
     report = result.to_dict()
-    report["settings"] = {
-        "embeddings": str(source),
-        "methods": methods,
-        "bits": args.bits,
-        "pca": pca,
-        "seed": args.seed,
-        "quantizers": {m: q.get_params() for m, q in quantizers.items()},
-    }
+    report["settings"] = settings
     files = {
         "table.md": table.encode("utf-8"),
         "table.csv": render_csv(result).encode("utf-8"),
         "results.json": (json.dumps(report, indent=2) + "\n").encode("utf-8"),
     }
-    if not args.no_plot:
+    if not no_plot:
         png = io.BytesIO()
         bits = result.rows[0].n_bits
-        plot_precision_recall(result, png, title=f"{source.stem}: precision-recall, {bits} bits")
-        files["precision_recall.png"] = png.getvalue()
+        plot_precision_recall(result, png, title=f"{stem}: precision-recall, {bits} bits")
+        files[_PLOT] = png.getvalue()
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, payload in files.items():
         _io.atomic_write(out_dir / name, lambda f, payload=payload: f.write(payload))
+    if no_plot:  # a plot of an earlier evaluation must not sit beside the new tables
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / _PLOT).unlink()
     print(f"wrote {', '.join(files)} -> {out_dir}")
-    return 0
 
 
 def _require_matplotlib() -> None:

@@ -76,7 +76,7 @@ def _milvus_module() -> Any:
 
 
 def _run_export_milvus(args: argparse.Namespace) -> int:
-    from .quantize import load_codes, load_matrix
+    from ._common import load_codes, load_matrix
 
     milvus = _milvus_module()
     if (args.codes is None) == (args.embeddings is None):
@@ -87,7 +87,7 @@ def _run_export_milvus(args: argparse.Namespace) -> int:
             raise ValueError("--embeddings needs --quantizer QUANTIZER.npz to encode them.")
         codes = quantizer.encode(load_matrix(args.embeddings, args.fold, "--embeddings"))
     else:
-        codes = load_codes(args.codes, "--codes")
+        codes, _ = load_codes(args.codes, "--codes")
         if quantizer is not None and codes.shape[1] != (quantizer.n_bits_ + 7) // 8:
             raise ValueError(
                 f"--codes have {codes.shape[1]} bytes per code, but --quantizer makes "
@@ -159,7 +159,8 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
         if args.collection is not None or args.quantizer is not None:
             raise ValueError("--collection and --quantizer apply only with --milvus URI.")
         return None
-    from .quantize import check_output_file, load_codes, load_matrix
+    from ._common import load_codes, load_matrix
+    from ._paths import check_outputs
 
     if args.database is not None:
         raise ValueError("--milvus searches the collection; drop --database.")
@@ -169,9 +170,9 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
         raise ValueError("feature re-ranking is not available with --milvus; drop the features.")
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
-    out = check_output_file(args.out)
-    if Path(args.queries).resolve() == out.resolve():
-        raise ValueError("--out is the --queries file; pass another output path.")
+    out = check_outputs([args.queries, args.quantizer], {"--out": args.out}, force=args.force)[
+        "--out"
+    ]
     milvus = _milvus_module()
     quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
     with _milvus_errors():
@@ -179,7 +180,7 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
             raise ValueError(f"no collection {args.collection!r} in {args.milvus}.")
         with milvus.MilvusHammingIndex(args.milvus, args.collection) as index:
             if quantizer is None:
-                D, I = index.search(load_codes(args.queries, "--queries"), args.k)
+                D, I = index.search(load_codes(args.queries, "--queries")[0], args.k)
             else:
                 X = load_matrix(args.queries, None, "--queries")
                 D, I = index.search_embeddings(X, args.k, quantizer)

@@ -1,8 +1,14 @@
 """The ``h2q`` command: one sub-command per step of the pipeline.
 
 Each sub-command lives in its own module with a ``register(subparsers)`` function that adds
-its parser and sets ``func``; ``main`` parses, runs, and turns expected failures (bad input,
-missing files) into a one-line message and exit status 2.
+its parser and sets ``func``; ``main`` parses, runs the command under its thread limit
+(``--threads``, see :func:`h2q.cli._args.add_threads_option`), and turns deliberate user
+errors into a one-line message and exit status 2. Those are :class:`~h2q.cli._errors.UsageError`,
+the library's input errors (``ValueError``, including :class:`~h2q.exceptions.FileFormatError`),
+missing, existing or unwritable files, and a missing optional package (an ``ImportError``
+that is not about a module of h2q itself).
+Anything else is a bug: it keeps its traceback (a ``TypeError`` counts as a user error only
+where a command wraps an input check in :func:`h2q.cli._errors.user_input`).
 """
 
 from __future__ import annotations
@@ -12,10 +18,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .._threads import resolve_n_threads, thread_limit
 from .._version import __version__
-from ..exceptions import FileFormatError
+from ._errors import UsageError
 
 _COMMAND_MODULES = ("quantize", "train", "reproduce", "export", "spark", "embed")
+
+#: Exceptions that mean "bad input", reported in one line with exit status 2.
+USER_ERRORS = (
+    UsageError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    ImportError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _n_threads(args: argparse.Namespace) -> int | None:
+    """``--threads`` when given, else ``$H2Q_NUM_THREADS``, else the command's default."""
+    n = resolve_n_threads(getattr(args, "threads", None))
+    return n if n is not None else getattr(args, "threads_default", None)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """False for an ``ImportError`` inside h2q itself (a bug), True for the other USER_ERRORS.
+
+    A missing optional package is a user error: h2q raises ``ImportError`` with the install
+    command, and a missing third-party module names that module.
+    """
+    if isinstance(exc, ImportError):
+        name = exc.name or ""
+        return name != "h2q" and not name.startswith("h2q.")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,9 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileFormatError, ImportError) as exc:
-        print(f"h2q {args.command}: error: {exc}", file=sys.stderr)
+        with thread_limit(_n_threads(args)):
+            return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        if not _is_user_error(exc):
+            raise
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"h2q {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"h2q {args.command}: interrupted", file=sys.stderr)

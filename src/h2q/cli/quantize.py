@@ -1,16 +1,19 @@
-"""Stage-2 commands: ``h2q fit``, ``h2q encode``, ``h2q search`` and ``h2q evaluate``.
+"""Stage-2 commands: ``h2q fit``, ``h2q encode`` and ``h2q search`` (and ``h2q evaluate``,
+registered from :mod:`h2q.cli._evaluate`).
 
-Every command checks its inputs and output paths before any long computation, and writes
-its outputs atomically (a temporary file renamed into place), so a failing command leaves
-the output paths as they were. Expected failures raise ``ValueError``, ``FileNotFoundError``
-or ``ImportError``, which :func:`h2q.cli.main.main` turns into a one-line message and exit
-status 2.
+Every command checks its inputs, its output paths (see :mod:`h2q.cli._paths`: an output is
+never an input, and an existing output needs ``--force``) and the sizes of what it will
+allocate before any long computation, and writes its outputs atomically (a temporary file
+renamed into place), so a failing command leaves the output paths as they were.
+
+The chain keeps the paper's tie-breaking: ``h2q encode --out X.npz`` stores the rotated
+features beside the codes, and ``h2q search`` re-ranks Hamming ties by them when both files
+hold features.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,15 +22,25 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
-from ..exceptions import FileFormatError
-from ..quantizers import LOSSES, QUANTIZERS, SOLVERS, BaseQuantizer, load_quantizer
+from ..quantizers import load_quantizer
+from ._args import STAGE2_THREADS, add_threads_option
+from ._common import (
+    LOSSES,
+    METHODS,
+    SOLVERS,
+    check_bits,
+    check_memory,
+    embeddings,
+    fit_progress_bar,
+    load_codes,
+    load_matrix,
+    make_quantizer,
+)
+from ._errors import UsageError
+from ._paths import add_force_option, check_outputs
 
-#: Method names of the CLI (the quantizer registry's), in the order of the evaluation table.
-METHODS = tuple(QUANTIZERS)
-_LOSSES = LOSSES
-_SOLVERS = SOLVERS
+_THREADS_WHY = "small stage-2 problems run fastest on one thread, above all on a busy machine"
 
 
 def register(subparsers: Any) -> None:
@@ -41,155 +54,6 @@ def register(subparsers: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def make_quantizer(
-    method: str,
-    n_bits: int | None,
-    *,
-    pca: bool = False,
-    seed: int = 0,
-    loss: str | None = None,
-    solver: str | None = None,
-    max_iter: int | None = None,
-) -> BaseQuantizer:
-    """The quantizer behind a CLI method name (``"h2q"``, ``"itq"`` or ``"sign"``)."""
-    projection = "pca" if pca else None
-    if method != "h2q" and (loss is not None or solver is not None):
-        option = "--loss" if loss is not None else "--solver"
-        raise ValueError(f"{option} applies only to --method h2q, not to --method {method}.")
-    if max_iter is not None and max_iter < 1:
-        raise ValueError(f"--max-iter must be a positive integer, got {max_iter}.")
-    if method == "h2q":
-        return QUANTIZERS[method](
-            n_bits,
-            loss=loss or "l2",
-            solver=solver or "gd",
-            projection=projection,
-            max_iter=max_iter,
-            random_state=seed,
-        )
-    if method == "itq":
-        return QUANTIZERS[method](
-            n_bits, projection=projection, max_iter=max_iter or 50, random_state=seed
-        )
-    if method == "sign":
-        if max_iter is not None:
-            raise ValueError("--max-iter applies to --method h2q or itq, not to sign.")
-        return QUANTIZERS[method](n_bits, projection=projection)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-
-
-def check_bits(bits: int | None, width: int, source: str, *, pca: bool) -> None:
-    """Validate ``--bits`` against the embedding width (PCA needed when narrower)."""
-    if bits is None:
-        return
-    if bits < 1:
-        raise ValueError(f"--bits must be a positive integer, got {bits}.")
-    if bits > width:
-        raise ValueError(
-            f"--bits {bits} is larger than the embedding width {width} of {source}: a "
-            f"rotation cannot make more bits than dimensions. Use --bits <= {width}, or train "
-            f"the embedding model with {bits} outputs."
-        )
-    if bits < width and not pca:
-        raise ValueError(
-            f"--bits {bits} is smaller than the embedding width {width} of {source}. Add --pca "
-            f"to project to {bits} dimensions first, or train the embedding model with {bits} "
-            "outputs (the paper's setting)."
-        )
-
-
-def load_matrix(path: str | os.PathLike, fold: str | None, what: str) -> np.ndarray:
-    """A float matrix from a ``.npy`` file, or fold ``fold`` of an embeddings ``.npz``.
-
-    With a ``.npz`` and no ``fold``, the file must hold exactly one fold.
-    """
-    path = Path(path)
-    if path.suffix == ".npy":
-        if fold is not None:
-            raise ValueError(
-                f"--fold {fold} applies to an embeddings .npz, but {path} is a .npy matrix; "
-                "drop --fold."
-            )
-        data = load_embeddings(path)
-        key = "train"
-    else:
-        data = load_embeddings(path)
-        present = [f for f in FOLDS if f in data]
-        if fold is None:
-            if len(present) != 1:
-                raise ValueError(
-                    f"{path} holds the folds {present}; choose one with --fold ({'|'.join(FOLDS)})."
-                )
-            fold = present[0]
-        if fold not in data:
-            raise ValueError(
-                f"{path} has no fold {fold!r} (it holds {sorted(data)}); pass --fold with one "
-                f"of {present}."
-            )
-        key = fold
-    return check_embeddings(data[key], f"{what} ({path.name}:{key})", allow_torch=False)
-
-
-def load_codes(path: str | os.PathLike, what: str) -> np.ndarray:
-    """Packed ``uint8`` codes of shape (n, n_bytes) from a ``.npy`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such codes file: {path}. Pass a .npy written by `h2q encode`.")
-    try:
-        codes = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(
-            f"{path} is not a readable .npy file ({exc}). Pass a .npy written by `h2q encode`."
-        ) from exc
-    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
-        shape = getattr(codes, "shape", "?")
-        dtype = getattr(codes, "dtype", type(codes).__name__)
-        raise ValueError(
-            f"{what} {path} holds {dtype} of shape {shape}, but packed binary codes (uint8, "
-            "shape (n, n_bits / 8)) are expected. Encode embeddings first with `h2q encode`."
-        )
-    if len(codes) == 0 or codes.shape[1] == 0:
-        raise ValueError(f"{what} {path} is empty (shape {codes.shape}).")
-    return codes
-
-
-def check_output_file(path: str | os.PathLike) -> Path:
-    """Fail early (before any work) when ``path`` cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder; pass a file name.")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write {path}: folder {parent} does not exist. Create it first."
-        )
-    return path
-
-
-def fit_progress_bar(method: str, quantizer: BaseQuantizer, disable: bool) -> Any:
-    """A tqdm bar driven by the quantizer's fit callback (None when it has no callback)."""
-    import inspect
-
-    from tqdm.auto import tqdm
-
-    from ..evaluation import _planned_iterations
-
-    if disable or "callback" not in inspect.signature(quantizer.fit).parameters:
-        return None
-    return tqdm(
-        total=_planned_iterations(quantizer),
-        desc=f"fit {method}",
-        unit="it",
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
 # h2q fit
 
 
@@ -199,15 +63,16 @@ def _add_fit(subparsers: Any) -> None:
         help="fit a stage-2 quantizer (H²Q, ITQ or sign) on embeddings",
         description="Fit a stage-2 quantizer on embeddings and save it to a .npz file. "
         "EMBEDDINGS is a .npy matrix or an embeddings .npz (its 'train' fold, and its 'val' "
-        "fold for iterate selection when present).",
+        "fold for iterate selection when present). An existing --out is refused unless "
+        "--force; --out may never be an input.",
     )
     p.add_argument("embeddings", metavar="EMBEDDINGS", help=".npy matrix or embeddings .npz")
     p.add_argument("--out", required=True, metavar="QUANTIZER.npz", help="output file")
     p.add_argument("--val", metavar="VAL.npy", help="validation embeddings (overrides 'val')")
     p.add_argument("--method", default="h2q", choices=METHODS[::-1], help="default: h2q")
     p.add_argument("--bits", type=int, metavar="N", help="code length (default: the width)")
-    p.add_argument("--loss", choices=_LOSSES, help="H²Q loss (default: l2)")
-    p.add_argument("--solver", choices=_SOLVERS, help="H²Q solver (default: gd)")
+    p.add_argument("--loss", choices=LOSSES, help="H²Q loss (default: l2)")
+    p.add_argument("--solver", choices=SOLVERS, help="H²Q solver (default: gd)")
     p.add_argument("--pca", action="store_true", help="project to --bits dimensions by PCA")
     p.add_argument(
         "--max-iter",
@@ -216,19 +81,21 @@ def _add_fit(subparsers: Any) -> None:
         help="iterations (h2q gd: 200, h2q paper: 300 epochs, itq: 50 by default)",
     )
     p.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
+    add_force_option(p)
+    add_threads_option(p, STAGE2_THREADS, _THREADS_WHY)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_fit)
 
 
 def _run_fit(args: argparse.Namespace) -> int:
-    out = check_output_file(args.out)
+    out = check_outputs([args.embeddings, args.val], {"--out": args.out}, force=args.force)["--out"]
     source = Path(args.embeddings)
     data = load_embeddings(source, required=("train",))
-    X = check_embeddings(data["train"], f"train ({source.name})", allow_torch=False)
+    X = embeddings(data["train"], f"train ({source.name})")
     if args.val is not None:
         X_val = load_matrix(args.val, "val" if Path(args.val).suffix != ".npy" else None, "--val")
     elif "val" in data:
-        X_val = check_embeddings(data["val"], f"val ({source.name})", allow_torch=False)
+        X_val = embeddings(data["val"], f"val ({source.name})")
     else:
         X_val = None
     if X_val is not None and X_val.shape[1] != X.shape[1]:
@@ -291,25 +158,47 @@ def _add_encode(subparsers: Any) -> None:
         "encode",
         help="encode embeddings into packed binary codes with a fitted quantizer",
         description="Encode embeddings into packed uint8 codes (faiss layout, bit = 1 where "
-        "the rotated value is >= 0) and save them as a .npy file.",
+        "the rotated value is >= 0). A .npz --out holds 'codes' and the rotated 'features' "
+        "that `h2q search` uses to break Hamming ties (the paper's protocol); a .npy --out "
+        "holds the codes only (ties are then broken by id). An existing --out is refused "
+        "unless --force; --out may never be an input.",
     )
     p.add_argument("quantizer", metavar="QUANTIZER.npz", help="file written by `h2q fit`")
     p.add_argument("embeddings", metavar="EMBEDDINGS", help=".npy matrix or embeddings .npz")
-    p.add_argument("--out", required=True, metavar="CODES.npy", help="output codes file")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="CODES.npz",
+        help="output: .npz (codes + features, for tie-breaking) or .npy (codes only)",
+    )
     p.add_argument("--fold", choices=FOLDS, help="fold of an embeddings .npz to encode")
+    p.add_argument(
+        "--no-features",
+        action="store_true",
+        help="with a .npz --out, store the codes only (smaller; ties then go by id)",
+    )
     p.add_argument(
         "--features-out",
         metavar="FEATURES.npy",
-        help="also save the transformed (rotated) features, for `h2q search` tie-breaking",
+        help="also save the transformed (rotated) features to a separate .npy",
     )
+    add_force_option(p)
+    add_threads_option(p, STAGE2_THREADS, _THREADS_WHY)
     p.set_defaults(func=_run_encode)
 
 
 def _run_encode(args: argparse.Namespace) -> int:
-    out = check_output_file(args.out)
-    features_out = None if args.features_out is None else check_output_file(args.features_out)
-    if features_out is not None and features_out.resolve() == out.resolve():
-        raise ValueError("--out and --features-out name the same file; pass two paths.")
+    outputs = check_outputs(
+        [args.quantizer, args.embeddings],
+        {"--out": args.out, "--features-out": args.features_out},
+        force=args.force,
+    )
+    out, features_out = outputs["--out"], outputs.get("--features-out")
+    if out.suffix not in (".npz", ".npy"):
+        raise UsageError(f"--out {out} must end in .npz (codes and features) or .npy (codes only).")
+    bundle = out.suffix == ".npz"
+    if args.no_features and not bundle:
+        raise UsageError("--no-features applies to a .npz --out; a .npy holds codes only.")
     quantizer = load_quantizer(args.quantizer)
     X = load_matrix(args.embeddings, args.fold, "EMBEDDINGS")
     if X.shape[1] != quantizer.n_features_in_:
@@ -319,14 +208,28 @@ def _run_encode(args: argparse.Namespace) -> int:
             "or refit with `h2q fit`."
         )
     codes = quantizer.encode(X)
-    features = None if features_out is None else np.asarray(quantizer.transform(X))
-    _io.save_npy(out, codes)
+    want_features = features_out is not None or (bundle and not args.no_features)
+    features = np.asarray(quantizer.transform(X)) if want_features else None
+    if bundle:
+        payload = {"codes": codes}
+        if not args.no_features:
+            payload["features"] = features
+        _io.atomic_write(out, lambda f: np.savez(f, **payload))
+    else:
+        _io.save_npy(out, codes)
     if features_out is not None:
         _io.save_npy(features_out, features)
+    kept = "codes and features" if bundle and not args.no_features else "codes"
     print(
         f"encoded {len(codes)} embeddings into {quantizer.n_bits_}-bit codes "
-        f"({codes.shape[1]} bytes each) -> {out}"
+        f"({codes.shape[1]} bytes each; {kept}) -> {out}"
     )
+    if not bundle and features_out is None:
+        print(
+            "note: a .npy holds the codes only, so `h2q search` will break Hamming ties by id; "
+            "write a .npz to keep the features for the paper's tie-breaking.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -339,20 +242,31 @@ def _add_search(subparsers: Any) -> None:
         "search",
         help="exact Hamming k-nearest-neighbour search over packed codes",
         description="Search the k nearest database codes of each query code in Hamming "
-        "distance (ties by database id, or by the feature distance when features are given) "
-        "and save D (distances) and I (database ids) to a .npz file.",
+        "distance and save D (distances) and I (database ids) to a .npz file. Ties are "
+        "re-ranked by the distance of the L2-normalised features when both code files hold "
+        "features (as `h2q encode --out X.npz` writes them) or both feature options are "
+        "given, else broken by database id. An existing --out is refused unless --force; "
+        "--out may never be an input.",
     )
-    p.add_argument("--database", required=True, metavar="DB_CODES.npy")
-    p.add_argument("--queries", required=True, metavar="Q_CODES.npy")
+    p.add_argument("--database", required=True, metavar="DB_CODES.npz", help=".npz or .npy")
+    p.add_argument("--queries", required=True, metavar="Q_CODES.npz", help=".npz or .npy")
     p.add_argument("-k", "--k", type=int, required=True, help="neighbours per query")
     p.add_argument("--out", required=True, metavar="RESULT.npz")
     p.add_argument("--backend", default="auto", choices=("auto", "faiss", "numpy"))
     p.add_argument(
         "--database-features",
         metavar="DB_FEATURES.npy",
-        help="continuous features of the database items, to re-rank Hamming ties",
+        help="continuous features of the database items, to re-rank Hamming ties (overrides "
+        "those stored in --database)",
     )
     p.add_argument("--query-features", metavar="Q_FEATURES.npy", help="same, for the queries")
+    p.add_argument(
+        "--no-tie-break",
+        action="store_true",
+        help="ignore stored features: break Hamming ties by database id (faster)",
+    )
+    add_force_option(p)
+    add_threads_option(p, STAGE2_THREADS, _THREADS_WHY)
     from .export import add_milvus_search_options  # the Milvus mode
 
     add_milvus_search_options(p)
@@ -365,32 +279,69 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if (status := run_milvus_search(args)) is not None:
         return status
-    out = check_output_file(args.out)
+    inputs = [args.database, args.queries, args.database_features, args.query_features]
+    out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     if (args.database_features is None) != (args.query_features is None):
         raise ValueError(
             "tie re-ranking needs both --database-features and --query-features; pass both, "
             "or neither."
         )
+    if args.no_tie_break and args.database_features is not None:
+        raise UsageError("--no-tie-break contradicts --database-features; pass one of them.")
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
-    db_codes = load_codes(args.database, "--database")
-    q_codes = load_codes(args.queries, "--queries")
+    db_codes, db_features = load_codes(args.database, "--database")
+    q_codes, q_features = load_codes(args.queries, "--queries")
     if db_codes.shape[1] != q_codes.shape[1]:
         raise ValueError(
             f"--database codes have {db_codes.shape[1]} bytes ({8 * db_codes.shape[1]} bits) "
             f"but --queries codes have {q_codes.shape[1]}; encode both with the same quantizer."
         )
-    db_features = q_features = None
-    if args.database_features is not None:
-        db_features = load_matrix(args.database_features, None, "--database-features")
-        q_features = load_matrix(args.query_features, None, "--query-features")
+    if args.k > len(db_codes):
+        raise UsageError(
+            f"-k {args.k} is larger than the database ({len(db_codes)} codes); pass "
+            f"-k <= {len(db_codes)}."
+        )
+    check_memory(
+        12 * len(q_codes) * args.k,  # D int32 + I int64
+        f"the result of {len(q_codes)} queries x {args.k} neighbours",
+        "Lower -k, or search fewer queries at a time.",
+    )
+    db_features, q_features = _tie_features(args, db_features, q_features)
     index = HammingIndex(8 * db_codes.shape[1], backend=args.backend)
     index.add(db_codes, db_features)
     D, I = index.search(q_codes, args.k, q_features)
     _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
-    rerank = ", ties re-ranked by features" if db_features is not None else ""
+    rerank = ", ties re-ranked by features" if db_features is not None else ", ties by id"
     print(
         f"searched {len(q_codes)} queries in {len(db_codes)} codes, k={args.k} "
         f"({index.backend}{rerank}) -> {out}"
     )
     return 0
+
+
+def _tie_features(
+    args: argparse.Namespace, db_stored: np.ndarray | None, q_stored: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The features that re-rank ties: the options', else those stored with the codes."""
+    if args.database_features is not None:
+        return (
+            load_matrix(args.database_features, None, "--database-features"),
+            load_matrix(args.query_features, None, "--query-features"),
+        )
+    if args.no_tie_break:
+        return None, None
+    if (db_stored is None) != (q_stored is None):
+        has, lacks = ("--database", "--queries")
+        if db_stored is None:
+            has, lacks = lacks, has
+        raise UsageError(
+            f"{has} holds features for tie-breaking but {lacks} does not; encode both to "
+            ".npz with `h2q encode`, or pass --no-tie-break to break ties by id."
+        )
+    if db_stored is not None and db_stored.shape[1] != q_stored.shape[1]:
+        raise ValueError(
+            f"--database features have {db_stored.shape[1]} columns but --queries features "
+            f"have {q_stored.shape[1]}; encode both with the same quantizer."
+        )
+    return db_stored, q_stored

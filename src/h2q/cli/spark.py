@@ -120,13 +120,14 @@ def _run_encode(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from .quantize import check_output_file, load_codes
+    from ._common import load_codes
+    from ._paths import check_outputs
 
-    out = check_output_file(args.out)
-    _check_new_output(out, args.force, [args.database, args.queries])
+    inputs = [args.database, args.queries]
+    out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     if not Path(args.database).exists():
         raise FileNotFoundError(f"no such Parquet database: {args.database}")
-    queries = load_codes(args.queries, "--queries")
+    queries, _ = load_codes(args.queries, "--queries")
     spark_mod = _spark_module()
     with _session(args) as session:
         db = session.read.parquet(str(args.database))

@@ -21,7 +21,7 @@ import json
 import sys
 from typing import Any
 
-from ._args import positive_int
+from ._args import add_threads_option, positive_int, train_threads
 
 _DEVICES = ("auto", "cpu", "cuda")
 #: Fields of :class:`h2q.training.TrainConfig` whose option has another name.
@@ -166,12 +166,7 @@ def register(subparsers: Any) -> None:
         help="loss hyperparameters as JSON, e.g. '{\"pair_weight\": 0.75}'",
     )
     p.add_argument("--cache-dir", default=None, help="feature cache folder (--frozen)")
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)",
-    )
+    add_threads_option(p, train_threads(), "half the cores: on a busy machine fewer run faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument(
@@ -184,8 +179,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``h2q train`` with parsed arguments; print a one-line summary."""
-    import torch
-
     from ..training import run_training
 
     if args.lam is not None and args.strategy != "penalty":
@@ -193,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
             f"--lam is the weight of the quantization penalty and needs --strategy penalty "
             f"(got --strategy {args.strategy})."
         )
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     _refuse_out_that_is_an_input(args)
     config = config_from_args(args)
     try:
