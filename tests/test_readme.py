@@ -107,12 +107,11 @@ def test_all_extra_holds_what_the_readme_says():
     ]
     in_all = set(re.fullmatch(r"h2q\[(.*)\]", extras["all"][0]).group(1).split(","))
     assert len(extras["all"]) == 1
-    # README (Layout): `h2q[all]` installs every extra but torchvision and MiniLM
-    assert (
-        "installs all of them but torchvision and MiniLM, which are\n`[vision]` and `[text]`"
-        in (README)
+    # README (Layout): `h2q[all]` installs every extra but torchvision
+    assert 'pip install "h2q[all]"` installs all of them but torchvision, which is\n`[vision]`' in (
+        README
     )
-    assert in_all == set(extras) - {"all", "test", "vision", "text"}
+    assert in_all == set(extras) - {"all", "test", "vision"}
     assert "torchvision" in str(extras["vision"]) and "minilm" in str(extras["text"]).lower()
     # the digits data set needs scikit-learn, which the named extra brings
     assert 'needs only\nscikit-learn (`pip install "h2q[data]"`)' in README
