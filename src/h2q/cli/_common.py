@@ -17,11 +17,16 @@ import numpy as np
 from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
 from ..exceptions import FileFormatError
+from ..quantizers import LOSSES as _REGISTRY_LOSSES
 from ..quantizers import QUANTIZERS, BaseQuantizer
+from ..quantizers import SOLVERS as _REGISTRY_SOLVERS
 from ._errors import UsageError, user_input
 
 #: Method names of the CLI (the quantizer registry's), in the order of the evaluation table.
 METHODS = tuple(QUANTIZERS)
+#: Stage-2 loss and solver names (the quantizer registry's), for ``--loss`` and ``--solver``.
+LOSSES = tuple(_REGISTRY_LOSSES)
+SOLVERS = tuple(_REGISTRY_SOLVERS)
 
 
 def make_quantizer(
