@@ -11,14 +11,19 @@ exact re-ranking of ties by continuous features.
 - :func:`rescore`: re-order a Hamming shortlist by exact float scores.
 """
 
-from ._common import PAD_DISTANCE, PAD_ID
+from ._common import PAD_DISTANCE, PAD_ID, RangeSearchResult
 from .flat import HammingIndex
+from .mih import MultiIndexHammingIndex
 from .ranking import iter_rank_database, rank_database
+from .rescore import rescore
 
 __all__ = [
     "PAD_DISTANCE",
     "PAD_ID",
     "HammingIndex",
+    "MultiIndexHammingIndex",
+    "RangeSearchResult",
     "iter_rank_database",
     "rank_database",
+    "rescore",
 ]

@@ -49,11 +49,11 @@ def _tile_distances(q_words, db_t, t0, t1, dist, lim):
         return hits
     qw = q_words[0]
     for j in range(m):
-        dist[j] = popcount(qw ^ db_t[0, t0 + j])
+        dist[j] = np.int32(popcount(qw ^ db_t[0, t0 + j]))
     for w in range(1, n_words - 1):
         qw = q_words[w]
         for j in range(m):
-            dist[j] += popcount(qw ^ db_t[w, t0 + j])
+            dist[j] += np.int32(popcount(qw ^ db_t[w, t0 + j]))
     qw = q_words[n_words - 1]
     for j in range(m):
         d = dist[j] + np.int32(popcount(qw ^ db_t[n_words - 1, t0 + j]))

@@ -142,35 +142,10 @@ class Scan:
         query_features: np.ndarray,
         k: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top k of each row by (distance, feature distance, id) among its candidates."""
-        c = len(query_features)
-        small = rows.astype(np.uint16) if c <= 1 << 16 else rows
-        by_row = np.argsort(small, kind="stable")  # a radix sort for uint16
-        rows, ids, dists = rows[by_row], ids[by_row], dists[by_row]
-        bounds = np.searchsorted(rows, np.arange(c + 1))
-        buffer = np.empty((int(np.diff(bounds).max()), self.features.shape[1]), self.features.dtype)
-        D = np.full((c, k), PAD_DISTANCE, dtype=np.int32)
-        I = np.full((c, k), PAD_ID, dtype=np.int64)
-        for r in range(c):
-            seg_ids, seg_dists = ids[bounds[r] : bounds[r + 1]], dists[bounds[r] : bounds[r + 1]]
-            fd = feature_distances(self.features, seg_ids, query_features[r], buffer)
-            order = self._order(seg_dists, fd, seg_ids)[:k]
-            D[r, : len(order)] = seg_dists[order]
-            I[r, : len(order)] = seg_ids[order]
-        return D, I
+        return rerank(rows, ids, dists, self.features, query_features, k, self.n_bits)
 
     def _order(self, dists: np.ndarray, fd: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Positions that sort items by (Hamming distance, feature distance, id)."""
-        id_bits = max(1, (self.n_db - 1).bit_length())
-        if fd.dtype == np.float32 and self.n_bits.bit_length() + 31 + id_bits <= 63:
-            # Non-negative float32 values order like their bit patterns (31 bits, sign 0), so
-            # the three keys pack into one unique int64, and a plain (unstable, fast) sort
-            # gives the exact lexicographic order.
-            key = dists.astype(np.int64) << (31 + id_bits)
-            key |= fd.view(np.uint32).astype(np.int64) << id_bits
-            key |= ids
-            return np.argsort(key)
-        return np.lexsort((ids, fd, dists))
+        return feature_order(dists, fd, ids, self.n_bits, self.n_db)
 
     def _thresholds(
         self, hist: np.ndarray, k: int, keep_ties: bool
@@ -248,3 +223,51 @@ def _first_k_per_row(
     D[rows[take], pos[take]] = dists[take]
     I[rows[take], pos[take]] = ids[take]
     return D, I
+
+
+def rerank(
+    rows: np.ndarray,
+    ids: np.ndarray,
+    dists: np.ndarray,
+    features: np.ndarray,
+    query_features: np.ndarray,
+    k: int,
+    n_bits: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of each row by (distance, feature distance, id) among its candidates.
+
+    ``rows``, ``ids``, ``dists`` list the candidates (any order); each row must hold every
+    item at or below its k-th distance for the result to be exact.
+    """
+    c = len(query_features)
+    small = rows.astype(np.uint16) if c <= 1 << 16 else rows
+    by_row = np.argsort(small, kind="stable")  # a radix sort for uint16
+    rows, ids, dists = rows[by_row], ids[by_row], dists[by_row]
+    bounds = np.searchsorted(rows, np.arange(c + 1))
+    widest = max(1, int(np.diff(bounds).max()))
+    buffer = np.empty((widest, features.shape[1]), features.dtype)
+    D = np.full((c, k), PAD_DISTANCE, dtype=np.int32)
+    I = np.full((c, k), PAD_ID, dtype=np.int64)
+    for r in range(c):
+        seg_ids, seg_dists = ids[bounds[r] : bounds[r + 1]], dists[bounds[r] : bounds[r + 1]]
+        fd = feature_distances(features, seg_ids, query_features[r], buffer)
+        order = feature_order(seg_dists, fd, seg_ids, n_bits, len(features))[:k]
+        D[r, : len(order)] = seg_dists[order]
+        I[r, : len(order)] = seg_ids[order]
+    return D, I
+
+
+def feature_order(
+    dists: np.ndarray, fd: np.ndarray, ids: np.ndarray, n_bits: int, n_db: int
+) -> np.ndarray:
+    """Positions that sort items by (Hamming distance, feature distance, id)."""
+    id_bits = max(1, (n_db - 1).bit_length())
+    if fd.dtype == np.float32 and n_bits.bit_length() + 31 + id_bits <= 63:
+        # Non-negative float32 values order like their bit patterns (31 bits, sign 0), so
+        # the three keys pack into one unique int64, and a plain (unstable, fast) sort
+        # gives the exact lexicographic order.
+        key = dists.astype(np.int64) << (31 + id_bits)
+        key |= fd.view(np.uint32).astype(np.int64) << id_bits
+        key |= ids
+        return np.argsort(key)
+    return np.lexsort((ids, fd, dists))
