@@ -480,3 +480,28 @@ def test_rank_database_rejects_bad_input(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         rank_database(**arguments)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("n_bits", [*WIDTHS, 256])
+def test_range_search_matches_reference(backend, n_bits):
+    db = _tied_codes(900, n_bits, seed=n_bits, n_distinct=30)
+    q = np.concatenate([_tied_codes(7, n_bits, seed=n_bits + 1, n_distinct=30), db[:2]])
+    index = HammingIndex(n_bits, backend=_backend(backend))
+    index.add(db)
+    full_D, full_I = _reference(q, db, len(db))
+    for radius in (0, 3, n_bits // 2):
+        lims, D, I = index.range_search(q, radius)
+        for r in range(len(q)):
+            keep = full_D[r] <= radius
+            np.testing.assert_array_equal(D[lims[r] : lims[r + 1]], full_D[r][keep])
+            np.testing.assert_array_equal(I[lims[r] : lims[r + 1]], full_I[r][keep])
+
+
+def test_importing_h2q_compiles_nothing():
+    """numba is imported (and kernels compiled) only when a compiled search first runs."""
+    import subprocess
+
+    code = "import sys, h2q, h2q.search; assert 'numba' not in sys.modules; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -244,7 +244,7 @@ class MultiIndexHammingIndex:
         n = len(self._alive)
         m = self.substrings
         lengths = substring_lengths(self.n_bits, m)
-        tables = m * n * 4 + sum(8 * ((1 << int(b)) + 1) for b in lengths)
+        tables = m * n * 4 + sum(8 * ((1 << int(b)) + 1) for b in lengths) + 3 * 8 * m
         words = n * 8 * ((self.n_bits + 63) // 64)
         features = sum(f.nbytes for f in self._feature_chunks)
         return int(words + n + tables + features)
