@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..exceptions import FileFormatError
 
-_COMMAND_MODULES = ("quantize", "train", "reproduce")
+_COMMAND_MODULES = ("quantize", "train", "reproduce", "index")
 
 
 def build_parser() -> argparse.ArgumentParser:
