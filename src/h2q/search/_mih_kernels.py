@@ -3,8 +3,9 @@
 Layout (built by :mod:`h2q.search.mih`): each code is cut into ``m`` substrings; substring ``i``
 covers bits ``sub_start[i] : sub_start[i] + sub_len[i]``. Its table is a bucket per possible
 key value: the ids of the items whose substring equals the key are
-``bucket_ids[offsets[table_start[i] + key] : offsets[table_start[i] + key + 1]]``, in increasing
-id order. Codes are kept row-major as ``uint64`` words (``words``, shape ``(n, n_words)``) so that
+``bucket_ids[i * n + offsets[b] : i * n + offsets[b + 1]]`` with ``b = table_start[i] + key``, in
+increasing id order (``offsets`` are ``uint32``, relative to their table, to halve their
+size). Codes are kept row-major as ``uint64`` words (``words``, shape ``(n, n_words)``) so that
 a candidate's full distance reads one cache line.
 
 Search (Norouzi, Punjani and Fleet, TPAMI 2014): probe every substring at radius 0, then 1, ...;
@@ -44,16 +45,16 @@ def sub_keys(words, start, length, keys):
 def counting_sort(keys, n_buckets, base, offsets, out_ids):
     """Bucket ids by key, keeping increasing id order within a bucket.
 
-    Writes ``offsets[0 : n_buckets + 1]`` (absolute positions, starting at ``base``) and
+    Writes ``offsets[0 : n_buckets + 1]`` (positions relative to ``base``) and
     ``out_ids[base : base + len(keys)]``.
     """
     counts = np.zeros(n_buckets + 1, dtype=np.int64)
     for j in range(keys.shape[0]):
         counts[keys[j] + 1] += 1
-    offsets[0] = base
+    offsets[0] = 0
     for b in range(n_buckets):
         offsets[b + 1] = offsets[b] + counts[b + 1]
-    fill = offsets[:n_buckets].copy()
+    fill = offsets[:n_buckets].astype(np.int64) + base
     for j in range(keys.shape[0]):
         b = keys[j]
         out_ids[fill[b]] = j
@@ -144,6 +145,7 @@ def _knn_one(q, words, alive, tables, k, n_bits, budget, marker, stamp, st):
     """Probe for one query until exact or over budget; return False when over budget."""
     sub_start, sub_len, table_start, offsets, bucket_ids = tables
     m = sub_start.shape[0]
+    n = words.shape[0]
     meta = st[3]
     max_s = sub_len.min()
     for s in range(max_s + 1):
@@ -153,14 +155,15 @@ def _knn_one(q, words, alive, tables, k, n_bits, budget, marker, stamp, st):
             length = sub_len[i]
             key = _query_key(q, sub_start[i], length)
             base = table_start[i]
+            first = i * n
             mask = (np.int64(1) << s) - 1
             end = np.int64(1) << length
             while mask < end:
                 b = base + (key ^ mask)
                 meta[3] += 1
-                _probe_bucket(
-                    q, words, alive, offsets[b], offsets[b + 1], bucket_ids, marker, stamp, st
-                )
+                lo = first + np.int64(offsets[b])
+                hi = first + np.int64(offsets[b + 1])
+                _probe_bucket(q, words, alive, lo, hi, bucket_ids, marker, stamp, st)
                 if meta[3] > budget:
                     return False
                 if s == 0:
@@ -170,11 +173,12 @@ def _knn_one(q, words, alive, tables, k, n_bits, budget, marker, stamp, st):
 
 
 @jit(parallel=True)
-def knn(q_words, words, alive, tables, k, n_bits, budget, n_chunks, D, I, over):
+def knn(q_words, words, alive, tables, k, n_bits, budget, n_chunks, D, I, over, work):
     """Exact top k by (distance, id) for each query, or ``over[q] = True`` past the budget.
 
     ``D`` and ``I`` arrive filled with padding; ``tables`` is
-    ``(sub_start, sub_len, table_start, offsets, bucket_ids)``.
+    ``(sub_start, sub_len, table_start, offsets, bucket_ids)``. ``work[q]`` receives the
+    query's probe steps (buckets plus candidates checked).
     """
     n_q = q_words.shape[0]
     per_chunk = (n_q + n_chunks - 1) // n_chunks
@@ -197,9 +201,11 @@ def knn(q_words, words, alive, tables, k, n_bits, budget, n_chunks, D, I, over):
             meta[2] = k
             meta[3] = 0
             st = (cand_d, cand_i, hist, meta)
-            if not _knn_one(
+            done = _knn_one(
                 q_words[q], words, alive, tables, k, n_bits, budget, marker, np.uint8(stamp), st
-            ):
+            )
+            work[q] = meta[3]
+            if not done:
                 over[q] = True
                 continue
             n = _keep_best(cand_d, cand_i, meta[0], hist, k)
@@ -217,6 +223,7 @@ def range_probe(q_words, words, alive, tables, radius, n_chunks, counts, lims, D
     """
     sub_start, sub_len, table_start, offsets, bucket_ids = tables
     m = sub_start.shape[0]
+    n = words.shape[0]
     n_q = q_words.shape[0]
     per_chunk = (n_q + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
@@ -239,7 +246,8 @@ def range_probe(q_words, words, alive, tables, radius, n_chunks, counts, lims, D
                     end = np.int64(1) << length
                     while mask < end:
                         b = table_start[i] + (key ^ mask)
-                        for p in range(offsets[b], offsets[b + 1]):
+                        first = i * n
+                        for p in range(first + offsets[b], first + offsets[b + 1]):
                             item = bucket_ids[p]
                             if marker[item] == stamp or not alive[item]:
                                 continue
