@@ -56,8 +56,9 @@ def make_codes(kind: str, n: int, n_bits: int, rng: np.random.Generator, centres
     return out
 
 
-def timed(fn, repeats: int) -> tuple[dict[str, Any], Any]:
-    result = fn()  # warm-up (and compilation, for numba)
+def timed(fn, repeats: int, warm_up=None) -> tuple[dict[str, Any], Any]:
+    """Median timing of ``fn`` after one warm-up call (``warm_up``, e.g. on a few queries)."""
+    result = (warm_up or fn)()  # warm-up (and compilation, for numba)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -86,13 +87,17 @@ def faiss_worker(folder: str, n_bits: int, ks: list[int], repeats: int) -> None:
     out["multihash_build_s"] = time.perf_counter() - start
     arrays = {}
     for k in ks:
-        out[f"flat_k{k}"], (D, I) = timed(lambda k=k: flat.search(q, k), repeats)
+        out[f"flat_k{k}"], (D, I) = timed(
+            lambda k=k: flat.search(q, k), repeats, lambda k=k: flat.search(q[:10], k)
+        )
         arrays[f"flat_D_k{k}"], arrays[f"flat_I_k{k}"] = D, I
         for nflip in (1, 2):
             multi.nflip = nflip
             out[f"multihash{nflip}_k{k}"], (D, I) = timed(lambda k=k: multi.search(q, k), repeats)
             arrays[f"multihash{nflip}_D_k{k}"] = D
-    out["flat_range_r2"], (lims, D, I) = timed(lambda: flat.range_search(q, 3), repeats)
+    out["flat_range_r2"], (lims, D, I) = timed(
+        lambda: flat.range_search(q, 3), repeats, lambda: flat.range_search(q[:10], 3)
+    )
     arrays.update(range_lims=lims, range_I=I)  # faiss's binary radius is exclusive: d < 3
     np.savez(Path(folder) / "faiss.npz", **arrays)
     (Path(folder) / "faiss.json").write_text(json.dumps(out))
@@ -140,7 +145,9 @@ def run_case(kind: str, n: int, n_bits: int, n_queries: int, repeats: int, seed:
     case["mih_memory_bytes"] = mih.memory_bytes()
     case["flat_index_bytes"] = n * (n_bits // 8 + 8)  # codes + int64 ids, as the issue counts
     for k in ks:
-        case[f"k{k}"] = knn_rows(flat, mih, q, k, repeats, faiss_t, faiss_a, n_bits == 64 and n == 10**6)
+        case[f"k{k}"] = knn_rows(
+            flat, mih, q, k, repeats, faiss_t, faiss_a, n_bits == 64 and n == 10**6
+        )
     case["range_r2"] = range_rows(flat, mih, q, repeats, faiss_t, faiss_a)
     case["load_average_end"] = list(os.getloadavg())
     return case
@@ -185,7 +192,9 @@ def range_rows(flat, mih, q, repeats, faiss_t, faiss_a) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     rows["h2q flat range"], ref = timed(lambda: flat.range_search(q, 2), repeats)
     rows["h2q MIH range"], got = timed(lambda: mih.range_search(q, 2), repeats)
-    rows["h2q MIH range"]["exact"] = all(np.array_equal(a, b) for a, b in zip(got, ref))
+    rows["h2q MIH range"]["exact"] = all(
+        np.array_equal(a, b) for a, b in zip(got, ref, strict=True)
+    )
     rows["h2q flat range"]["exact"] = True  # the reference
     rows["faiss IndexBinaryFlat range_search"] = dict(faiss_t["flat_range_r2"])
     lims, I = faiss_a["range_lims"], faiss_a["range_I"]
@@ -217,7 +226,8 @@ def markdown(record: dict[str, Any]) -> str:
     for case in record["cases"]:
         c = case["config"]
         lines.append(
-            f"## {c['kind']} codes, {c['n_db']:,} x {c['n_bits']} bits, {c['n_queries']:,} queries\n"
+            f"## {c['kind']} codes, {c['n_db']:,} x {c['n_bits']} bits, "
+            f"{c['n_queries']:,} queries\n"
         )
         lines.append(
             f"MIH: m = {case['mih_substrings']}, build {case['mih_build_s']:.2f} s (faiss "
@@ -260,6 +270,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", type=int, default=1000, help="queries per case")
+    parser.add_argument(
+        "--queries-big", type=int, default=1000, help="queries of the 10x larger cases"
+    )
     parser.add_argument("--only", help="run only cases whose name contains this text")
     args = parser.parse_args()
     import numba
@@ -269,18 +282,27 @@ def main() -> None:
     env["versions"]["numba"] = numba.__version__
     big = 10**5 if args.quick else 10**6
     cases = [
-        ("clustered", big, 64), ("uniform", big, 64),
-        ("clustered", 10 * big, 64), ("uniform", 10 * big, 64),
-        ("clustered", big, 256), ("uniform", big, 256),
+        ("clustered", big, 64),
+        ("uniform", big, 64),
+        ("clustered", 10 * big, 64),
+        ("uniform", 10 * big, 64),
+        ("clustered", big, 256),
+        ("uniform", big, 256),
     ]
-    record: dict[str, Any] = {"benchmark": "bench_scale", "quick": args.quick,
-                              "seed": args.seed, "repeats": args.repeats, "cases": []}
+    record: dict[str, Any] = {
+        "benchmark": "bench_scale",
+        "quick": args.quick,
+        "seed": args.seed,
+        "repeats": args.repeats,
+        "cases": [],
+    }
     for kind, n, n_bits in cases:
         name = f"{kind}-{n}-{n_bits}"
         if args.only and args.only not in name:
             continue
         print(f"bench_scale: {name}", file=sys.stderr, flush=True)
-        record["cases"].append(run_case(kind, n, n_bits, args.queries, args.repeats, args.seed))
+        n_queries = args.queries_big if n == 10 * big else args.queries
+        record["cases"].append(run_case(kind, n, n_bits, n_queries, args.repeats, args.seed))
     env["load_average_end"] = list(os.getloadavg())
     record["environment"] = env
     suffix = "_quick" if args.quick else ""

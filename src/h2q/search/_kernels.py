@@ -166,46 +166,40 @@ def _admit(dist, t0, t1, lim, cand_d, cand_i, count, r, hist, k):
 
 
 @jit(parallel=True)
-def flat_range(q_words, db_t, radius, counts, lims, D, I, fill):
-    """Items within ``radius[q]`` of each query, in (distance, id) order.
+def flat_range(q_words, db_t, radius, cap, counts, D, I):
+    """Items within ``radius[q]`` of each query, by (distance, id), in one blocked pass.
 
-    First call with ``fill=False`` to count into ``counts``; then, with ``lims`` the prefix sums
-    of the counts and ``D``, ``I`` of length ``lims[-1]``, call with ``fill=True``.
+    Each query's first ``cap`` items go to row ``q`` of ``D`` and ``I`` (shape ``(n_q, cap)``);
+    ``counts[q]`` receives the full count, so that the caller can redo the queries that
+    overflowed with a larger ``cap``.
     """
     n_q = q_words.shape[0]
     n_db = db_t.shape[1]
-    for q in prange(n_q):
+    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    for b in prange(n_blocks):
+        q0 = b * QUERY_BLOCK
+        c = min(QUERY_BLOCK, n_q - q0)
         dist = np.empty(TILE, dtype=np.int32)
-        r_q = radius[q]
-        found = 0
-        base = lims[q] if fill else 0
         for t0 in range(0, n_db, TILE):
             t1 = min(t0 + TILE, n_db)
-            if _tile_distances(q_words[q], db_t, t0, t1, dist, r_q + 1) == 0:
-                continue
-            for j in range(t1 - t0):
-                if dist[j] <= r_q:
-                    if fill:
-                        D[base + found] = dist[j]
-                        I[base + found] = t0 + j
-                    found += 1
-        if fill:
-            sort_segment(D, I, base, base + found)
-        else:
-            counts[q] = found
-
-
-@jit()
-def sort_segment(D, I, start, stop):
-    """Sort ``D[start:stop]``, ``I[start:stop]`` by (distance, id) in place."""
-    if stop - start < 2:
-        return
-    key = D[start:stop].astype(np.int64) * (np.int64(1) << 40) + I[start:stop]
-    order = np.argsort(key)
-    d = D[start:stop][order]
-    i = I[start:stop][order]
-    D[start:stop] = d
-    I[start:stop] = i
+            for q in range(q0, q0 + c):
+                lim = radius[q] + 1
+                if _tile_distances(q_words[q], db_t, t0, t1, dist, lim) == 0:
+                    continue
+                n = counts[q]
+                for j in range(t1 - t0):
+                    if dist[j] < lim:
+                        if n < cap:
+                            D[q, n] = dist[j]
+                            I[q, n] = t0 + j
+                        n += 1
+                counts[q] = n
+        for q in range(q0, q0 + c):
+            n = min(counts[q], cap)
+            # Items arrived in id order; a stable sort by distance gives the (distance, id) order.
+            order = np.argsort(D[q, :n], kind="mergesort")
+            D[q, :n] = D[q, :n][order]
+            I[q, :n] = I[q, :n][order]
 
 
 def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
@@ -219,15 +213,30 @@ def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
 
 
 def range_search(words_t: np.ndarray, q_words: np.ndarray, radius: np.ndarray):
-    """Run :func:`flat_range` (count, then fill); return ``(lims, D, I)``."""
+    """Run :func:`flat_range` (again, wider, for the queries that overflowed); ``(lims, D, I)``."""
     q_words = np.ascontiguousarray(q_words)
     radius = np.ascontiguousarray(radius, dtype=np.int64)
-    counts = np.zeros(len(q_words), dtype=np.int64)
-    empty_d, empty_i = np.zeros(0, np.int32), np.zeros(0, np.int64)
+    counts, D, I = _range_pass(words_t, q_words, radius, 32)
+    over = np.flatnonzero(counts > D.shape[1])
+    rows = np.repeat(np.arange(len(q_words)), np.minimum(counts, D.shape[1]))
+    keep = np.arange(D.shape[1]) < counts[:, None]
+    parts_d, parts_i, parts_rows = [D[keep]], [I[keep]], [rows]
+    if over.size:
+        c2, D2, I2 = _range_pass(words_t, q_words[over], radius[over], int(counts[over].max()))
+        keep2 = np.arange(D2.shape[1]) < c2[:, None]
+        keep_rows = ~np.isin(rows, over)
+        parts_d, parts_i = [D[keep][keep_rows], D2[keep2]], [I[keep][keep_rows], I2[keep2]]
+        parts_rows = [rows[keep_rows], np.repeat(over, c2)]
+    rows = np.concatenate(parts_rows)
+    order = np.argsort(rows, kind="stable")
     lims = np.zeros(len(q_words) + 1, dtype=np.int64)
-    flat_range(q_words, words_t, radius, counts, lims, empty_d, empty_i, False)
     np.cumsum(counts, out=lims[1:])
-    D = np.empty(lims[-1], dtype=np.int32)
-    I = np.empty(lims[-1], dtype=np.int64)
-    flat_range(q_words, words_t, radius, counts, lims, D, I, True)
-    return lims, D, I
+    return lims, np.concatenate(parts_d)[order], np.concatenate(parts_i)[order]
+
+
+def _range_pass(words_t, q_words, radius, cap):
+    counts = np.zeros(len(q_words), dtype=np.int64)
+    D = np.empty((len(q_words), cap), dtype=np.int32)
+    I = np.empty((len(q_words), cap), dtype=np.int64)
+    flat_range(q_words, words_t, radius, cap, counts, D, I)
+    return counts, D, I
