@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import thread_limit
 from ._jit import jit, make_popcount, prange_or_range
 
 popcount = make_popcount()
@@ -208,7 +209,8 @@ def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
 
     D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
     I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
-    flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, D, I)
+    with thread_limit(None):  # H2Q_NUM_THREADS, when set
+        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, D, I)
     return D, I
 
 
@@ -238,5 +240,6 @@ def _range_pass(words_t, q_words, radius, cap):
     counts = np.zeros(len(q_words), dtype=np.int64)
     D = np.empty((len(q_words), cap), dtype=np.int32)
     I = np.empty((len(q_words), cap), dtype=np.int64)
-    flat_range(q_words, words_t, radius, cap, counts, D, I)
+    with thread_limit(None):
+        flat_range(q_words, words_t, radius, cap, counts, D, I)
     return counts, D, I

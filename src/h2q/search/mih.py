@@ -29,6 +29,7 @@ import numpy as np
 
 from .._io import load_state, save_state
 from .._popcount import to_words
+from .._threads import thread_limit
 from .._validation import check_positive_int
 from ..codes import check_codes, check_n_bits
 from ..exceptions import FileFormatError
@@ -388,8 +389,14 @@ class MultiIndexHammingIndex:
 
     def _probe_knn(self, q_words, rows: slice, k: int, budget: int, parts) -> None:
         D, I, over, work = (np.ascontiguousarray(a[rows]) for a in parts)
+        with thread_limit(None):  # H2Q_NUM_THREADS, when set
+            self._run_knn(q_words[rows], k, budget, D, I, over, work)
+        for target, value in zip(parts, (D, I, over, work), strict=True):
+            target[rows] = value
+
+    def _run_knn(self, q_words, k, budget, D, I, over, work) -> None:
         _mk().knn(
-            np.ascontiguousarray(q_words[rows]),
+            np.ascontiguousarray(q_words),
             self._words(),
             self._alive,
             self._get_tables(),
@@ -402,8 +409,6 @@ class MultiIndexHammingIndex:
             over,
             work,
         )
-        for target, value in zip(parts, (D, I, over, work), strict=True):
-            target[rows] = value
 
     def _range(
         self, query_codes: np.ndarray, q_words: np.ndarray, radii: np.ndarray
@@ -420,11 +425,12 @@ class MultiIndexHammingIndex:
         counts = np.zeros(n_q, dtype=np.int64)
         lims = np.zeros(n_q + 1, dtype=np.int64)
         args = (q_words, self._words(), self._alive, tables, radii, n_chunks, counts, lims)
-        _mk().range_probe(*args, np.zeros(0, np.int32), np.zeros(0, np.int64), False)
-        np.cumsum(counts, out=lims[1:])
-        D = np.empty(lims[-1], dtype=np.int32)
-        I = np.empty(lims[-1], dtype=np.int64)
-        _mk().range_probe(*args, D, I, True)
+        with thread_limit(None):  # H2Q_NUM_THREADS, when set
+            _mk().range_probe(*args, np.zeros(0, np.int32), np.zeros(0, np.int64), False)
+            np.cumsum(counts, out=lims[1:])
+            D = np.empty(lims[-1], dtype=np.int32)
+            I = np.empty(lims[-1], dtype=np.int64)
+            _mk().range_probe(*args, D, I, True)
         return RangeSearchResult(lims, D, I)
 
     def _range_probe_pays(self, radii: np.ndarray) -> bool:
