@@ -245,6 +245,12 @@ def test_pure_python_kernels_without_numba():
             for a, b in zip(index.range_search(q, 3), flat.range_search(q, 3)):
                 np.testing.assert_array_equal(a, b)
         assert HammingIndex(8).backend == "numpy"
+        try:
+            HammingIndex(8, backend="numba")
+        except ImportError as exc:
+            assert "h2q[fast]" in str(exc)
+        else:
+            raise SystemExit("backend='numba' without numba did not raise")
         print("ok")
         """
     )
