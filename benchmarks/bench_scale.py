@@ -289,6 +289,7 @@ def main() -> None:
         ("clustered", big, 256),
         ("uniform", big, 256),
     ]
+    suffix = ("_quick" if args.quick else "") + (f"_{args.only}" if args.only else "")
     record: dict[str, Any] = {
         "benchmark": "bench_scale",
         "quick": args.quick,
@@ -303,12 +304,10 @@ def main() -> None:
         print(f"bench_scale: {name}", file=sys.stderr, flush=True)
         n_queries = args.queries_big if n == 10 * big else args.queries
         record["cases"].append(run_case(kind, n, n_bits, n_queries, args.repeats, args.seed))
-    env["load_average_end"] = list(os.getloadavg())
-    record["environment"] = env
-    suffix = "_quick" if args.quick else ""
-    if args.only:
-        suffix += "_" + args.only.replace("/", "-")
-    paths = write_results(f"bench_scale{suffix}", record, markdown(record))
+        # Written after every case, so that a long run interrupted late keeps what it measured.
+        env["load_average_end"] = list(os.getloadavg())
+        record["environment"] = env
+        paths = write_results(f"bench_scale{suffix}", record, markdown(record))
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
 
 

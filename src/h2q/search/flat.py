@@ -1,4 +1,4 @@
-"""Exact Hamming search over packed binary codes, with an optional exact re-ranking of ties.
+"""The flat index: an exact Hamming scan over packed codes, with an exact re-ranking of ties.
 
 Ranking rule (the same for every backend and function here)
 -----------------------------------------------------------
@@ -7,9 +7,10 @@ distances the smaller database id comes first. This holds everywhere, including 
 boundary: when several items share the k-th distance, the ones with the smallest ids are
 returned. faiss's ``IndexBinaryFlat`` follows the same rule (its scan visits ids in increasing
 order and admits a new item only when it is strictly closer than the current k-th, and its
-heap compares ``(distance, id)`` pairs), so the ``"faiss"`` and ``"numpy"`` backends return
-identical ``(D, I)``. A cheap check of every faiss result row guards this; a row that breaks it
-is recomputed with the numpy scan.
+heap compares ``(distance, id)`` pairs), so the ``"numba"``, ``"numpy"`` and ``"faiss"``
+backends return identical ``(D, I)`` (the compiled kernel selects by counting distances in
+id order, see :mod:`h2q.search._kernels`). A cheap check of every faiss result row guards
+this; a row that breaks it is recomputed with the numpy scan.
 
 Re-ranking (the paper's protocol): when continuous features are given for the database and
 the queries, items are ordered by (Hamming distance, then squared Euclidean distance of the
