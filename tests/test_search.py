@@ -157,8 +157,9 @@ def test_faiss_misordered_rows_are_recomputed():
 def test_backend_resolution(monkeypatch):
     assert HammingIndex(8, backend="numpy").backend == "numpy"
     monkeypatch.setitem(sys.modules, "faiss", None)  # makes "import faiss" fail
-    # "auto" never picks faiss: the compiled scan (or numpy) measured faster.
+    # "auto" picks by measurement: the compiled scan for one-word codes, else faiss.
     assert HammingIndex(8).backend == ("numba" if numba_available() else "numpy")
+    assert HammingIndex(256).backend == ("numba" if numba_available() else "numpy")
     with pytest.raises(ImportError, match=r"pip install 'h2q\[faiss\]'"):
         HammingIndex(8, backend="faiss")
 

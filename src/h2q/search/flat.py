@@ -69,7 +69,8 @@ class HammingIndex:
         CPU's instruction, selection counts distances instead of sorting); ``"numpy"`` with a
         chunked numpy popcount scan; ``"faiss"`` with ``faiss.IndexBinaryFlat`` (the optional
         ``faiss`` extra). ``"auto"`` picks the fastest available, measured side by side in
-        ``benchmarks/bench_flat.py``: numba when installed, else numpy. All return identical
+        ``benchmarks/bench_flat.py``: numba for codes of up to 64 bits, else faiss, else
+        numba, else numpy. All return identical
         results (see the module notes for the tie rule). Re-ranking by features always uses
         the numpy scan, which sees every tie.
 
@@ -93,7 +94,7 @@ class HammingIndex:
     def __init__(self, n_bits: int, backend: Backend = "auto") -> None:
         self.n_bits = check_n_bits(n_bits)
         self._requested_backend = backend
-        self.backend = resolve_backend(backend)
+        self.backend = resolve_backend(backend, self.n_bits)
         self.code_size = (self.n_bits + 7) // 8
         self.reset()
 
