@@ -15,11 +15,14 @@ I); faiss's approximate results report the share of returned items within the ex
 distance and the share of queries whose distances are all exact.
 
 Each timing is the median of ``--repeats`` runs after a warm-up. The machine's load average is
-recorded before and after each case. Results: ``benchmarks/results/bench_scale{_quick}.{json,md}``.
+recorded before and after each case. Results (rewritten after every case):
+``benchmarks/results/bench_scale{_quick}{_ONLY}.{json,md}``. The committed results were run one
+case at a time with ``--only CASE --repeats 2`` and 300 queries (10^7 codes: 200 clustered, 100
+uniform), because the shared machine was heavily loaded.
 
 Usage::
 
-    python benchmarks/bench_scale.py [--quick] [--repeats 3] [--seed 0]
+    python benchmarks/bench_scale.py [--quick] [--repeats 3] [--seed 0] [--only CASE]
 """
 
 from __future__ import annotations
