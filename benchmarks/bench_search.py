@@ -95,11 +95,11 @@ def part_two(n_db: int, n_queries: int, k: int, seed: int, repeats: int) -> list
                 queries, k
             ),
             "rank_database (no re-rank)": lambda db=db, queries=queries: rank_database(
-                queries, db, k, return_distances=True
+                queries, db, k
             ),
             "rank_database (re-rank ties)": (
                 lambda db=db, queries=queries, qf=query_features, dbf=db_features: rank_database(
-                    queries, db, k, query_features=qf, db_features=dbf, return_distances=True
+                    queries, db, k, query_features=qf, db_features=dbf
                 )
             ),
         }

@@ -94,7 +94,7 @@ def query_map(path: Path, k: int) -> float:
     emb = load_embeddings(path)
     q, db = emb["query"], emb["database"]
     k = min(k, len(db))
-    ranking = rank_database(encode_sign(q), encode_sign(db), k, query_features=q, db_features=db)
+    _, ranking = rank_database(encode_sign(q), encode_sign(db), k, query_features=q, db_features=db)
     return mean_average_precision(ranking, emb["y_query"], emb["y_database"], k)
 
 

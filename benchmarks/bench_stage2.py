@@ -73,7 +73,7 @@ def stage1_embeddings(n_bits: int, out: Path) -> dict[str, np.ndarray]:
 
 
 def evaluate(q, emb: dict[str, np.ndarray]) -> float:
-    I = rank_database(
+    _, I = rank_database(
         q.encode(emb["query"]),
         q.encode(emb["database"]),
         MAP_K,

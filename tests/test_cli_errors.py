@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -178,10 +180,19 @@ def test_threads_option(h2q, seen_threads, tmp_path, monkeypatch, argv, env, exp
     assert torch.get_num_threads() == before  # restored
 
 
+def _leaf_commands(parser, prefix=""):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix.strip(), parser
+    for sub in subs:
+        for name, command in sub.choices.items():
+            yield from _leaf_commands(command, f"{prefix} {name}")
+
+
 def test_every_command_has_threads():
-    parser = cli_main.build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, command in sub.choices.items():
+    leaves = dict(_leaf_commands(cli_main.build_parser()))
+    assert {"fit", "train", "export milvus", "index build", "spark-encode", "embed"} <= set(leaves)
+    for name, command in leaves.items():
         assert "--threads" in command.format_help(), name
 
 

@@ -121,7 +121,7 @@ def test_every_command_documents_force():
 
 
 def test_evaluate_out_folder_policy(h2q, work, monkeypatch):
-    monkeypatch.setattr("h2q.quantizers._solvers.GD_ITERATIONS", 5)
+    monkeypatch.setattr("h2q.quantizers._solvers.GD_MAX_ITERATIONS", 5)
     out = work / "eval"
     out.mkdir()
     (out / "precision_recall.png").write_bytes(b"old plot")

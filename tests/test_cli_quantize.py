@@ -136,7 +136,7 @@ def test_fit_encode_search(h2q, files, tmp_path):
     assert status == 0, err
     assert "re-ranked" in out
     with np.load(res) as r:
-        expected = rank_database(
+        _, expected = rank_database(
             qc,
             dc,
             25,

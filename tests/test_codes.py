@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from h2q._popcount import popcount_table
 from h2q.codes import (
-    _popcount_table,
     binarize,
     encode_sign,
     hamming_distances,
@@ -300,7 +300,7 @@ def test_popcount_lookup_table_fallback_matches():
     words = np.random.default_rng(0).integers(0, 2**63, (4, 9), dtype=np.uint64)
     words[0, 0] = np.iinfo(np.uint64).max
     out = np.empty(words.shape, dtype=np.uint8)
-    _popcount_table(words, out)
+    popcount_table(words, out)
     expected = [[bin(int(w)).count("1") for w in row] for row in words]
     np.testing.assert_array_equal(out, expected)
 

@@ -85,7 +85,7 @@ def test_cli_quickstart_stage2_runs_as_written(tmp_path, monkeypatch, capsys):
     # the run folder's embeddings: 32 features, as `--bits 32` makes them
     bits = int(train_out[train_out.index("--bits") + 1])
     save_embeddings(run_dir / "embeddings.npz", **_data(np.random.default_rng(1), bits))
-    monkeypatch.setattr("h2q.quantizers._solvers.GD_ITERATIONS", 20)  # keep it fast
+    monkeypatch.setattr("h2q.quantizers._solvers.GD_MAX_ITERATIONS", 20)  # keep it fast
     outputs = {}
     for argv in stage2:
         status = cli_main.main([*argv, "--no-progress"] if argv[0] in ("fit", "evaluate")

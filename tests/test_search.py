@@ -8,18 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-import h2q.search as search_module
+import h2q.search._scan as scan_module
 from h2q._io import save_state
 from h2q.exceptions import FileFormatError
 from h2q.search import PAD_DISTANCE, HammingIndex, iter_rank_database, rank_database
+from h2q.search._jit import numba_available
 
 WIDTHS = [8, 24, 64, 72, 128]
-BACKENDS = ["numpy", "faiss"]
+BACKENDS = ["numpy", "faiss", "numba"]
 
 
 def _backend(name: str) -> str:
     if name == "faiss":
         pytest.importorskip("faiss")
+    if name == "numba" and not numba_available():
+        pytest.skip("numba is not installed (the h2q[fast] extra)")
     return name
 
 
@@ -71,8 +74,8 @@ def _assert_same(result, expected):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Small scan blocks and eager pruning, so that small tests exercise both paths."""
-    monkeypatch.setattr(search_module, "_SCAN_BLOCK_WORDS", 2048)
-    monkeypatch.setattr(search_module, "_PRUNE_SLACK", 0)
+    monkeypatch.setattr(scan_module, "_SCAN_BLOCK_WORDS", 2048)
+    monkeypatch.setattr(scan_module, "_PRUNE_SLACK", 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,11 +104,12 @@ def test_faiss_and_numpy_backends_identical_with_heavy_ties(n_bits, small_blocks
     q[::2] = rng.integers(0, 2 ** min(n_bits, 8), (10, q.shape[1]), dtype=np.uint8)
     for k in (1, 100, 2500):
         results = []
-        for backend in BACKENDS:
+        for backend in [b for b in BACKENDS if b != "numba" or numba_available()]:
             index = HammingIndex(n_bits, backend=backend)
             index.add(db)
             results.append(index.search(q, k))
-        _assert_same(results[0], results[1])
+        for other in results[1:]:
+            _assert_same(results[0], other)
         # Tie order: within equal distances, ids increase (and faiss agrees).
         D, I = results[0]
         same = np.diff(D, axis=1) == 0
@@ -115,7 +119,9 @@ def test_faiss_and_numpy_backends_identical_with_heavy_ties(n_bits, small_blocks
 def test_k_larger_than_ntotal_pads_like_faiss():
     db = _tied_codes(5, 16, seed=0)
     q = _tied_codes(3, 16, seed=1)
-    for backend in ["numpy", *(["faiss"] if _has_faiss() else [])]:
+    for backend in ["numpy", *(["faiss"] if _has_faiss() else [])] + (
+        ["numba"] if numba_available() else []
+    ):
         index = HammingIndex(16, backend=backend)
         index.add(db)
         D, I = index.search(q, 8)
@@ -151,7 +157,9 @@ def test_faiss_misordered_rows_are_recomputed():
 def test_backend_resolution(monkeypatch):
     assert HammingIndex(8, backend="numpy").backend == "numpy"
     monkeypatch.setitem(sys.modules, "faiss", None)  # makes "import faiss" fail
-    assert HammingIndex(8).backend == "numpy"
+    # "auto" picks by measurement: the compiled scan for one-word codes, else faiss.
+    assert HammingIndex(8).backend == ("numba" if numba_available() else "numpy")
+    assert HammingIndex(256).backend == ("numba" if numba_available() else "numpy")
     with pytest.raises(ImportError, match=r"pip install 'h2q\[faiss\]'"):
         HammingIndex(8, backend="faiss")
 
@@ -200,7 +208,7 @@ def test_rerank_matches_reference(backend, n_bits, k, small_blocks):
     index.add(db[500:], torch.from_numpy(dbf[500:]))
     _assert_same(index.search(q, k, query_features=qf), expected)
     _assert_same(
-        rank_database(q, db, k, query_features=qf, db_features=dbf, return_distances=True),
+        rank_database(q, db, k, query_features=qf, db_features=dbf),
         expected,
     )
 
@@ -246,9 +254,9 @@ def test_rank_database_full_ranking(with_features, chunk_size):
         qf = _tied_features(6, 4, seed=4).astype(np.float64)
         features = {"query_features": qf, "db_features": dbf}
     expected = _reference(q, db, n_db, qf, dbf)
-    I = rank_database(q, db, chunk_size=chunk_size, **features)
+    _, I = rank_database(q, db, chunk_size=chunk_size, **features)
     np.testing.assert_array_equal(I, expected[1])
-    D, I = rank_database(q, db, n_db + 3, return_distances=True, **features)
+    D, I = rank_database(q, db, n_db + 3, **features)
     _assert_same((D, I), _reference(q, db, n_db + 3, qf, dbf))
 
 
@@ -389,7 +397,7 @@ def _index_with_items(features: bool = False) -> HammingIndex:
     [
         (0, "auto", ValueError, "n_bits must be an integer >= 1"),
         (True, "auto", ValueError, "n_bits must be an integer"),
-        (8, "torch", ValueError, "backend must be 'auto', 'faiss' or 'numpy'"),
+        (8, "torch", ValueError, "backend must be 'auto', 'numba', 'numpy' or 'faiss'"),
     ],
 )
 def test_constructor_rejects_bad_arguments(n_bits, backend, error, match):
@@ -473,3 +481,28 @@ def test_rank_database_rejects_bad_input(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         rank_database(**arguments)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("n_bits", [*WIDTHS, 256])
+def test_range_search_matches_reference(backend, n_bits):
+    db = _tied_codes(900, n_bits, seed=n_bits, n_distinct=30)
+    q = np.concatenate([_tied_codes(7, n_bits, seed=n_bits + 1, n_distinct=30), db[:2]])
+    index = HammingIndex(n_bits, backend=_backend(backend))
+    index.add(db)
+    full_D, full_I = _reference(q, db, len(db))
+    for radius in (0, 3, n_bits // 2):
+        lims, D, I = index.range_search(q, radius)
+        for r in range(len(q)):
+            keep = full_D[r] <= radius
+            np.testing.assert_array_equal(D[lims[r] : lims[r + 1]], full_D[r][keep])
+            np.testing.assert_array_equal(I[lims[r] : lims[r + 1]], full_I[r][keep])
+
+
+def test_importing_h2q_compiles_nothing():
+    """numba is imported (and kernels compiled) only when a compiled search first runs."""
+    import subprocess
+
+    code = "import sys, h2q, h2q.search; assert 'numba' not in sys.modules; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -7,7 +7,7 @@ The public API, by stage of the pipeline:
   :class:`HouseholderRotation`;
 - codes and search: :func:`binarize`, :func:`pack_bits`, :func:`unpack_bits`,
   :func:`encode_sign`, :func:`hamming_distances`, :class:`HammingIndex`,
-  :func:`rank_database`;
+  :class:`MultiIndexHammingIndex`, :func:`rank_database` (more in :mod:`h2q.search`);
 - metrics: :func:`mean_average_precision` and friends (:mod:`h2q.metrics`), the side-by-side
   :func:`evaluate_quantizers`;
 - stage 1: the losses in :mod:`h2q.losses`, models in :mod:`h2q.models`, the training loop
@@ -31,7 +31,9 @@ from .metrics import (
     precision_at_k,
     precision_recall_curve,
     precision_within_radius,
+    recall_at_k,
     variant_name,
+    within_radius_metrics,
 )
 from .quantizers import (
     BaseQuantizer,
@@ -41,7 +43,7 @@ from .quantizers import (
     load_quantizer,
 )
 from .rotation import HouseholderRotation, reflections_rotation
-from .search import HammingIndex, iter_rank_database, rank_database
+from .search import HammingIndex, MultiIndexHammingIndex, iter_rank_database, rank_database
 
 __all__ = [
     "BaseQuantizer",
@@ -50,6 +52,7 @@ __all__ = [
     "HouseholderQuantizer",
     "HouseholderRotation",
     "ITQQuantizer",
+    "MultiIndexHammingIndex",
     "NotFittedError",
     "SignQuantizer",
     "__version__",
@@ -69,8 +72,10 @@ __all__ = [
     "precision_recall_curve",
     "precision_within_radius",
     "rank_database",
+    "recall_at_k",
     "save_embeddings",
     "share_label",
     "unpack_bits",
     "variant_name",
+    "within_radius_metrics",
 ]

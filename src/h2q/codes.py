@@ -14,19 +14,18 @@ The sign rule is that of faiss's ``fvecs2bitvecs`` (the binariser behind ``Index
 ``faiss.real_to_binary``, which sets a bit only where ``x > 0`` (so an exact zero gives 0) and
 needs ``n_bits`` to be a multiple of 8; the two agree on every input without exact zeros.
 
-Hamming distances use numpy's popcount (``np.bitwise_count``, numpy >= 2) and fall back to a
-byte lookup table on older numpy; they are computed in blocks so that memory stays bounded.
+Hamming distances use the popcount kernel of :mod:`h2q._popcount` (numpy's popcount, a byte
+lookup table on older numpy), computed in blocks so that memory stays bounded.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from ._popcount import iter_distance_blocks, to_words
 from ._validation import _check_dtype_kind, _check_shape, _non_finite_message, is_tensor
 
 __all__ = ["binarize", "encode_sign", "hamming_distances", "pack_bits", "unpack_bits"]
@@ -36,8 +35,6 @@ __all__ = ["binarize", "encode_sign", "hamming_distances", "pack_bits", "unpack_
 #: milliseconds; measured on 2 busy cores, 1-4 MiB chunks lost to one big unchunked product
 #: while 16 MiB chunks (65,536 rows of 64 float32) matched or beat it. Idle, all sizes win.
 _ENCODE_CHUNK_BYTES = 1 << 24
-#: Elements of the ``uint64`` scratch block of the Hamming kernel (2 MiB).
-_KERNEL_BLOCK_WORDS = 1 << 18
 #: Multiplying 8 packed 0/1 bytes (one uint64, little-endian) by this constant gathers byte j
 #: into bit 56 + j of the product; no two partial products overlap, so nothing carries.
 _GATHER_BITS = np.uint64(0x0102040810204080)
@@ -75,7 +72,7 @@ def _as_float_matrix(X: Any, name: str) -> np.ndarray:
     return X
 
 
-def _check_codes(
+def check_codes(
     codes: Any,
     name: str = "codes",
     *,
@@ -124,13 +121,13 @@ def _check_codes(
     return np.ascontiguousarray(codes)
 
 
-def _check_n_bits(n_bits: Any, name: str = "n_bits") -> int:
+def check_n_bits(n_bits: Any, name: str = "n_bits") -> int:
     if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {n_bits!r}.")
     return int(n_bits)
 
 
-def _check_chunk_size(chunk_size: Any) -> int | None:
+def check_chunk_size(chunk_size: Any) -> int | None:
     if chunk_size is None:
         return None
     if (
@@ -239,8 +236,8 @@ def unpack_bits(codes: Any, n_bits: int) -> np.ndarray:
     ValueError
         When ``codes`` is not 2-D, is empty, or its width is not ``ceil(n_bits / 8)``.
     """
-    n_bits = _check_n_bits(n_bits)
-    codes = _check_codes(codes, "codes", n_bits=None)
+    n_bits = check_n_bits(n_bits)
+    codes = check_codes(codes, "codes", n_bits=None)
     n_bytes = (n_bits + 7) // 8
     if codes.shape[1] != n_bytes:
         raise ValueError(
@@ -297,7 +294,7 @@ def encode_sign(
         When shapes do not match, inputs are empty, or contain NaN or infinite values.
     """
     X = _as_float_matrix(X, "X")
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(chunk_size)
     n_samples, n_features = X.shape
     R_t = None
     dtype = X.dtype
@@ -409,109 +406,17 @@ def hamming_distances(A: Any, B: Any, *, chunk_size: int | None = None) -> np.nd
     ValueError
         When a code array is not 2-D or is empty, or the widths differ.
     """
-    A = _check_codes(A, "A")
-    B = _check_codes(B, "B")
-    chunk_size = _check_chunk_size(chunk_size)
+    A = check_codes(A, "A")
+    B = check_codes(B, "B")
+    chunk_size = check_chunk_size(chunk_size)
     if A.shape[1] != B.shape[1]:
         raise ValueError(
             f"A has {A.shape[1]} bytes per code but B has {B.shape[1]}; Hamming distances "
             "need codes of the same bit length. Encode both with the same quantizer."
         )
-    a_words = _to_words(A)
-    b_words_t = np.ascontiguousarray(_to_words(B).T)
+    a_words = to_words(A)
+    b_words_t = np.ascontiguousarray(to_words(B).T)
     out = np.empty((A.shape[0], B.shape[0]), dtype=np.int32)
-    for start, stop, block in _iter_distance_blocks(a_words, b_words_t, chunk_size, np.int32):
+    for start, stop, block in iter_distance_blocks(a_words, b_words_t, chunk_size, np.int32):
         out[start:stop] = block
     return out
-
-
-def _to_words(codes: np.ndarray) -> np.ndarray:
-    """View (or copy, zero-padded) packed codes as ``uint64`` words, shape (n, n_words)."""
-    n, n_bytes = codes.shape
-    n_words = (n_bytes + 7) // 8
-    if n_bytes % 8 == 0 and sys.byteorder == "little":
-        return np.ascontiguousarray(codes).view(np.uint64)
-    padded = np.zeros((n, 8 * n_words), dtype=np.uint8)
-    padded[:, :n_bytes] = codes
-    words = padded.view(np.uint64)
-    # Note: on a big-endian host the byte order inside a word differs, but popcount of a XOR
-    # is the same for any fixed permutation of bytes, so distances do not change.
-    return words
-
-
-def _iter_distance_blocks(
-    q_words: np.ndarray,
-    db_words_t: np.ndarray,
-    chunk_size: int | None,
-    dtype: Any,
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(start, stop, D)`` with ``D`` the distances of query rows ``start:stop``.
-
-    ``db_words_t`` is word-major, shape (n_words, n_db), so that each word is contiguous.
-    ``D`` has shape (stop - start, n_db) and the given dtype, and is reused between yields.
-    """
-    n_q = q_words.shape[0]
-    n_db = db_words_t.shape[1]
-    if chunk_size is None:
-        chunk_size = max(1, min(256, _KERNEL_BLOCK_WORDS // max(n_db, 1)))
-    chunk_size = min(chunk_size, n_q)
-    db_block = max(1024, _KERNEL_BLOCK_WORDS // chunk_size)
-    out = np.empty((chunk_size, n_db), dtype=dtype)
-    scratch = _KernelScratch(chunk_size, min(db_block, n_db), q_words.shape[1] > 1)
-    for start in range(0, n_q, chunk_size):
-        stop = min(start + chunk_size, n_q)
-        D = out[: stop - start]
-        for b0 in range(0, n_db, db_block):
-            b1 = min(b0 + db_block, n_db)
-            _block_distances(q_words[start:stop], db_words_t, b0, b1, D[:, b0:b1], scratch)
-        yield start, stop, D
-
-
-class _KernelScratch:
-    """Preallocated scratch arrays for :func:`_block_distances`."""
-
-    def __init__(self, n_rows: int, n_cols: int, multiword: bool) -> None:
-        self.xor = np.empty((n_rows, n_cols), dtype=np.uint64)
-        self.count = np.empty((n_rows, n_cols), dtype=np.uint8) if multiword else None
-
-
-def _block_distances(
-    q_words: np.ndarray,
-    db_words_t: np.ndarray,
-    b0: int,
-    b1: int,
-    out: np.ndarray,
-    scratch: _KernelScratch,
-) -> None:
-    """``out[i, j - b0] = popcount(q[i] ^ db[j])`` for ``j`` in ``b0:b1`` (internal)."""
-    c, m = q_words.shape[0], b1 - b0
-    xor = scratch.xor[:c, :m]
-    for w in range(q_words.shape[1]):
-        np.bitwise_xor(q_words[:, w : w + 1], db_words_t[w, None, b0:b1], out=xor)
-        if w == 0:
-            _popcount(xor, out)
-        else:
-            count = scratch.count[:c, :m]
-            _popcount(xor, count)
-            np.add(out, count, out=out, casting="unsafe")
-
-
-def _popcount(words: np.ndarray, out: np.ndarray) -> None:
-    """Bits set in each ``uint64`` of ``words``, written into ``out`` (same shape)."""
-    bitwise_count = getattr(np, "bitwise_count", None)
-    if bitwise_count is not None:
-        bitwise_count(words, out=out, casting="unsafe")
-    else:  # numpy < 2
-        _popcount_table(words, out)
-
-
-def _popcount_table(words: np.ndarray, out: np.ndarray) -> None:
-    """Lookup-table popcount (numpy < 2 has no ``bitwise_count``)."""
-    table = _byte_popcounts()
-    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, 8)
-    np.sum(table[as_bytes], axis=-1, out=out, dtype=out.dtype)
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_popcounts() -> np.ndarray:
-    return np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)

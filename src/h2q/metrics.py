@@ -46,7 +46,9 @@ __all__ = [
     "precision_at_k",
     "precision_recall_curve",
     "precision_within_radius",
+    "recall_at_k",
     "variant_name",
+    "within_radius_metrics",
 ]
 
 Denominator = Literal["topk", "database"]
@@ -332,6 +334,137 @@ def precision_within_radius(
         rel = relevance.gather(start, stop, I[start:stop]) & within
         per_query[start:stop] = _safe_divide(rel.sum(axis=1), within.sum(axis=1), empty)
     return _mean_ignoring_nan(per_query)
+
+
+def within_radius_metrics(
+    lims: Any,
+    I: Any,
+    query_labels: Any,
+    db_labels: Any,
+    *,
+    empty: Empty = "zero",
+    chunk_size: int = 256,
+) -> tuple[float, float]:
+    """P@H<=r and mAP@H<=r from a range search (the classic hash-lookup protocol).
+
+    Takes the output of :meth:`h2q.search.MultiIndexHammingIndex.range_search` (or
+    :meth:`h2q.HammingIndex.range_search`, or faiss's ``range_search``): every item within the
+    radius, no cut-off, so the scores are exact whatever the number of items per query.
+
+    Parameters
+    ----------
+    lims : int array of shape (n_queries + 1,)
+        Query ``q``'s results are ``I[lims[q]:lims[q + 1]]``.
+    I : int array of shape (lims[-1],)
+        Database ids, in ranking order within each query ((distance, id) for the indexes).
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    empty : {"zero", "skip"}, default "zero"
+        Score of a query with nothing relevant (or nothing at all) within the radius, as in
+        :func:`precision_within_radius` and :func:`map_within_radius`.
+    chunk_size : int, default 256
+        Queries processed at once.
+
+    Returns
+    -------
+    (float, float)
+        ``(precision, map)``: the same numbers :func:`precision_within_radius` and
+        :func:`map_within_radius` give on a search that returns every item within the radius.
+    """
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    lims = _to_numpy(lims).astype(np.int64, copy=False)
+    I = _to_numpy(I)
+    if lims.shape != (len(query_labels) + 1,) or lims[0] != 0 or np.any(np.diff(lims) < 0):
+        raise ValueError(
+            f"lims must be non-decreasing offsets of shape ({len(query_labels) + 1},) starting "
+            f"at 0 (one more than the queries), got shape {lims.shape}. Pass the lims of a "
+            "range search over these queries."
+        )
+    if I.shape != (lims[-1],) or (I.size and (I.min() < 0 or I.max() >= len(db_labels))):
+        raise ValueError(
+            f"I must hold lims[-1] = {lims[-1]} database ids in [0, {len(db_labels) - 1}], got "
+            f"shape {I.shape}."
+        )
+    _check_choice(empty, "empty", _EMPTY_WORDS)
+    chunk_size = _check_chunk_size(chunk_size)
+    relevance = _Relevance(query_labels, db_labels)
+    precision = np.empty(len(query_labels), dtype=np.float64)
+    average = np.empty(len(query_labels), dtype=np.float64)
+    for start in range(0, len(query_labels), chunk_size):
+        stop = min(start + chunk_size, len(query_labels))
+        counts = np.diff(lims[start : stop + 1])
+        width = max(1, int(counts.max()))
+        valid = np.arange(width) < counts[:, None]
+        ids = np.zeros((stop - start, width), dtype=np.int64)
+        ids[valid] = I[lims[start] : lims[stop]]
+        rel = relevance.gather(start, stop, ids) & valid
+        hits = np.cumsum(rel, axis=1, dtype=np.int64)
+        ranks = np.arange(1, width + 1, dtype=np.float64)
+        precision[start:stop] = _safe_divide(rel.sum(axis=1), counts, empty)
+        average[start:stop] = _safe_divide((rel * (hits / ranks)).sum(axis=1), hits[:, -1], empty)
+    return _mean_ignoring_nan(precision), _mean_ignoring_nan(average)
+
+
+def recall_at_k(
+    I: Any,
+    query_vectors: Any = None,
+    database_vectors: Any = None,
+    k: int | None = None,
+    *,
+    metric: Literal["ip", "l2"] = "ip",
+    true_neighbors: Any = None,
+) -> float:
+    """Recall@k of a search against the exact float nearest neighbours (for unlabelled data).
+
+    The mean over queries of ``|retrieved top k  ∩  true top k| / k``: the share of each
+    query's k exact float neighbours (by inner product or L2, see
+    :func:`h2q.search.exact_neighbors`) that the search returned in its first k results.
+
+    Parameters
+    ----------
+    I : int array of shape (n_queries, n_results)
+        Retrieved database ids (for example from a Hamming search, with or without
+        rescoring); id -1 (padding) never counts.
+    query_vectors : array of shape (n_queries, d), optional
+    database_vectors : array of shape (n_db, d), optional
+        Float vectors to compute the exact neighbours from, in blocks (10^5 queries x 10^6
+        items fit in memory). Not needed with ``true_neighbors``.
+    k : int, optional
+        Cut-off, ``<= n_results``; by default ``n_results``.
+    metric : {"ip", "l2"}, default "ip"
+    true_neighbors : int array of shape (n_queries, >= k), optional
+        Exact neighbour ids computed beforehand (to score several searches against them).
+
+    Returns
+    -------
+    float
+        Recall@k in [0, 1].
+    """
+    I = _to_numpy(I)
+    if I.ndim != 2 or I.dtype.kind not in "iu":
+        raise ValueError(f"I must be a 2-D integer array of ids, got {I.dtype} {I.shape}.")
+    k = _check_k(I.shape[1] if k is None else k, I.shape[1])
+    if true_neighbors is None:
+        if query_vectors is None or database_vectors is None:
+            raise ValueError(
+                "recall_at_k needs query_vectors and database_vectors (to find the exact "
+                "neighbours), or true_neighbors; pass one of them."
+            )
+        from .search.exact import exact_neighbors
+
+        _, true_neighbors = exact_neighbors(query_vectors, database_vectors, k, metric=metric)
+    T = _to_numpy(true_neighbors)
+    if T.ndim != 2 or len(T) != len(I) or T.shape[1] < k:
+        raise ValueError(
+            f"true_neighbors must have shape ({len(I)}, >= {k}), got {T.shape}; compute them "
+            "with h2q.search.exact_neighbors for the same queries."
+        )
+    retrieved, truth = I[:, :k].astype(np.int64), T[:, :k].astype(np.int64)
+    span = int(max(retrieved.max(), truth.max())) + 2
+    rows = np.arange(len(I), dtype=np.int64)[:, None] * span
+    # Offset ids by row so that one isin call matches within rows only; padding never matches.
+    found = np.isin(retrieved + rows, truth + rows) & (retrieved >= 0)
+    return float(found.sum(axis=1).mean() / k)
 
 
 class PrecisionRecallCurve(NamedTuple):

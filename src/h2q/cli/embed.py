@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write
-from ._args import positive_int
+from ._args import add_threads_option, positive_int
 
 _FOLDS = ("train", "val", "query", "database")
 
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--cache-dir", default=None, help="chunk cache folder (default ~/.cache/h2q/text)"
     )
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads to use")
+    add_threads_option(p, None, "the sentence encoder uses torch's threads")
     p.add_argument("--split-out", default=None, help="also write the split (.npz)")
     p.add_argument(
         "--texts-out",

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _io
 from ..embeddings import FOLDS
 from ..quantizers import load_quantizer
-from ._args import positive_int
+from ._args import STAGE2_THREADS, add_threads_option, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -53,6 +53,7 @@ def register(subparsers: Any) -> None:
         "old one is dropped after every input is checked, before the new one is written)",
     )
     m.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per insert")
+    add_threads_option(m, STAGE2_THREADS, "encoding is a small matrix product")
     m.set_defaults(func=_run_export_milvus)
 
 

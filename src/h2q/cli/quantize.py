@@ -252,7 +252,7 @@ def _add_search(subparsers: Any) -> None:
     p.add_argument("--queries", required=True, metavar="Q_CODES.npz", help=".npz or .npy")
     p.add_argument("-k", "--k", type=int, required=True, help="neighbours per query")
     p.add_argument("--out", required=True, metavar="RESULT.npz")
-    p.add_argument("--backend", default="auto", choices=("auto", "faiss", "numpy"))
+    p.add_argument("--backend", default="auto", choices=("auto", "numba", "numpy", "faiss"))
     p.add_argument(
         "--database-features",
         metavar="DB_FEATURES.npy",

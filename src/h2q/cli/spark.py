@@ -17,7 +17,9 @@ import numpy as np
 
 from .. import _io
 from ..quantizers import load_quantizer
-from ._args import positive_int
+from ._args import add_threads_option, positive_int
+
+_THREADS_WHY = "the driver's own work; Spark's executors set theirs"
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +42,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
     _add_session_options(p)
+    add_threads_option(p, None, _THREADS_WHY)
     p.set_defaults(func=_run_encode)
 
     s = subparsers.add_parser(
@@ -57,6 +60,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--code-col", default="code", help="codes column (code)")
     s.add_argument("--force", action="store_true", help="replace an existing --out")
     _add_session_options(s)
+    add_threads_option(s, None, _THREADS_WHY)
     s.set_defaults(func=_run_search)
 
 

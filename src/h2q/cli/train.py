@@ -27,7 +27,17 @@ _DEVICES = ("auto", "cpu", "cuda")
 #: Fields of :class:`h2q.training.TrainConfig` whose option has another name.
 _OPTION_OF = {"n_bits": "bits", "weights_path": "weights"}
 #: Options that say where and how a run executes, not what it trains (not in TrainConfig).
-RUN_OPTIONS = ("out", "root", "device", "cache_dir", "threads", "no_progress", "resume", "force")
+RUN_OPTIONS = (
+    "out",
+    "root",
+    "device",
+    "cache_dir",
+    "threads",
+    "threads_default",
+    "no_progress",
+    "resume",
+    "force",
+)
 
 
 def _method(value: str) -> str:

@@ -140,7 +140,7 @@ def validation_map(
         np.all(np.linalg.norm(db, axis=1) > 0)
     )
     # Note: an all-zero output row has no direction to compare; fall back to ids for ties.
-    ranking = rank_database(
+    _, ranking = rank_database(
         encode_sign(q),
         encode_sign(db),
         k_eff,

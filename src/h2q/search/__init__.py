@@ -1,0 +1,29 @@
+"""Exact search over packed binary codes: flat and multi-index Hamming indexes, ranking, rescoring.
+
+Ranking rule (the same for every index, back end and function here): database items are ordered
+by increasing Hamming distance to the query; among equal distances the smaller database id comes
+first, also at the k-th boundary. See :mod:`h2q.search.flat` for the details and the optional
+exact re-ranking of ties by continuous features.
+
+- :class:`HammingIndex`: the flat scan (compiled kernel, numpy, or faiss back end);
+- :class:`MultiIndexHammingIndex`: exact multi-index hashing (Norouzi et al.), k-NN and range;
+- :func:`rank_database`, :func:`iter_rank_database`: ranking without an index;
+- :func:`rescore`: re-order a Hamming shortlist by exact float scores.
+"""
+
+from ._common import PAD_DISTANCE, PAD_ID, RangeSearchResult
+from .flat import HammingIndex
+from .mih import MultiIndexHammingIndex
+from .ranking import iter_rank_database, rank_database
+from .rescore import rescore
+
+__all__ = [
+    "PAD_DISTANCE",
+    "PAD_ID",
+    "HammingIndex",
+    "MultiIndexHammingIndex",
+    "RangeSearchResult",
+    "iter_rank_database",
+    "rank_database",
+    "rescore",
+]

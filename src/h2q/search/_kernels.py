@@ -1,0 +1,245 @@
+"""Compiled kernels of the flat scan (internal): blocked XOR + popcount, selection by counting.
+
+Codes are ``uint64`` words stored word-major, ``db_t`` of shape ``(n_words, n_db)``, so that the
+inner loop over database items reads one contiguous row per word and vectorises (XOR,
+``vpopcntq``, compare). A block of queries walks the database tile by tile: a tile of codes
+(``_TILE`` items, a few KiB) is reused from the L1 cache by every query of the block.
+
+Selection never sorts the database. Each query keeps a small buffer of candidates, admitted in
+increasing id order, and a histogram of their distances (only ``n_bits + 1`` values exist):
+the k-th smallest distance ``tau`` is read off the histogram, and once k candidates are at or
+below ``tau`` a later item at distance ``tau`` can never beat them (it has a larger id), so
+only items strictly closer are admitted. That is the tie rule exactly, also at the k-th
+boundary. A full buffer is compacted to its k best; the final order is a counting sort by
+distance that keeps the id order within a distance.
+
+Importing this module imports numba (when available); kernels compile on first call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._threads import thread_limit
+from ._jit import jit, make_popcount, prange_or_range
+
+popcount = make_popcount()
+prange = prange_or_range()
+
+#: Database items per tile (a tile of 64-bit codes is 16 KiB, well inside L1).
+TILE = 2048
+#: Queries per block: each tile is read once per block from memory and reused from cache.
+QUERY_BLOCK = 16
+
+
+@jit()
+def _tile_distances(q_words, db_t, t0, t1, dist, lim):
+    """``dist[j] = popcount(q ^ db[t0 + j])`` summed over words, for ``j < t1 - t0``.
+
+    Returns how many of them are below ``lim`` (counted in the same vectorised pass).
+    """
+    n_words = q_words.shape[0]
+    m = t1 - t0
+    hits = 0
+    if n_words == 1:
+        qw = q_words[0]
+        for j in range(m):
+            d = np.int32(popcount(qw ^ db_t[0, t0 + j]))
+            dist[j] = d
+            hits += d < lim
+        return hits
+    qw = q_words[0]
+    for j in range(m):
+        dist[j] = np.int32(popcount(qw ^ db_t[0, t0 + j]))
+    for w in range(1, n_words - 1):
+        qw = q_words[w]
+        for j in range(m):
+            dist[j] += np.int32(popcount(qw ^ db_t[w, t0 + j]))
+    qw = q_words[n_words - 1]
+    for j in range(m):
+        d = dist[j] + np.int32(popcount(qw ^ db_t[n_words - 1, t0 + j]))
+        dist[j] = d
+        hits += d < lim
+    return hits
+
+
+@jit()
+def _kth(hist, k):
+    """Smallest distance t with at least k items at distance <= t (``len(hist)`` if none)."""
+    total = 0
+    for t in range(hist.shape[0]):
+        total += hist[t]
+        if total >= k:
+            return t
+    return hist.shape[0]
+
+
+@jit()
+def _compact(cand_d, cand_i, count, hist, k):
+    """Keep the k best of a candidate buffer in id order; return the new count.
+
+    The buffer holds items in increasing id order, so "best" is: every item closer than the
+    k-th distance, then the earliest items at the k-th distance until k are kept.
+    """
+    tau = _kth(hist, k)
+    room = k
+    for t in range(tau):
+        room -= hist[t]
+    kept = 0
+    for p in range(count):
+        d = cand_d[p]
+        if d < tau or (d == tau and room > 0):
+            if d == tau:
+                room -= 1
+            cand_d[kept] = d
+            cand_i[kept] = cand_i[p]
+            kept += 1
+    hist[:] = 0
+    for p in range(kept):
+        hist[cand_d[p]] += 1
+    return kept
+
+
+@jit()
+def _emit(cand_d, cand_i, count, hist, k, D_row, I_row):
+    """Write the first k candidates by (distance, id) into a result row (a counting sort)."""
+    start = np.zeros(hist.shape[0] + 1, dtype=np.int64)
+    for t in range(hist.shape[0]):
+        start[t + 1] = start[t] + hist[t]
+    for p in range(count):
+        d = cand_d[p]
+        pos = start[d]
+        start[d] = pos + 1
+        if pos < k:
+            D_row[pos] = d
+            I_row[pos] = cand_i[p]
+
+
+@jit(parallel=True)
+def flat_topk(q_words, db_t, k, n_bits, D, I):
+    """Top k of each query by (Hamming distance, id) over the whole database.
+
+    ``q_words`` has shape ``(n_queries, n_words)``; ``D`` and ``I`` of shape ``(n_queries, k)``
+    arrive filled with the padding values (used when ``k`` exceeds the database).
+    """
+    n_q = q_words.shape[0]
+    n_db = db_t.shape[1]
+    cap = 2 * k + 64
+    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    for b in prange(n_blocks):
+        q0 = b * QUERY_BLOCK
+        c = min(QUERY_BLOCK, n_q - q0)
+        cand_d = np.empty((c, cap), dtype=np.int32)
+        cand_i = np.empty((c, cap), dtype=np.int64)
+        count = np.zeros(c, dtype=np.int64)
+        hist = np.zeros((c, n_bits + 1), dtype=np.int64)
+        limit = np.full(c, n_bits + 1, dtype=np.int32)
+        dist = np.empty(TILE, dtype=np.int32)
+        for t0 in range(0, n_db, TILE):
+            t1 = min(t0 + TILE, n_db)
+            for r in range(c):
+                lim = limit[r]
+                if _tile_distances(q_words[q0 + r], db_t, t0, t1, dist, lim) == 0:
+                    continue
+                _admit(dist, t0, t1, lim, cand_d[r], cand_i[r], count, r, hist[r], k)
+                if count[r] >= k:
+                    limit[r] = _kth(hist[r], k)
+        for r in range(c):
+            _emit(cand_d[r], cand_i[r], count[r], hist[r], k, D[q0 + r], I[q0 + r])
+
+
+@jit()
+def _admit(dist, t0, t1, lim, cand_d, cand_i, count, r, hist, k):
+    """Append the items of a tile closer than ``lim`` to a query's buffer (in id order)."""
+    cap = cand_d.shape[0]
+    n = count[r]
+    for j in range(t1 - t0):
+        d = dist[j]
+        if d < lim:
+            cand_d[n] = d
+            cand_i[n] = t0 + j
+            hist[d] += 1
+            n += 1
+            if n == cap:
+                n = _compact(cand_d, cand_i, n, hist, k)
+                lim = min(lim, _kth(hist, k))
+    count[r] = n
+
+
+@jit(parallel=True)
+def flat_range(q_words, db_t, radius, cap, counts, D, I):
+    """Items within ``radius[q]`` of each query, by (distance, id), in one blocked pass.
+
+    Each query's first ``cap`` items go to row ``q`` of ``D`` and ``I`` (shape ``(n_q, cap)``);
+    ``counts[q]`` receives the full count, so that the caller can redo the queries that
+    overflowed with a larger ``cap``.
+    """
+    n_q = q_words.shape[0]
+    n_db = db_t.shape[1]
+    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    for b in prange(n_blocks):
+        q0 = b * QUERY_BLOCK
+        c = min(QUERY_BLOCK, n_q - q0)
+        dist = np.empty(TILE, dtype=np.int32)
+        for t0 in range(0, n_db, TILE):
+            t1 = min(t0 + TILE, n_db)
+            for q in range(q0, q0 + c):
+                lim = radius[q] + 1
+                if _tile_distances(q_words[q], db_t, t0, t1, dist, lim) == 0:
+                    continue
+                n = counts[q]
+                for j in range(t1 - t0):
+                    if dist[j] < lim:
+                        if n < cap:
+                            D[q, n] = dist[j]
+                            I[q, n] = t0 + j
+                        n += 1
+                counts[q] = n
+        for q in range(q0, q0 + c):
+            n = min(counts[q], cap)
+            # Items arrived in id order; a stable sort by distance gives the (distance, id) order.
+            order = np.argsort(D[q, :n], kind="mergesort")
+            D[q, :n] = D[q, :n][order]
+            I[q, :n] = I[q, :n][order]
+
+
+def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
+    """Run :func:`flat_topk` into fresh padded ``(D, I)`` arrays."""
+    from ._common import PAD_DISTANCE, PAD_ID
+
+    D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
+    I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
+    with thread_limit(None):  # H2Q_NUM_THREADS, when set
+        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, D, I)
+    return D, I
+
+
+def range_search(words_t: np.ndarray, q_words: np.ndarray, radius: np.ndarray):
+    """Run :func:`flat_range` (again, wider, for the queries that overflowed); ``(lims, D, I)``."""
+    q_words = np.ascontiguousarray(q_words)
+    radius = np.ascontiguousarray(radius, dtype=np.int64)
+    counts, D, I = _range_pass(words_t, q_words, radius, 32)
+    over = np.flatnonzero(counts > D.shape[1])
+    rows = np.repeat(np.arange(len(q_words)), np.minimum(counts, D.shape[1]))
+    keep = np.arange(D.shape[1]) < counts[:, None]
+    parts_d, parts_i, parts_rows = [D[keep]], [I[keep]], [rows]
+    if over.size:
+        c2, D2, I2 = _range_pass(words_t, q_words[over], radius[over], int(counts[over].max()))
+        keep2 = np.arange(D2.shape[1]) < c2[:, None]
+        keep_rows = ~np.isin(rows, over)
+        parts_d, parts_i = [D[keep][keep_rows], D2[keep2]], [I[keep][keep_rows], I2[keep2]]
+        parts_rows = [rows[keep_rows], np.repeat(over, c2)]
+    rows = np.concatenate(parts_rows)
+    order = np.argsort(rows, kind="stable")
+    lims = np.zeros(len(q_words) + 1, dtype=np.int64)
+    np.cumsum(counts, out=lims[1:])
+    return lims, np.concatenate(parts_d)[order], np.concatenate(parts_i)[order]
+
+
+def _range_pass(words_t, q_words, radius, cap):
+    counts = np.zeros(len(q_words), dtype=np.int64)
+    D = np.empty((len(q_words), cap), dtype=np.int32)
+    I = np.empty((len(q_words), cap), dtype=np.int64)
+    with thread_limit(None):
+        flat_range(q_words, words_t, radius, cap, counts, D, I)
+    return counts, D, I

@@ -1,0 +1,171 @@
+"""End-to-end tests of `h2q index build` and `h2q index search`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from h2q import HammingIndex, pack_bits
+from h2q.cli import main as cli_main
+from h2q.search import rescore
+
+
+@pytest.fixture
+def h2q(monkeypatch, capsys):
+    """Run the CLI in-process; return (status, stdout, stderr)."""
+    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("index",))
+
+    def run(*argv):
+        capsys.readouterr()
+        status = cli_main.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.random((5, 32)) < 0.5
+    db_bits = centres[rng.integers(0, 5, 400)] ^ (rng.random((400, 32)) < 0.05)
+    q_bits = centres[rng.integers(0, 5, 9)] ^ (rng.random((9, 32)) < 0.05)
+    paths = {
+        "db": tmp_path / "db.npy",
+        "q": tmp_path / "q.npy",
+        "dbv": tmp_path / "dbv.npy",
+        "qv": tmp_path / "qv.npy",
+    }
+    np.save(paths["db"], pack_bits(db_bits))
+    np.save(paths["q"], pack_bits(q_bits))
+    np.save(paths["dbv"], rng.standard_normal((400, 6)).astype(np.float32))
+    np.save(paths["qv"], rng.standard_normal((9, 6)).astype(np.float32))
+    return paths
+
+
+@pytest.mark.parametrize("method", ["mih", "flat"])
+def test_build_then_search_matches_the_library(h2q, files, tmp_path, method):
+    index_path, result = tmp_path / "index.npz", tmp_path / "res.npz"
+    status, out, err = h2q(
+        "index", "build", "--codes", files["db"], "--out", index_path, "--method", method
+    )
+    assert status == 0, err
+    assert f"built a {method} index of 400 32-bit codes" in out
+    status, out, err = h2q(
+        "index", "search", "--index", index_path, "--queries", files["q"], "-k", 25, "--out", result
+    )
+    assert status == 0, err
+    flat = HammingIndex(32, backend="numpy")
+    flat.add(np.load(files["db"]))
+    D, I = flat.search(np.load(files["q"]), 25)
+    with np.load(result) as r:
+        np.testing.assert_array_equal(r["D"], D)
+        np.testing.assert_array_equal(r["I"], I)
+    status, _, err = h2q(
+        "index",
+        "search",
+        "--index",
+        index_path,
+        "--queries",
+        files["q"],
+        "--radius",
+        3,
+        "--out",
+        result,
+    )
+    assert status == 0, err
+    expected = flat.range_search(np.load(files["q"]), 3)
+    with np.load(result) as r:
+        for name, value in zip(("lims", "D", "I"), expected, strict=True):
+            np.testing.assert_array_equal(r[name], value)
+
+
+def test_search_with_rescore(h2q, files, tmp_path):
+    index_path, result = tmp_path / "index.npz", tmp_path / "res.npz"
+    assert h2q("index", "build", "--codes", files["db"], "--out", index_path)[0] == 0
+    status, out, err = h2q(
+        "index",
+        "search",
+        "--index",
+        index_path,
+        "--queries",
+        files["q"],
+        "-k",
+        5,
+        "--rescore",
+        40,
+        "--query-vectors",
+        files["qv"],
+        "--database-vectors",
+        files["dbv"],
+        "--metric",
+        "l2",
+        "--out",
+        result,
+    )
+    assert status == 0, err
+    assert "rescored from the top 40" in out
+    flat = HammingIndex(32, backend="numpy")
+    flat.add(np.load(files["db"]))
+    _, short = flat.search(np.load(files["q"]), 40)
+    _, expected = rescore(short, np.load(files["qv"]), np.load(files["dbv"]), 5, "l2")
+    with np.load(result) as r:
+        np.testing.assert_array_equal(r["I"], expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--radius", "-1"], "radius must be an integer >= 0"),
+        (["-k", "5", "--rescore", "10"], "needs --query-vectors"),
+        (["--radius", "2", "--rescore", "10"], "--radius takes neither"),
+    ],
+)
+def test_search_errors_exit_2(h2q, files, tmp_path, argv, match):
+    index_path = tmp_path / "index.npz"
+    assert h2q("index", "build", "--codes", files["db"], "--out", index_path)[0] == 0
+    status, _, err = h2q(
+        "index",
+        "search",
+        "--index",
+        index_path,
+        "--queries",
+        files["q"],
+        "--out",
+        tmp_path / "r.npz",
+        *argv,
+    )
+    assert status == 2 and match in err and "Traceback" not in err
+
+
+def test_build_errors_exit_2(h2q, files, tmp_path):
+    status, _, err = h2q(
+        "index",
+        "build",
+        "--codes",
+        files["db"],
+        "--out",
+        tmp_path / "i.npz",
+        "--method",
+        "flat",
+        "--substrings",
+        "3",
+    )
+    assert status == 2 and "--substrings applies to --method mih" in err
+    status, _, err = h2q(
+        "index", "build", "--codes", files["db"], "--out", tmp_path / "i.npz", "--substrings", "1"
+    )
+    assert status == 2 and "m=1 substrings" in err
+    status, _, err = h2q(
+        "index",
+        "search",
+        "--index",
+        files["db"],
+        "--queries",
+        files["q"],
+        "-k",
+        "3",
+        "--out",
+        tmp_path / "r.npz",
+    )
+    assert status == 2 and "error" in err
