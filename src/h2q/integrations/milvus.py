@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "Install the extra: pip install 'h2q[milvus]'."
     ) from exc
 
-from ..codes import _check_codes, _check_n_bits
+from ..codes import check_codes, check_n_bits
 from ..quantizers import BaseQuantizer
 from ..search import PAD_DISTANCE, PAD_ID
 from ._fingerprint import quantizer_checksum, quantizer_n_bits
@@ -128,7 +128,7 @@ class MilvusHammingIndex:
         self._client = MilvusClient(self.uri, token=token)
         if self._client.has_collection(collection):
             meta = self._read_metadata()
-            if n_bits is not None and _check_n_bits(n_bits) != meta["n_bits"]:
+            if n_bits is not None and check_n_bits(n_bits) != meta["n_bits"]:
                 raise ValueError(
                     f"collection {collection!r} holds {meta['n_bits']}-bit codes, but "
                     f"n_bits={n_bits} was given. Open it with n_bits={meta['n_bits']} (or "
@@ -140,7 +140,7 @@ class MilvusHammingIndex:
                     f"collection {collection!r} does not exist in {self.uri}; pass n_bits to "
                     "create it."
                 )
-            meta = self._create(_check_n_bits(n_bits), index, index_params, quantizer)
+            meta = self._create(check_n_bits(n_bits), index, index_params, quantizer)
         self.metadata = meta
         self.n_bits = int(meta["n_bits"])
         self.code_size = (self.n_bits + 7) // 8
@@ -287,7 +287,7 @@ class MilvusHammingIndex:
         numpy.ndarray of shape (n,), int64
             The ids of the inserted codes.
         """
-        codes = _check_codes(codes, "codes", n_bits=self.n_bits)
+        codes = check_codes(codes, "codes", n_bits=self.n_bits)
         n = len(codes)
         if ids is None:
             start = self.ntotal
@@ -339,7 +339,7 @@ class MilvusHammingIndex:
         I : numpy.ndarray of shape (n_queries, k), int64
             Ids, sorted by (distance, id); -1 where padded (see the module notes on ties).
         """
-        query_codes = _check_codes(query_codes, "query_codes", n_bits=self.n_bits)
+        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer in [1, {MAX_K}] (Milvus's limit), got {k!r}.")
         k = int(k)

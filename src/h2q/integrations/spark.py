@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._threads import thread_limit
-from ..codes import _check_codes
+from ..codes import check_codes
 from ..quantizers import BaseQuantizer
 from ..search import PAD_DISTANCE, PAD_ID, HammingIndex
 from ._fingerprint import quantizer_n_bits
@@ -301,7 +301,7 @@ def batch_search(
     k = int(k)
     width = np.asarray(query_codes).shape[-1] if np.ndim(query_codes) == 2 else 0
     n_bits = 8 * width if n_bits is None else n_bits
-    queries = _check_codes(query_codes, "query_codes", n_bits=n_bits)
+    queries = check_codes(query_codes, "query_codes", n_bits=n_bits)
     if not isinstance(_field(db_df, id_col).dataType, (T.LongType, T.IntegerType)):
         raise TypeError(f"column {id_col!r} must hold integer ids (int or bigint).")
     if not isinstance(_field(db_df, code_col).dataType, T.BinaryType):

@@ -1,9 +1,16 @@
 """Stage-2 quantizers: H²Q, ITQ and the sign baseline, all with one estimator interface."""
 
-from .base import BaseQuantizer, load_quantizer
+from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
-from .registry import LOSSES, QUANTIZERS, SOLVERS, make_quantizer, quantizer_class
+from .registry import (
+    LOSSES,
+    QUANTIZERS,
+    SOLVERS,
+    load_quantizer,
+    make_quantizer,
+    quantizer_class,
+)
 from .sign import SignQuantizer
 
 __all__ = [

@@ -484,16 +484,3 @@ def _fit_pca(X: torch.Tensor, n_components: int) -> tuple[np.ndarray, np.ndarray
     comps = comps * signs[:, None]
     dtype = _numpy_dtype(X.dtype)
     return mean.cpu().numpy().astype(dtype), comps.cpu().numpy().astype(dtype)
-
-
-def load_quantizer(path: str | os.PathLike) -> BaseQuantizer:
-    """Read any quantizer written by ``save``, whatever its class."""
-    from .registry import quantizer_class_for_kind
-
-    kind = _io.read_kind(path)
-    cls = quantizer_class_for_kind(kind)
-    if cls is None:
-        raise _io.FileFormatError(
-            f"{path} holds a {kind}, not a quantizer; load it with the matching class."
-        )
-    return cls.load(path)

@@ -7,8 +7,10 @@ implement them (:mod:`h2q.quantizers._solvers`, :mod:`h2q.quantizers.objectives`
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from .. import _io
 from . import _solvers
 from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
@@ -46,3 +48,14 @@ def make_quantizer(name: str, **params: Any) -> BaseQuantizer:
 def quantizer_class_for_kind(kind: str) -> type[BaseQuantizer] | None:
     """The class whose name a saved file records (``"HouseholderQuantizer"``), or None."""
     return {cls.__name__: cls for cls in QUANTIZERS.values()}.get(kind)
+
+
+def load_quantizer(path: str | os.PathLike) -> BaseQuantizer:
+    """Read any quantizer written by ``save``, whatever its class."""
+    kind = _io.read_kind(path)
+    cls = quantizer_class_for_kind(kind)
+    if cls is None:
+        raise _io.FileFormatError(
+            f"{path} holds a {kind}, not a quantizer; load it with the matching class."
+        )
+    return cls.load(path)
