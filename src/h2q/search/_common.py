@@ -95,6 +95,29 @@ def normalised_features(
     return np.ascontiguousarray(X / norms)
 
 
+def query_features_for(
+    query_features: Any, n_queries: int, n_features: int | None, dtype: np.dtype | None
+) -> np.ndarray:
+    """Query features checked against an index's stored ones (``n_features``, ``dtype``).
+
+    Returns them as :func:`normalised_features` does, shape ``(n_queries, n_features)``;
+    raises ``ValueError`` when the index holds no features (``n_features`` is None).
+    """
+    if n_features is None:
+        raise ValueError(
+            "query_features were given, but the index holds no features to compare "
+            "them with. Pass features to add(), or search without query_features."
+        )
+    return normalised_features(query_features, "query_features", n_queries, n_features, dtype)
+
+
+def joined_chunks(chunks: list[np.ndarray]) -> np.ndarray:
+    """The arrays of the non-empty list ``chunks`` concatenated; ``chunks`` then holds only it."""
+    if len(chunks) != 1:
+        chunks[:] = [np.concatenate(chunks)]
+    return chunks[0]
+
+
 def faiss_available() -> bool:
     try:
         import faiss  # noqa: F401

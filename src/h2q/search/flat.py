@@ -39,9 +39,11 @@ from ._common import (
     RangeSearchResult,
     check_radius,
     flat_range_search,
+    joined_chunks,
     misordered_rows,
     new_faiss_index,
     normalised_features,
+    query_features_for,
     resolve_backend,
 )
 from ._scan import Scan
@@ -234,7 +236,9 @@ class HammingIndex:
                 self._ntotal,
             )
         if query_features is not None:
-            query_features = self._query_features(query_features, len(query_codes))
+            query_features = query_features_for(
+                query_features, len(query_codes), self._n_features, self._feature_dtype
+            )
             return self._get_scan().topk(query_codes, k, query_features)
         if self.backend == "faiss":
             D, I = self._faiss_index.search(query_codes, k)
@@ -278,16 +282,6 @@ class HammingIndex:
         if self._n_features is not None:
             total += sum(f.nbytes for f in self._feature_chunks)
         return int(total)
-
-    def _query_features(self, query_features: Any, n_queries: int) -> np.ndarray:
-        if self._n_features is None:
-            raise ValueError(
-                "query_features were given, but the index holds no features to compare "
-                "them with. Pass features to add(), or search without query_features."
-            )
-        return normalised_features(
-            query_features, "query_features", n_queries, self._n_features, self._feature_dtype
-        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` (an ``.npz`` archive, written atomically).
@@ -394,11 +388,7 @@ class HammingIndex:
         return self._code_chunks[0]
 
     def _features(self) -> np.ndarray | None:
-        if self._n_features is None:
-            return None
-        if len(self._feature_chunks) != 1:
-            self._feature_chunks = [np.concatenate(self._feature_chunks)]
-        return self._feature_chunks[0]
+        return None if self._n_features is None else joined_chunks(self._feature_chunks)
 
     def _get_scan(self) -> Scan:
         if self._scan is None:

@@ -39,7 +39,9 @@ from ._common import (
     RangeSearchResult,
     check_radius,
     flat_range_search,
+    joined_chunks,
     normalised_features,
+    query_features_for,
 )
 from ._jit import numba_available
 from ._scan import Scan, rerank
@@ -327,11 +329,7 @@ class MultiIndexHammingIndex:
         return self._word_chunks[0]
 
     def _features(self) -> np.ndarray | None:
-        if self._n_features is None:
-            return None
-        if len(self._feature_chunks) != 1:
-            self._feature_chunks = [np.concatenate(self._feature_chunks)]
-        return self._feature_chunks[0]
+        return None if self._n_features is None else joined_chunks(self._feature_chunks)
 
     def _get_tables(self) -> tuple[np.ndarray, ...]:
         if self._tables is None:
@@ -459,17 +457,8 @@ class MultiIndexHammingIndex:
         self, query_codes: np.ndarray, q_words: np.ndarray, k: int, query_features: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact re-ranking of ties: every item at or below each row's k-th distance competes."""
-        if self._n_features is None:
-            raise ValueError(
-                "query_features were given, but the index holds no features to compare "
-                "them with. Pass features to add(), or search without query_features."
-            )
-        qf = normalised_features(
-            query_features,
-            "query_features",
-            len(query_codes),
-            self._n_features,
-            self._feature_dtype,
+        qf = query_features_for(
+            query_features, len(query_codes), self._n_features, self._feature_dtype
         )
         D, I = self._knn(query_codes, q_words, k)
         radii = np.where(I[:, -1] == PAD_ID, self.n_bits, D[:, -1]).astype(np.int64)
