@@ -284,14 +284,7 @@ def map_within_radius(
     """
     # D is sorted, so "within the radius" is a prefix and the ranks stay 1, 2, ...
     return _mean_within_radius(
-        D,
-        I,
-        query_labels,
-        db_labels,
-        radius,
-        empty,
-        chunk_size,
-        lambda rel, _: _ap_terms(rel),
+        lambda rel, _: _ap_terms(rel), D, I, query_labels, db_labels, radius, empty, chunk_size
     )
 
 
@@ -309,19 +302,14 @@ def precision_within_radius(
 
     Parameters
     ----------
-    D, I : arrays of shape (n_queries, n_results)
-        A Hamming search, as in :func:`map_within_radius` (``I`` must hold every item
-        within the radius; a possibly cut-off row raises a ``UserWarning``).
-    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
-    db_labels : array of shape (n_db,) or (n_db, n_classes)
-    radius : int, default 2
-        Hamming radius, ``>= 0``.
+    D, I, query_labels, db_labels, radius, chunk_size
+        As in :func:`map_within_radius`: a Hamming search of shape (n_queries, n_results)
+        whose ``I`` holds every item within ``radius`` (a possibly cut-off row raises a
+        ``UserWarning``), the labels, the radius (default 2) and the queries per chunk.
     empty : {"zero", "skip"}, default "zero"
         Score of a query with no item within the radius: ``"zero"`` gives precision 0 and
         the query counts (the usual P@H<=2 convention of hashing papers); ``"skip"`` leaves
         it out of the mean.
-    chunk_size : int, default 256
-        Queries processed at once.
 
     Returns
     -------
@@ -329,18 +317,17 @@ def precision_within_radius(
         P@H<=radius in [0, 1] (NaN if ``empty="skip"`` and no query retrieves anything).
     """
     return _mean_within_radius(
-        D,
-        I,
-        query_labels,
-        db_labels,
-        radius,
-        empty,
-        chunk_size,
-        lambda rel, within: (rel.sum(axis=1), within.sum(axis=1)),
+        _precision_terms, D, I, query_labels, db_labels, radius, empty, chunk_size
     )
 
 
+def _precision_terms(rel: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relevant and retrieved counts of each row (bool arrays of shape (n_rows, n_results))."""
+    return rel.sum(axis=1), within.sum(axis=1)
+
+
 def _mean_within_radius(
+    score: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     D: Any,
     I: Any,
     query_labels: Any,
@@ -348,7 +335,6 @@ def _mean_within_radius(
     radius: Any,
     empty: Empty,
     chunk_size: Any,
-    score: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
 ) -> float:
     """Check a radius search's inputs and average ``score`` over the queries.
 
