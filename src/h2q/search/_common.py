@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._popcount import iter_distance_blocks, to_words
-from .._validation import check_embeddings, check_nonzero_rows
+from .._validation import check_embeddings, check_nonzero_rows, check_positive_int
+from ..codes import check_codes
 from ._jit import DISABLE_VAR, numba_available
 
 #: Distance reported for padding entries (k > number of database items), as in faiss.
@@ -32,6 +33,21 @@ def check_radius(radius: Any) -> int:
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}.")
     return int(radius)
+
+
+def check_query(
+    query_codes: Any, n_bits: int, n_items: int, *, k: Any = None, radius: Any = None
+) -> tuple[np.ndarray, int]:
+    """The checked query codes, shape (n_queries, code_size), and ``k`` (or ``radius``).
+
+    Shared by the indexes' searches: the codes, then ``k`` (or the ``radius`` when given),
+    then that the index holds ``n_items > 0`` searchable items are checked, in that order.
+    """
+    query_codes = check_codes(query_codes, "query_codes", n_bits=n_bits)
+    value = check_positive_int(k, "k") if radius is None else check_radius(radius)
+    if n_items == 0:
+        raise ValueError("the index is empty: add() codes before searching.")
+    return query_codes, value
 
 
 def flat_range_search(

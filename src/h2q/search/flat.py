@@ -32,12 +32,11 @@ import numpy as np
 
 from .._io import load_state, save_state
 from .._popcount import to_words
-from .._validation import check_positive_int
 from ..codes import check_codes, check_n_bits
 from ..exceptions import FileFormatError
 from ._common import (
     RangeSearchResult,
-    check_radius,
+    check_query,
     flat_range_search,
     joined_chunks,
     misordered_rows,
@@ -221,10 +220,7 @@ class HammingIndex:
         TypeError, ValueError
             On bad codes, ``k < 1``, an empty index, or bad or unexpected features.
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        k = check_positive_int(k, "k")
-        if self._ntotal == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, k = check_query(query_codes, self.n_bits, self._ntotal, k=k)
         if rescore is not None:
             return search_and_rescore(
                 lambda kk: self.search(query_codes, kk, query_features),
@@ -267,10 +263,7 @@ class HammingIndex:
             ``(lims, D, I)`` as faiss returns them: the results of query ``q`` are
             ``D[lims[q]:lims[q + 1]]`` and ``I[lims[q]:lims[q + 1]]``, ordered by (distance, id).
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        radius = check_radius(radius)
-        if self._ntotal == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, radius = check_query(query_codes, self.n_bits, self._ntotal, radius=radius)
         radii = np.full(len(query_codes), radius, dtype=np.int64)
         return flat_range_search(self._get_scan().words_t, query_codes, radii, self.backend)
 

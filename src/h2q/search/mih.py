@@ -37,7 +37,7 @@ from ._common import (
     PAD_DISTANCE,
     PAD_ID,
     RangeSearchResult,
-    check_radius,
+    check_query,
     flat_range_search,
     joined_chunks,
     normalised_features,
@@ -206,10 +206,7 @@ class MultiIndexHammingIndex:
         Parameters and returns are those of :meth:`h2q.HammingIndex.search` (with
         ``database_vectors`` holding one row per assigned id, removed ones included).
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        k = check_positive_int(k, "k")
-        if self._n_alive == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, k = check_query(query_codes, self.n_bits, self._n_alive, k=k)
         if rescore is not None:
             return search_and_rescore(
                 lambda kk: self.search(query_codes, kk, query_features),
@@ -235,10 +232,7 @@ class MultiIndexHammingIndex:
             ``lims[q]:lims[q + 1]``, ordered by (distance, id). Feed them to
             :func:`h2q.metrics.within_radius_metrics` for P@H<=r and mAP@H<=r.
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        radius = check_radius(radius)
-        if self._n_alive == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, radius = check_query(query_codes, self.n_bits, self._n_alive, radius=radius)
         radii = np.full(len(query_codes), radius, dtype=np.int64)
         return self._range(query_codes, np.ascontiguousarray(to_words(query_codes)), radii)
 
