@@ -141,15 +141,13 @@ def average_precision(
     chunk_size = _check_chunk_size(chunk_size)
 
     relevance = _Relevance(query_labels, db_labels)
-    ranks = np.arange(1, k + 1, dtype=np.float64)
     out = np.empty(len(ranking), dtype=np.float64)
     for start in range(0, len(ranking), chunk_size):
         stop = min(start + chunk_size, len(ranking))
         rel = relevance.gather(start, stop, ranking[start:stop, :k])
-        hits = np.cumsum(rel, axis=1, dtype=np.int64)
-        numerator = (rel * (hits / ranks)).sum(axis=1)
+        numerator, n_hits = _ap_terms(rel)
         if denominator == "topk":
-            denom = hits[:, -1]
+            denom = n_hits
         else:
             denom = relevance.n_relevant_in_db(start, stop)
         out[start:stop] = _safe_divide(numerator, denom, empty)
@@ -222,6 +220,18 @@ def precision_at_k(
     return float(per_query.mean())
 
 
+def _ap_terms(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of precision at each relevant rank, and hit count, of each row of ``rel``.
+
+    ``rel`` : bool array of shape (n_rows, n_ranked), relevance in ranking order; returns
+    float64 and int64 arrays of shape (n_rows,). Their ratio is the row's AP when every
+    relevant item is counted in the hits.
+    """
+    ranks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)
+    hits = np.cumsum(rel, axis=1, dtype=np.int64)
+    return (rel * (hits / ranks)).sum(axis=1), hits[:, -1]
+
+
 def _check_radius_inputs(
     D: Any, I: Any, query_labels: Any, db_labels: Any, radius: Any, empty: Any, chunk_size: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -272,21 +282,10 @@ def map_within_radius(
     float
         mAP@H<=radius in [0, 1] (NaN if ``empty="skip"`` and every query is empty).
     """
-    D, I, query_labels, db_labels, radius, chunk_size = _check_radius_inputs(
-        D, I, query_labels, db_labels, radius, empty, chunk_size
+    # D is sorted, so "within the radius" is a prefix and the ranks stay 1, 2, ...
+    return _mean_within_radius(
+        lambda rel, _: _ap_terms(rel), D, I, query_labels, db_labels, radius, empty, chunk_size
     )
-
-    relevance = _Relevance(query_labels, db_labels)
-    ranks = np.arange(1, I.shape[1] + 1, dtype=np.float64)
-    per_query = np.empty(len(I), dtype=np.float64)
-    for start in range(0, len(I), chunk_size):
-        stop = min(start + chunk_size, len(I))
-        # D is sorted, so "within the radius" is a prefix and the ranks stay 1, 2, ...
-        rel = relevance.gather(start, stop, I[start:stop]) & (D[start:stop] <= radius)
-        hits = np.cumsum(rel, axis=1, dtype=np.int64)
-        numerator = (rel * (hits / ranks)).sum(axis=1)
-        per_query[start:stop] = _safe_divide(numerator, hits[:, -1], empty)
-    return _mean_ignoring_nan(per_query)
 
 
 def precision_within_radius(
@@ -303,36 +302,56 @@ def precision_within_radius(
 
     Parameters
     ----------
-    D, I : arrays of shape (n_queries, n_results)
-        A Hamming search, as in :func:`map_within_radius` (``I`` must hold every item
-        within the radius; a possibly cut-off row raises a ``UserWarning``).
-    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
-    db_labels : array of shape (n_db,) or (n_db, n_classes)
-    radius : int, default 2
-        Hamming radius, ``>= 0``.
+    D, I, query_labels, db_labels, radius, chunk_size
+        As in :func:`map_within_radius`: a Hamming search of shape (n_queries, n_results)
+        whose ``I`` holds every item within ``radius`` (a possibly cut-off row raises a
+        ``UserWarning``), the labels, the radius (default 2) and the queries per chunk.
     empty : {"zero", "skip"}, default "zero"
         Score of a query with no item within the radius: ``"zero"`` gives precision 0 and
         the query counts (the usual P@H<=2 convention of hashing papers); ``"skip"`` leaves
         it out of the mean.
-    chunk_size : int, default 256
-        Queries processed at once.
 
     Returns
     -------
     float
         P@H<=radius in [0, 1] (NaN if ``empty="skip"`` and no query retrieves anything).
     """
+    return _mean_within_radius(
+        _precision_terms, D, I, query_labels, db_labels, radius, empty, chunk_size
+    )
+
+
+def _precision_terms(rel: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relevant and retrieved counts of each row (bool arrays of shape (n_rows, n_results))."""
+    return rel.sum(axis=1), within.sum(axis=1)
+
+
+def _mean_within_radius(
+    score: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    D: Any,
+    I: Any,
+    query_labels: Any,
+    db_labels: Any,
+    radius: Any,
+    empty: Empty,
+    chunk_size: Any,
+) -> float:
+    """Check a radius search's inputs and average ``score`` over the queries.
+
+    ``score(rel, within)`` gets boolean arrays of shape (chunk, n_results), ``within`` marking
+    the results within the radius and ``rel`` those of them that are relevant, and returns each
+    row's numerator and denominator (a zero denominator is scored as ``empty`` says).
+    """
     D, I, query_labels, db_labels, radius, chunk_size = _check_radius_inputs(
         D, I, query_labels, db_labels, radius, empty, chunk_size
     )
-
     relevance = _Relevance(query_labels, db_labels)
     per_query = np.empty(len(I), dtype=np.float64)
     for start in range(0, len(I), chunk_size):
         stop = min(start + chunk_size, len(I))
         within = D[start:stop] <= radius
         rel = relevance.gather(start, stop, I[start:stop]) & within
-        per_query[start:stop] = _safe_divide(rel.sum(axis=1), within.sum(axis=1), empty)
+        per_query[start:stop] = _safe_divide(*score(rel, within), empty)
     return _mean_ignoring_nan(per_query)
 
 

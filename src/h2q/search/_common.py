@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._popcount import iter_distance_blocks, to_words
-from .._validation import check_embeddings, check_nonzero_rows
+from .._validation import check_embeddings, check_nonzero_rows, check_positive_int
+from ..codes import check_codes
 from ._jit import DISABLE_VAR, numba_available
 
 #: Distance reported for padding entries (k > number of database items), as in faiss.
@@ -32,6 +33,21 @@ def check_radius(radius: Any) -> int:
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}.")
     return int(radius)
+
+
+def check_query(
+    query_codes: Any, n_bits: int, n_items: int, *, k: Any = None, radius: Any = None
+) -> tuple[np.ndarray, int]:
+    """The checked query codes, shape (n_queries, code_size), and ``k`` (or ``radius``).
+
+    Shared by the indexes' searches: the codes, then ``k`` (or the ``radius`` when given),
+    then that the index holds ``n_items > 0`` searchable items are checked, in that order.
+    """
+    query_codes = check_codes(query_codes, "query_codes", n_bits=n_bits)
+    value = check_positive_int(k, "k") if radius is None else check_radius(radius)
+    if n_items == 0:
+        raise ValueError("the index is empty: add() codes before searching.")
+    return query_codes, value
 
 
 def flat_range_search(
@@ -93,6 +109,29 @@ def normalised_features(
         X = X.astype(dtype)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return np.ascontiguousarray(X / norms)
+
+
+def query_features_for(
+    query_features: Any, n_queries: int, n_features: int | None, dtype: np.dtype | None
+) -> np.ndarray:
+    """Query features checked against an index's stored ones (``n_features``, ``dtype``).
+
+    Returns them as :func:`normalised_features` does, shape ``(n_queries, n_features)``;
+    raises ``ValueError`` when the index holds no features (``n_features`` is None).
+    """
+    if n_features is None:
+        raise ValueError(
+            "query_features were given, but the index holds no features to compare "
+            "them with. Pass features to add(), or search without query_features."
+        )
+    return normalised_features(query_features, "query_features", n_queries, n_features, dtype)
+
+
+def joined_chunks(chunks: list[np.ndarray]) -> np.ndarray:
+    """The arrays of the non-empty list ``chunks`` concatenated; ``chunks`` then holds only it."""
+    if len(chunks) != 1:
+        chunks[:] = [np.concatenate(chunks)]
+    return chunks[0]
 
 
 def faiss_available() -> bool:

@@ -64,7 +64,7 @@ def _tile_distances(q_words, db_t, t0, t1, dist, lim):
 
 
 @jit()
-def _kth(hist, k):
+def kth(hist, k):
     """Smallest distance t with at least k items at distance <= t (``len(hist)`` if none)."""
     total = 0
     for t in range(hist.shape[0]):
@@ -81,7 +81,7 @@ def _compact(cand_d, cand_i, count, hist, k):
     The buffer holds items in increasing id order, so "best" is: every item closer than the
     k-th distance, then the earliest items at the k-th distance until k are kept.
     """
-    tau = _kth(hist, k)
+    tau = kth(hist, k)
     room = k
     for t in range(tau):
         room -= hist[t]
@@ -143,7 +143,7 @@ def flat_topk(q_words, db_t, k, n_bits, D, I):
                     continue
                 _admit(dist, t0, t1, lim, cand_d[r], cand_i[r], count, r, hist[r], k)
                 if count[r] >= k:
-                    limit[r] = _kth(hist[r], k)
+                    limit[r] = kth(hist[r], k)
         for r in range(c):
             _emit(cand_d[r], cand_i[r], count[r], hist[r], k, D[q0 + r], I[q0 + r])
 
@@ -162,7 +162,7 @@ def _admit(dist, t0, t1, lim, cand_d, cand_i, count, r, hist, k):
             n += 1
             if n == cap:
                 n = _compact(cand_d, cand_i, n, hist, k)
-                lim = min(lim, _kth(hist, k))
+                lim = min(lim, kth(hist, k))
     count[r] = n
 
 

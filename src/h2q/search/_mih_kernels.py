@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, make_popcount, prange_or_range
+from ._kernels import kth
 
 popcount = make_popcount()
 prange = prange_or_range()
@@ -80,16 +81,6 @@ def _query_key(q, start, length):
 
 
 @jit()
-def _kth(hist, k):
-    total = 0
-    for t in range(hist.shape[0]):
-        total += hist[t]
-        if total >= k:
-            return t
-    return hist.shape[0]
-
-
-@jit()
 def _keep_best(cand_d, cand_i, count, hist, k):
     """Keep the k best candidates by (distance, id); return the new count."""
     key = cand_d[:count].astype(np.int64) * (np.int64(1) << 40) + cand_i[:count]
@@ -129,7 +120,7 @@ def _probe_bucket(q, words, alive, b_lo, b_hi, bucket_ids, marker, stamp, st):
                 n = _keep_best(cand_d, cand_i, n, hist, meta[2])
             meta[0] = n
             if n >= meta[2]:
-                meta[1] = _kth(hist, meta[2])
+                meta[1] = kth(hist, meta[2])
 
 
 @jit()

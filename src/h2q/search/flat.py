@@ -32,16 +32,17 @@ import numpy as np
 
 from .._io import load_state, save_state
 from .._popcount import to_words
-from .._validation import check_positive_int
 from ..codes import check_codes, check_n_bits
 from ..exceptions import FileFormatError
 from ._common import (
     RangeSearchResult,
-    check_radius,
+    check_query,
     flat_range_search,
+    joined_chunks,
     misordered_rows,
     new_faiss_index,
     normalised_features,
+    query_features_for,
     resolve_backend,
 )
 from ._scan import Scan
@@ -219,10 +220,7 @@ class HammingIndex:
         TypeError, ValueError
             On bad codes, ``k < 1``, an empty index, or bad or unexpected features.
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        k = check_positive_int(k, "k")
-        if self._ntotal == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, k = check_query(query_codes, self.n_bits, self._ntotal, k=k)
         if rescore is not None:
             return search_and_rescore(
                 lambda kk: self.search(query_codes, kk, query_features),
@@ -234,7 +232,9 @@ class HammingIndex:
                 self._ntotal,
             )
         if query_features is not None:
-            query_features = self._query_features(query_features, len(query_codes))
+            query_features = query_features_for(
+                query_features, len(query_codes), self._n_features, self._feature_dtype
+            )
             return self._get_scan().topk(query_codes, k, query_features)
         if self.backend == "faiss":
             D, I = self._faiss_index.search(query_codes, k)
@@ -263,10 +263,7 @@ class HammingIndex:
             ``(lims, D, I)`` as faiss returns them: the results of query ``q`` are
             ``D[lims[q]:lims[q + 1]]`` and ``I[lims[q]:lims[q + 1]]``, ordered by (distance, id).
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        radius = check_radius(radius)
-        if self._ntotal == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, radius = check_query(query_codes, self.n_bits, self._ntotal, radius=radius)
         radii = np.full(len(query_codes), radius, dtype=np.int64)
         return flat_range_search(self._get_scan().words_t, query_codes, radii, self.backend)
 
@@ -278,16 +275,6 @@ class HammingIndex:
         if self._n_features is not None:
             total += sum(f.nbytes for f in self._feature_chunks)
         return int(total)
-
-    def _query_features(self, query_features: Any, n_queries: int) -> np.ndarray:
-        if self._n_features is None:
-            raise ValueError(
-                "query_features were given, but the index holds no features to compare "
-                "them with. Pass features to add(), or search without query_features."
-            )
-        return normalised_features(
-            query_features, "query_features", n_queries, self._n_features, self._feature_dtype
-        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` (an ``.npz`` archive, written atomically).
@@ -394,11 +381,7 @@ class HammingIndex:
         return self._code_chunks[0]
 
     def _features(self) -> np.ndarray | None:
-        if self._n_features is None:
-            return None
-        if len(self._feature_chunks) != 1:
-            self._feature_chunks = [np.concatenate(self._feature_chunks)]
-        return self._feature_chunks[0]
+        return None if self._n_features is None else joined_chunks(self._feature_chunks)
 
     def _get_scan(self) -> Scan:
         if self._scan is None:

@@ -37,9 +37,11 @@ from ._common import (
     PAD_DISTANCE,
     PAD_ID,
     RangeSearchResult,
-    check_radius,
+    check_query,
     flat_range_search,
+    joined_chunks,
     normalised_features,
+    query_features_for,
 )
 from ._jit import numba_available
 from ._scan import Scan, rerank
@@ -204,10 +206,7 @@ class MultiIndexHammingIndex:
         Parameters and returns are those of :meth:`h2q.HammingIndex.search` (with
         ``database_vectors`` holding one row per assigned id, removed ones included).
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        k = check_positive_int(k, "k")
-        if self._n_alive == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, k = check_query(query_codes, self.n_bits, self._n_alive, k=k)
         if rescore is not None:
             return search_and_rescore(
                 lambda kk: self.search(query_codes, kk, query_features),
@@ -233,10 +232,7 @@ class MultiIndexHammingIndex:
             ``lims[q]:lims[q + 1]``, ordered by (distance, id). Feed them to
             :func:`h2q.metrics.within_radius_metrics` for P@H<=r and mAP@H<=r.
         """
-        query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
-        radius = check_radius(radius)
-        if self._n_alive == 0:
-            raise ValueError("the index is empty: add() codes before searching.")
+        query_codes, radius = check_query(query_codes, self.n_bits, self._n_alive, radius=radius)
         radii = np.full(len(query_codes), radius, dtype=np.int64)
         return self._range(query_codes, np.ascontiguousarray(to_words(query_codes)), radii)
 
@@ -327,11 +323,7 @@ class MultiIndexHammingIndex:
         return self._word_chunks[0]
 
     def _features(self) -> np.ndarray | None:
-        if self._n_features is None:
-            return None
-        if len(self._feature_chunks) != 1:
-            self._feature_chunks = [np.concatenate(self._feature_chunks)]
-        return self._feature_chunks[0]
+        return None if self._n_features is None else joined_chunks(self._feature_chunks)
 
     def _get_tables(self) -> tuple[np.ndarray, ...]:
         if self._tables is None:
@@ -459,17 +451,8 @@ class MultiIndexHammingIndex:
         self, query_codes: np.ndarray, q_words: np.ndarray, k: int, query_features: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact re-ranking of ties: every item at or below each row's k-th distance competes."""
-        if self._n_features is None:
-            raise ValueError(
-                "query_features were given, but the index holds no features to compare "
-                "them with. Pass features to add(), or search without query_features."
-            )
-        qf = normalised_features(
-            query_features,
-            "query_features",
-            len(query_codes),
-            self._n_features,
-            self._feature_dtype,
+        qf = query_features_for(
+            query_features, len(query_codes), self._n_features, self._feature_dtype
         )
         D, I = self._knn(query_codes, q_words, k)
         radii = np.where(I[:, -1] == PAD_ID, self.n_bits, D[:, -1]).astype(np.int64)
