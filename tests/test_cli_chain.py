@@ -71,7 +71,7 @@ def test_chain_keeps_the_papers_tie_breaking(h2q, chain, tmp_path):
     assert "ties re-ranked by features" in out
 
     quantizer = load_quantizer(qfile)
-    expected = rank_database(
+    _, expected = rank_database(
         quantizer.encode(folds["query"]),
         quantizer.encode(folds["database"]),
         K,

@@ -61,18 +61,11 @@ def test_build_then_search_matches_the_library(h2q, files, tmp_path, method):
     with np.load(result) as r:
         np.testing.assert_array_equal(r["D"], D)
         np.testing.assert_array_equal(r["I"], I)
-    status, _, err = h2q(
-        "index",
-        "search",
-        "--index",
-        index_path,
-        "--queries",
-        files["q"],
-        "--radius",
-        3,
-        "--out",
-        result,
-    )
+    radius_search = ("index", "search", "--index", index_path, "--queries", files["q"])
+    radius_search += ("--radius", 3, "--out", result)
+    status, _, err = h2q(*radius_search)  # the project's policy: an existing output needs --force
+    assert status == 2 and "already exists" in err, err
+    status, _, err = h2q(*radius_search, "--force")
     assert status == 0, err
     expected = flat.range_search(np.load(files["q"]), 3)
     with np.load(result) as r:

@@ -491,7 +491,7 @@ def _train_reference(
     codes_np = codes.cpu().numpy()
     val = embed(model, fold_data["val"], device=dev, output_transform=torch.tanh)
     n_db = len(codes_np)
-    ranking = rank_database(encode_sign(val), encode_sign(codes_np), n_db)
+    _, ranking = rank_database(encode_sign(val), encode_sign(codes_np), n_db)
     score = mean_average_precision(ranking, fold_data["val"].y, fold_data["train"].y, n_db)
     elapsed = (time.perf_counter() - t0) / len(losses)
     history = [EpochRecord(i + 1, loss, math.nan, elapsed) for i, loss in enumerate(losses)]
