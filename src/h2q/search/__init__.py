@@ -11,7 +11,8 @@ exact re-ranking of ties by continuous features.
 - :func:`rescore`: re-order a Hamming shortlist by exact float scores.
 """
 
-from ._common import PAD_DISTANCE, PAD_ID, RangeSearchResult
+from ._common import RangeSearchResult
+from ._pad import PAD_DISTANCE, PAD_ID
 from .flat import HammingIndex
 from .mih import MultiIndexHammingIndex
 from .ranking import iter_rank_database, rank_database

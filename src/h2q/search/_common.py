@@ -10,11 +10,7 @@ from .._popcount import iter_distance_blocks, to_words
 from .._validation import check_embeddings, check_nonzero_rows, check_positive_int
 from ..codes import check_codes
 from ._jit import DISABLE_VAR, numba_available
-
-#: Distance reported for padding entries (k > number of database items), as in faiss.
-PAD_DISTANCE = int(np.iinfo(np.int32).max)
-#: Id reported for padding entries, as in faiss.
-PAD_ID = -1
+from ._pad import PAD_ID
 
 
 class RangeSearchResult(NamedTuple):

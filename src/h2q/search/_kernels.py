@@ -22,6 +22,7 @@ import numpy as np
 
 from .._threads import thread_limit
 from ._jit import jit, make_popcount, prange_or_range
+from ._pad import PAD_DISTANCE, PAD_ID
 
 popcount = make_popcount()
 prange = prange_or_range()
@@ -205,8 +206,6 @@ def flat_range(q_words, db_t, radius, cap, counts, D, I):
 
 def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
     """Run :func:`flat_topk` into fresh padded ``(D, I)`` arrays."""
-    from ._common import PAD_DISTANCE, PAD_ID
-
     D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
     I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
     with thread_limit(None):  # H2Q_NUM_THREADS, when set

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._popcount import KernelScratch, block_distances, iter_distance_blocks, to_words
-from ._common import PAD_DISTANCE, PAD_ID, feature_distances
+from ._common import feature_distances
+from ._pad import PAD_DISTANCE, PAD_ID
 
 #: ``uint64`` elements of the scratch block of one scan step (2 MiB).
 _SCAN_BLOCK_WORDS = 1 << 18

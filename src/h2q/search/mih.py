@@ -34,8 +34,6 @@ from .._validation import check_positive_int
 from ..codes import check_codes, check_n_bits
 from ..exceptions import FileFormatError
 from ._common import (
-    PAD_DISTANCE,
-    PAD_ID,
     RangeSearchResult,
     check_query,
     flat_range_search,
@@ -44,6 +42,7 @@ from ._common import (
     query_features_for,
 )
 from ._jit import numba_available
+from ._pad import PAD_DISTANCE, PAD_ID
 from ._scan import Scan, rerank
 from .rescore import Metric, search_and_rescore
 

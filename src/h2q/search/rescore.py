@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import check_embeddings, check_positive_int
-from ._common import PAD_ID
+from ._pad import PAD_ID
 
 __all__ = ["rescore"]
 
