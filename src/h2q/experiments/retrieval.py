@@ -9,9 +9,9 @@ query fold (:func:`pick_queries`), so they are the same for every strategy and e
 
 The ranking is the grid's own: the cell's saved quantizer encodes the embeddings of the
 stage-1 run the cell read (the λ = 0 run for λ = 0 and H²Q, the chosen λ's run for +λ), and
-:func:`h2q.search.rank_database` orders the database by Hamming distance, ties by the
-squared distance of the L2-normalised transformed features (when the grid breaks ties so),
-then by database id. Embedding rows map to data-set items through the run's ``split.npz``.
+:func:`h2q.search.iter_rank_database` (the scan of ``rank_database`` and of the evaluation)
+orders the database by Hamming distance, ties by the squared distance of the L2-normalised
+transformed features (when the grid breaks ties so), then by database id. Embedding rows map to data-set items through the run's ``split.npz``.
 
 Image data sets give one figure (:func:`plot_retrieval`): per query one row per strategy,
 the query image first, then the results framed green (relevant) or red (wrong). Text data
@@ -136,7 +136,7 @@ def top_results(
     -------
     numpy.ndarray of shape (n_queries, min(top, n_db)), int64
     """
-    from ..search import rank_database
+    from ..search import iter_rank_database
 
     features = {}
     if tie_break:
@@ -145,7 +145,8 @@ def top_results(
             "db_features": np.asarray(quantizer.transform(X_db)),
         }
     top = min(top, len(X_db))
-    return rank_database(quantizer.encode(X_query), quantizer.encode(X_db), top, **features)
+    chunks = iter_rank_database(quantizer.encode(X_query), quantizer.encode(X_db), top, **features)
+    return np.concatenate([I for _, _, I in chunks])
 
 
 def representative_cell(
