@@ -11,7 +11,8 @@ The ranking is the grid's own: the cell's saved quantizer encodes the embeddings
 stage-1 run the cell read (the λ = 0 run for λ = 0 and H²Q, the chosen λ's run for +λ), and
 :func:`h2q.search.iter_rank_database` (the scan of ``rank_database`` and of the evaluation)
 orders the database by Hamming distance, ties by the squared distance of the L2-normalised
-transformed features (when the grid breaks ties so), then by database id. Embedding rows map to data-set items through the run's ``split.npz``.
+transformed features (when the grid breaks ties so), then by database id. Embedding rows
+map to data-set items through the run's ``split.npz``.
 
 Image data sets give one figure (:func:`plot_retrieval`): per query one row per strategy,
 the query image first, then the results framed green (relevant) or red (wrong). Text data
