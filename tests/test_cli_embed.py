@@ -160,4 +160,15 @@ def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
     cells = (out / "cells.csv").read_text()
     for row in ("lambda0", "penalty", "hswd", "itq", "h2q-l2"):
         assert row in cells
-    assert "wordnet" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "wordnet" in report
+    # Retrieval you can see, as text: a result is marked wrong exactly when its class ("wK",
+    # the fixture's class index) differs from its query's.
+    assert "| rank | λ = 0 | +H²Q (L2) | +λ |" in report
+    queries = re.findall(r"^Query \d \(.*?\): w(\d+) ", report, flags=re.M)
+    blocks = re.split(r"^Query \d ", report, flags=re.M)[1:]
+    assert len(queries) == len(blocks) == 4
+    for query, block in zip(queries, blocks, strict=True):
+        marks = re.findall(r"([✓✗]) w(\d+) ", block)
+        assert len(marks) == 30
+        assert all((mark == "✗") == (k != query) for mark, k in marks)

@@ -66,6 +66,7 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
         "gain_over_lambda0.png",
         "map_vs_bits.png",
         "pr_dpsh_8bits.png",
+        "retrieval_dpsh_8bits.png",
         "training_curves.png",
         "training_loss.png",
     ]

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         keep_checkpoints=args.keep_checkpoints,
     )
-    files = write_outputs(result)
+    files = write_outputs(result, root=args.root)
     elapsed = time.perf_counter() - start
     print((result.out_dir / "table.md").read_text(encoding="utf-8"))
     print((result.out_dir / "verdict.md").read_text(encoding="utf-8"), end="")

@@ -22,6 +22,9 @@ Layout of the files written by :func:`write_outputs` (all atomically)::
         plots/training_curves.png       validation mAP of every stage-1 run by epoch
         plots/training_loss.png         its training loss by epoch
         plots/pr_<method>_<bits>bits.png    one per method, at one bit length
+        plots/retrieval_<method>_<bits>bits.png
+                                            top results of fixed queries (image data sets;
+                                            text data sets get a table in report.md)
         report.md                           the table, the statistics, the plots, the verdict
 
 Every number comes from the grid's cell and run files; nothing is typed in by hand.
@@ -45,6 +48,7 @@ from .grid import GridResult
 from .paper import paper_comparison_markdown
 from .plots import plot_gains, plot_map_vs_bits, plot_pr_curves, plot_training_curves
 from .records import CellRecord, write_json
+from .retrieval import write_retrieval
 from .stage1 import Stage1Summary, read_stage1_runs
 from .stats import Improvement, SummaryTable, compare, summarize
 from .tables import (
@@ -215,13 +219,15 @@ def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement
     }
 
 
-def write_outputs(result: GridResult) -> dict[str, Path]:
+def write_outputs(result: GridResult, *, root: str | None = None) -> dict[str, Path]:
     """Write the tables, statistics, plots, ``summary.json`` and ``report.md`` of a grid.
 
     Parameters
     ----------
     result : GridResult
         From :func:`h2q.experiments.grid.run_grid` (or rebuilt from a results folder).
+    root : str, optional
+        Data folder for :func:`h2q.data.load_dataset` (the retrieval figure shows its items).
 
     Returns
     -------
@@ -263,7 +269,9 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
 
     plots = _write_plots(result, table, improvements, runs, k)
     files.update({f"plots/{p.name}": p for p in plots.values()})
-    text("report.md", _report(result, table, improvements, runs, chosen, k, plots))
+    seen = write_retrieval(config, records, out, root=root)
+    files.update(seen.files)
+    text("report.md", _report(result, table, improvements, runs, chosen, k, plots, seen.lines))
     return files
 
 
@@ -408,6 +416,7 @@ def _report(
     chosen: set[str],
     k: int,
     plots: dict[str, Path],
+    retrieval: Sequence[str] = (),
 ) -> str:
     config, records = result.config, result.records
     lines = [
@@ -453,6 +462,7 @@ def _report(
         ]
         lines += [f"![precision-recall]({(Path('plots') / p.name).as_posix()})" for p in pr]
         lines.append("")
+    lines += retrieval
     lines += [
         "## Quantization loss",
         "",
