@@ -105,7 +105,10 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
             np.testing.assert_array_equal(result["D"], D_ref, err_msg=name)
             np.testing.assert_array_equal(result["I"], I_ref, err_msg=name)
 
-    # the Python block, on the files the commands wrote
+    # the Python block, on the files the commands wrote; Spark's JVM may have started in an
+    # earlier test's folder (it outlives session.stop()), so give it the absolute path
+    assert '"items.parquet"' in python
+    python = python.replace('"items.parquet"', repr(str(tmp_path / "items.parquet")))
     namespace: dict = {}
     exec(compile(python, "README.md (Scaling out, python)", "exec"), namespace)
     try:
