@@ -156,6 +156,44 @@ def test_export_and_search_milvus(h2q, files, tmp_path):
     _assert_one_line_error(status, err, "search")
 
 
+def test_search_milvus_reads_a_fold_of_an_embeddings_npz(h2q, files, tmp_path, embeddings):
+    """`h2q search --milvus --queries EMB.npz --fold query --quantizer q.npz` (README, Scaling
+    out) encodes that fold, as a .npy of the same rows does; --fold needs --quantizer."""
+    pytest.importorskip("milvus_lite", reason="needs the milvus extra: pip install 'h2q[milvus]'")
+    from h2q.embeddings import save_embeddings
+
+    _, p = files
+    npz = tmp_path / "emb.npz"
+    save_embeddings(npz, train=embeddings[:1000], query=embeddings[1000:1050])
+    np.save(tmp_path / "query.npy", embeddings[1000:1050])
+    db = tmp_path / "codes.db"
+    common = ("--milvus", db, "--collection", "c", "-k", 5)
+    status, _, _ = h2q("export", "milvus", db, "--collection", "c", "--embeddings", npz,
+                       "--fold", "train", "--quantizer", p["q.npz"])  # fmt: skip
+    assert status == 0
+    for queries, fold, out in ((npz, ["--fold", "query"], "a.npz"), (tmp_path / "query.npy", [],
+                               "b.npz")):  # fmt: skip
+        status, _, err = h2q("search", *common, "--queries", queries, *fold, "--quantizer",
+                             p["q.npz"], "--out", tmp_path / out)  # fmt: skip
+        assert status == 0, err
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["D"].shape == (50, 5)
+    np.testing.assert_array_equal(a["D"], b["D"])
+    np.testing.assert_array_equal(a["I"], b["I"])
+    status, _, err = h2q("search", *common, "--queries", npz, "--quantizer", p["q.npz"],
+                         "--out", tmp_path / "c.npz")  # fmt: skip
+    _assert_one_line_error(status, err, "search")
+    assert "choose one with --fold" in err
+    status, _, err = h2q("search", *common, "--queries", p["codes.npy"], "--fold", "query",
+                         "--out", tmp_path / "d.npz")  # fmt: skip
+    _assert_one_line_error(status, err, "search")
+    assert "give --quantizer" in err
+    status, _, err = h2q("search", "--database", p["codes.npy"], "--queries", p["codes.npy"],
+                         "--fold", "query", "-k", 3, "--out", tmp_path / "e.npz")  # fmt: skip
+    _assert_one_line_error(status, err, "search")
+    assert "only with --milvus" in err
+
+
 def _ids(tmp_path, n):
     path = tmp_path / "ids.npy"
     np.save(path, np.arange(n) + 100)

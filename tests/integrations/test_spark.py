@@ -53,6 +53,19 @@ def test_encode_dataframe_is_byte_identical(spark, embeddings, dtype):
     np.testing.assert_array_equal(_codes_of(same.toArrow()), q.encode(X))
 
 
+def test_encode_parquet_reads_a_relative_path_from_our_folder(
+    spark, embeddings, tmp_path, monkeypatch
+):
+    """The JVM keeps the folder it started in; a relative input is ours, not the JVM's."""
+    q = HouseholderQuantizer(32, max_iter=3, random_state=0).fit(embeddings)
+    pq.write_table(_embedding_table(embeddings[:50], np.arange(50)), tmp_path / "in.parquet")
+    spark.range(1).count()  # the JVM is up before we move
+    monkeypatch.chdir(tmp_path)
+    assert hs.encode_parquet("in.parquet", "out.parquet", q, spark=spark) == 50
+    table = pq.read_table(tmp_path / "out.parquet").sort_by("id")
+    np.testing.assert_array_equal(_codes_of(table), q.encode(embeddings[:50]))
+
+
 def test_encode_parquet(spark, embeddings, tmp_path):
     q = SignQuantizer().fit(embeddings)
     src, dst = tmp_path / "in.parquet", tmp_path / "out.parquet"

@@ -150,6 +150,11 @@ def add_milvus_search_options(parser: argparse.ArgumentParser) -> None:
         help="--queries are embeddings: encode them with this quantizer (checked against the "
         "collection's)",
     )
+    group.add_argument(
+        "--fold",
+        choices=FOLDS,
+        help="with --quantizer: the fold of an embeddings .npz given as --queries",
+    )
 
 
 def run_milvus_search(args: argparse.Namespace) -> int | None:
@@ -157,8 +162,8 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
     if args.milvus is None:
         if args.database is None:
             raise ValueError("give --database DB_CODES.npy, or --milvus URI --collection NAME.")
-        if args.collection is not None or args.quantizer is not None:
-            raise ValueError("--collection and --quantizer apply only with --milvus URI.")
+        if args.collection is not None or args.quantizer is not None or args.fold is not None:
+            raise ValueError("--collection, --quantizer and --fold apply only with --milvus URI.")
         return None
     from ._common import load_codes, load_matrix
     from ._paths import check_outputs
@@ -169,6 +174,8 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
         raise ValueError("--milvus needs --collection NAME.")
     if args.database_features is not None or args.query_features is not None:
         raise ValueError("feature re-ranking is not available with --milvus; drop the features.")
+    if args.fold is not None and args.quantizer is None:
+        raise ValueError("--fold picks embeddings to encode; give --quantizer QUANTIZER.npz too.")
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
     out = check_outputs([args.queries, args.quantizer], {"--out": args.out}, force=args.force)[
@@ -183,7 +190,7 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
             if quantizer is None:
                 D, I = index.search(load_codes(args.queries, "--queries")[0], args.k)
             else:
-                X = load_matrix(args.queries, None, "--queries")
+                X = load_matrix(args.queries, args.fold, "--queries")
                 D, I = index.search_embeddings(X, args.k, quantizer)
     _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
     print(f"searched {len(D)} queries in {args.milvus} [{args.collection}], k={args.k} -> {out}")

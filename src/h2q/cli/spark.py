@@ -134,7 +134,7 @@ def _run_search(args: argparse.Namespace) -> int:
     queries, _ = load_codes(args.queries, "--queries")
     spark_mod = _spark_module()
     with _session(args) as session:
-        db = session.read.parquet(str(args.database))
+        db = session.read.parquet(str(Path(args.database).resolve()))  # the JVM's cwd may differ
         D, I = spark_mod.batch_search(
             db, queries, args.k, id_col=args.id_col, code_col=args.code_col
         )

@@ -222,6 +222,8 @@ def encode_parquet(
             raise FileNotFoundError(f"cannot write {dst}: its folder does not exist.")
     if "://" not in src and not Path(src).exists():
         raise FileNotFoundError(f"no such Parquet input: {src}")
+    if "://" not in src:  # Spark resolves a relative path in the JVM's folder, not ours
+        src = str(Path(src).resolve())
     spark = spark or spark_session()
     out = encode_dataframe(
         spark.read.parquet(src), quantizer, input_col, output_col, threads_per_task=threads_per_task
