@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from h2q.cli import main as cli_main
 from h2q.embeddings import save_embeddings
 from h2q.evaluation import evaluate_quantizers
 from h2q.metrics import mean_average_precision
@@ -20,16 +19,9 @@ K = 100
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys):
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("quantize",))
-
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+def h2q(cli_runner):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    return cli_runner(("quantize",))
 
 
 @pytest.fixture(scope="module")

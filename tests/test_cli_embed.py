@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import h2q.cli.main as cli_main
 from h2q import text as h2q_text
 from h2q.data import SCHEMES, StratifiedScheme, load_split
 from h2q.embeddings import load_embeddings
@@ -50,19 +49,11 @@ def wordnet_dir(tmp_path):
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("embed", "train", "quantize", "reproduce"))
+def h2q(cli_runner, monkeypatch, tmp_path):
     monkeypatch.setitem(SCHEMES, "wordnet", SCHEME)
     monkeypatch.setattr(h2q_text, "load_text_model", lambda model=None, device="cpu": KindEncoder())
     monkeypatch.setenv("H2Q_CACHE_DIR", str(tmp_path / "cache"))
-
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+    return cli_runner(("embed", "train", "quantize", "reproduce"))
 
 
 def test_embed_dataset_writes_the_embeddings_layout(h2q, wordnet_dir, tmp_path):

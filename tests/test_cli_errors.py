@@ -15,16 +15,9 @@ from h2q.quantizers import ITQQuantizer
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys):
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("quantize",))
-
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+def h2q(cli_runner):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    return cli_runner(("quantize",))
 
 
 def _one_line_error(status, err, command, match):

@@ -6,22 +6,13 @@ import numpy as np
 import pytest
 
 from h2q import HammingIndex, pack_bits
-from h2q.cli import main as cli_main
 from h2q.search import rescore
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys):
-    """Run the CLI in-process; return (status, stdout, stderr)."""
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("index",))
-
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+def h2q(cli_runner):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    return cli_runner(("index",))
 
 
 @pytest.fixture

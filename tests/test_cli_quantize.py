@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from h2q.cli import main as cli_main
 from h2q.codes import hamming_distances
 from h2q.embeddings import save_embeddings
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer, load_quantizer
@@ -20,18 +19,9 @@ WIDTH = 16
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys):
+def h2q(cli_runner):
     """Run the CLI in-process; return (exit status, stdout, stderr)."""
-    # Only this module's commands: the test does not depend on the other command modules.
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("quantize",))
-
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+    return cli_runner(("quantize",))
 
 
 def _clusters(rng, centers, n):

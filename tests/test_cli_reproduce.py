@@ -9,27 +9,13 @@ import re
 import pytest
 import torch
 
-from h2q.cli import main as cli_main
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def h2q(monkeypatch, capsys):
+def h2q(cli_runner):
     """Run the CLI in-process; return (exit status, stdout, stderr)."""
-    # Only this module's command: the test does not depend on the other command modules.
-    monkeypatch.setattr(cli_main, "_COMMAND_MODULES", ("reproduce",))
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            status = cli_main.main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+    return cli_runner(("reproduce",), catch_exit=True)
 
 
 # Two bit lengths and two workers: the (method, bits) groups run in parallel processes.

@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from h2q import HouseholderQuantizer
-from h2q.cli import main as cli_main
 
 pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 
 
 @pytest.fixture
-def h2q(capsys):
-    def run(*argv):
-        capsys.readouterr()
-        status = cli_main.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
+def h2q(cli_runner):
+    return cli_runner()
 
 
 @pytest.fixture
