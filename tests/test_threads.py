@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 from threadpoolctl import threadpool_info
@@ -39,3 +41,24 @@ def test_env_var_applies_when_no_argument(monkeypatch):
 def test_bad_thread_counts_are_refused(bad):
     with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1"):
         check_n_threads(bad)
+
+
+def test_an_inner_none_inherits_the_enclosing_limit(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with thread_limit(1):
+        assert resolve_n_threads(None) == 1
+        with thread_limit(None):
+            assert torch.get_num_threads() == 1
+    assert resolve_n_threads(None) is None
+
+
+def test_numba_imported_inside_a_limit_is_limited_by_the_next_block(monkeypatch):
+    numba = pytest.importorskip("numba")  # the `fast` extra (installed in CI)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    monkeypatch.delitem(sys.modules, "numba")  # not imported yet when the command's limit begins
+    with thread_limit(1):
+        monkeypatch.setitem(sys.modules, "numba", numba)  # a kernel module imports it now
+        with thread_limit(None):  # ... and limits itself
+            assert numba.get_num_threads() == 1
+            assert torch.get_num_threads() == 1

@@ -5,8 +5,10 @@ and scipy call into, numba's) is limited together, so that two pools never fight
 cores. ``thread_limit(n)`` is the only way the library changes them, and it restores the old
 settings on exit.
 
-``n_threads=None`` means "leave it to the caller's setting": the value of the environment
-variable ``H2Q_NUM_THREADS`` when set, otherwise the pools are left as they are.
+``n_threads=None`` means "leave it to the caller's setting": the limit of an enclosing
+``thread_limit`` when there is one (so that a kernel that imports numba late still gets the
+command's ``--threads``), else the environment variable ``H2Q_NUM_THREADS`` when set, else the
+pools are left as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
 ENV_VAR = "H2Q_NUM_THREADS"
+
+#: The limits of the enclosing ``thread_limit`` blocks, innermost last (one process-wide
+#: stack: thread limits are a process-wide setting of every pool anyway).
+_ACTIVE: list[int] = []
 
 
 def available_cores() -> int:
@@ -40,10 +46,13 @@ def check_n_threads(n_threads: object, name: str = "n_threads") -> int | None:
 
 
 def resolve_n_threads(n_threads: int | None) -> int | None:
-    """The thread count to apply: the argument, else ``H2Q_NUM_THREADS``, else ``None``."""
+    """The thread count to apply: the argument, else the enclosing ``thread_limit``'s, else
+    ``H2Q_NUM_THREADS``, else ``None``."""
     n = check_n_threads(n_threads)
     if n is not None:
         return n
+    if _ACTIVE:
+        return _ACTIVE[-1]
     text = os.environ.get(ENV_VAR, "").strip()
     if not text:
         return None
@@ -73,9 +82,11 @@ def _limited(n: int) -> Iterator[None]:
         torch.set_num_threads(n)
         if numba is not None:
             numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        _ACTIVE.append(n)
         try:
             yield
         finally:
+            _ACTIVE.pop()
             torch.set_num_threads(old_torch)
             if numba is not None:
                 numba.set_num_threads(old_numba)
@@ -84,7 +95,8 @@ def _limited(n: int) -> Iterator[None]:
 def thread_limit(n_threads: int | None):
     """Context manager: run the body with every thread pool limited to ``n_threads``.
 
-    ``None`` applies ``H2Q_NUM_THREADS`` when it is set and changes nothing otherwise.
+    ``None`` applies the enclosing block's limit, else ``H2Q_NUM_THREADS`` when it is set, and
+    changes nothing otherwise.
     """
     n = resolve_n_threads(n_threads)
     return nullcontext() if n is None else _limited(n)

@@ -8,11 +8,13 @@ exact re-ranking of ties by continuous features.
 - :class:`HammingIndex`: the flat scan (compiled kernel, numpy, or faiss back end);
 - :class:`MultiIndexHammingIndex`: exact multi-index hashing (Norouzi et al.), k-NN and range;
 - :func:`rank_database`, :func:`iter_rank_database`: ranking without an index;
-- :func:`rescore`: re-order a Hamming shortlist by exact float scores.
+- :func:`rescore`: re-order a Hamming shortlist by exact float scores;
+- :func:`exact_neighbors`: the exact float neighbours (blocked), for recall.
 """
 
 from ._common import RangeSearchResult
 from ._pad import PAD_DISTANCE, PAD_ID
+from .exact import exact_neighbors
 from .flat import HammingIndex
 from .mih import MultiIndexHammingIndex
 from .ranking import iter_rank_database, rank_database
@@ -24,6 +26,7 @@ __all__ = [
     "HammingIndex",
     "MultiIndexHammingIndex",
     "RangeSearchResult",
+    "exact_neighbors",
     "iter_rank_database",
     "rank_database",
     "rescore",
