@@ -94,6 +94,17 @@ def test_embed_text_file(h2q, tmp_path):
     assert list(data) == ["train"] and data["train"].shape == (3, 8)
     assert any((tmp_path / "cache" / "text").iterdir())  # cached under $H2Q_CACHE_DIR/text
 
+    # the project's output policy: an existing output needs --force; an input is never one
+    again = ("embed", "--texts", src, "--out", tmp_path / "e.npz", "--no-progress")
+    before = (tmp_path / "e.npz").read_bytes()
+    status, _, err = h2q(*again)
+    assert status == 2 and "already exists" in err and "--force" in err, err
+    assert (tmp_path / "e.npz").read_bytes() == before
+    assert h2q(*again, "--force")[0] == 0
+    (tmp_path / "link.npz").symlink_to(src)
+    status, _, err = h2q("embed", "--texts", src, "--out", tmp_path / "link.npz", "--force")
+    assert status == 2 and src.read_text(encoding="utf-8").startswith("kind 1 cat"), err
+
 
 @pytest.mark.parametrize(
     ("argv", "match"),

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._io import atomic_write
 from ._args import add_threads_option, positive_int
+from ._paths import add_force_option, check_outputs
 
 _FOLDS = ("train", "val", "query", "database")
 
@@ -61,23 +62,18 @@ def register(subparsers: Any) -> None:
         help="also write the texts as JSON lines (fold, index, label, text), in the file's order",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_force_option(p)
     p.set_defaults(func=run)
 
 
 def _check_outputs(args: argparse.Namespace) -> list[Path]:
-    outs = [Path(p) for p in (args.out, args.split_out, args.texts_out) if p is not None]
     if Path(args.out).suffix != ".npz":
         raise ValueError(f"--out must name a .npz file, got {args.out}.")
-    for path in outs:
-        if not path.parent.is_dir():
-            raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist.")
-    if len({p.resolve() for p in outs}) != len(outs):
-        raise ValueError("--out, --split-out and --texts-out must be different files.")
-    if args.texts is not None and Path(args.texts).resolve() in {p.resolve() for p in outs}:
-        raise ValueError(f"an output path is the input {args.texts}; choose another.")
     if args.texts is not None and (args.split_out or args.scheme or args.max_database):
         raise ValueError("--scheme, --max-database and --split-out apply to --dataset only.")
-    return outs
+    outputs = {"--out": args.out, "--split-out": args.split_out, "--texts-out": args.texts_out}
+    checked = check_outputs([args.texts, args.model], outputs, force=args.force)
+    return list(checked.values())
 
 
 def _read_texts(path: str) -> list[str]:
