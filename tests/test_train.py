@@ -585,7 +585,20 @@ def test_fresh_run_refuses_a_folder_with_files(tmp_path):
         run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
     with pytest.raises(ValueError, match="cannot resume: .* does not exist"):
         run_training(config, tmp_path / "missing", resume=True, data=tiny_image_dataset())
+    # overwrite (--force) replaces a run folder only, never a folder of other files
+    with pytest.raises(ValueError, match="holds files but no run"):
+        run_training(config, tmp_path, overwrite=True, data=tiny_image_dataset(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_keeps_the_folder_mode(tmp_path):
+    out = tmp_path / "run"
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    run_training(TINY_CONFIG, out, **kwargs)
+    out.chmod(0o755)
+    run_training(TINY_CONFIG.replace(n_bits=16), out, overwrite=True, **kwargs)
+    assert out.stat().st_mode & 0o777 == 0o755
 
 
 def test_a_split_made_with_another_database_cap_is_refused(tmp_path):

@@ -276,6 +276,11 @@ def run_training(
                 f"{out} already holds files; pass another output folder, resume=True "
                 "(--resume) to continue the run there, or overwrite=True (--force) to replace it."
             )
+        if not (out / "config.json").is_file():
+            raise ValueError(
+                f"{out} holds files but no run (no config.json); overwrite=True (--force) "
+                "replaces only a run folder. Pass an empty or new output folder."
+            )
         with _aside(out) as staging:
             result = _run(
                 config, staging, data, root, device, cache_dir, progress, False, keep_checkpoints
@@ -305,6 +310,7 @@ def _aside(out: Path) -> Iterator[Path]:
     for stale in [*out.parent.glob(f".{out.name}.new-*"), *out.parent.glob(f".{out.name}.old-*")]:
         shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted replacement
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging.chmod(out.stat().st_mode & 0o7777)  # mkdtemp makes it 0700; keep the old mode
     try:
         yield staging
     except BaseException:
