@@ -79,8 +79,14 @@ def test_encode_parquet(spark, embeddings, tmp_path):
     np.testing.assert_array_equal(_codes_of(table)[order], q.encode(embeddings))
     with pytest.raises(ValueError, match="exists; pass force=True"):
         hs.encode_parquet(src, dst, q, spark=spark)
-    with pytest.raises(ValueError, match="is the input"):
+    with pytest.raises(ValueError, match="is or holds the input"):
         hs.encode_parquet(src, src, q, spark=spark, force=True)
+    with pytest.raises(ValueError, match="is or holds the input"):  # never delete the input
+        hs.encode_parquet(src, tmp_path, q, spark=spark, force=True)
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match="not a Parquet output"):  # --force replaces outputs only
+        hs.encode_parquet(src, tmp_path / "notes", q, spark=spark, force=True)
+    assert src.exists() and (tmp_path / "notes").is_dir()
     before = sorted(p.name for p in dst.iterdir())
     wide = SignQuantizer().fit(np.ones((2, 8), np.float32))
     with pytest.raises(
@@ -89,6 +95,7 @@ def test_encode_parquet(spark, embeddings, tmp_path):
         hs.encode_parquet(src, dst, wide, spark=spark, force=True)
     assert sorted(p.name for p in dst.iterdir()) == before  # a failed job leaves the output
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    (tmp_path / "notes").rmdir()
     assert hs.encode_parquet(src, dst, q, spark=spark, force=True, drop_input=False) == 1500
     assert pq.read_table(dst).column_names == ["id", "embedding", "code"]
 

@@ -95,8 +95,8 @@ def _session(args: argparse.Namespace) -> Iterator[Any]:
 
 def _check_new_output(path: Path, force: bool, inputs: list[str]) -> None:
     for source in inputs:
-        if path.resolve() == Path(source).resolve():
-            raise ValueError(f"output {path} is an input; pass another output path.")
+        if Path(source).resolve().is_relative_to(path.resolve()):
+            raise ValueError(f"output {path} is or holds the input {source}; pass another path.")
     if path.exists() and not force:
         raise ValueError(f"output {path} exists; pass --force to replace it.")
 

@@ -214,10 +214,15 @@ def encode_parquet(
     src, dst = str(input_path), str(output_path)
     local = "://" not in dst
     if local:
-        if Path(dst).resolve() == Path(src).resolve():
-            raise ValueError(f"output {dst} is the input; pass another output path.")
+        if "://" not in src and Path(src).resolve().is_relative_to(Path(dst).resolve()):
+            raise ValueError(f"output {dst} is or holds the input {src}; pass another output path.")
         if Path(dst).exists() and not force:
             raise ValueError(f"output {dst} exists; pass force=True (--force) to replace it.")
+        if Path(dst).exists() and not _is_parquet_output(Path(dst)):
+            raise ValueError(
+                f"output {dst} exists but is not a Parquet output (no _SUCCESS or part-* files); "
+                "force=True (--force) replaces only such a folder. Pass another output path."
+            )
         if not Path(dst).resolve().parent.is_dir():
             raise FileNotFoundError(f"cannot write {dst}: its folder does not exist.")
     if "://" not in src and not Path(src).exists():
@@ -244,6 +249,13 @@ def encode_parquet(
         return n_rows
     except PythonException as exc:
         raise ValueError(_task_error(exc)) from None
+
+
+def _is_parquet_output(path: Path) -> bool:
+    """Whether ``path`` looks like a Parquet output that ``encode_parquet`` may replace."""
+    if path.is_file():
+        return path.suffix == ".parquet"
+    return (path / "_SUCCESS").exists() or any(path.glob("part-*"))
 
 
 def _replace_folder(new: Path, dst: Path) -> None:
