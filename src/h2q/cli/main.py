@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if not _is_user_error(exc):
             raise
+        logging.getLogger(__name__).debug("traceback of the error below", exc_info=True)  # -v
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"h2q {args.command}: error: {message}", file=sys.stderr)
         return 2
