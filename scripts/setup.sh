@@ -16,16 +16,6 @@ if [ "${1:-}" = "--test" ]; then
     everything=1
 fi
 
-python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$python" -m venv .venv
-fi
-pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-
-# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is a CPU build.
-"${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
-"${pip[@]}" -e ".[${extras}]"
-
 # need_debian PATH PACKAGE WHAT: install a Debian package when PATH is missing (as root), or say
 # how to install it.
 need_debian() {
@@ -44,6 +34,21 @@ need_debian() {
         echo "  sudo apt-get install -y --no-install-recommends $2" >&2
     fi
 }
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    if ! "$python" -c "import ensurepip" 2>/dev/null; then  # Debian's python3 splits venv off
+        need_debian /nonexistent/python3-venv python3-venv "Python's venv module"
+    fi
+    "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; on this project's
+# machines 2.13.0 is a CPU wheel on disk (elsewhere pass H2Q_TORCH_VERSION or install torch's
+# CPU build from its own index first).
+"${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
+"${pip[@]}" -e ".[${extras}]"
 
 # The main job's data set.
 need_debian /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist \
