@@ -46,6 +46,7 @@ import h2q
 from h2q._threads import thread_limit
 from h2q.codes import encode_sign
 from h2q.embeddings import load_embeddings
+from h2q.evaluation_unsupervised import random_orthogonal
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from h2q.search import rank_database
 
@@ -79,12 +80,6 @@ def recall_at_k(retrieved: np.ndarray, truth: np.ndarray, k: int) -> float:
     return 100.0 * float(np.mean(hits)) / k
 
 
-def random_rotation(n: int, seed: int) -> np.ndarray:
-    A = np.random.default_rng(seed).standard_normal((n, n))
-    Qm, R = np.linalg.qr(A)
-    return Qm * np.sign(np.diag(R))
-
-
 def pca(X: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     mean = X.mean(axis=0)
     _, _, Vt = np.linalg.svd(X - mean, full_matrices=False)
@@ -102,7 +97,7 @@ def codes_for(method: str, b: int, fit: dict, Q: np.ndarray, D: np.ndarray, seed
         enc = lambda A: encode_sign(np.ascontiguousarray(A[:, :b] - mean[:b]))  # noqa: E731
     elif method == "PCA + random rotation":
         mean, P = pca(X, b)
-        R = (random_rotation(b, seed) @ P).astype(np.float32)
+        R = (random_orthogonal(b, seed) @ P).astype(np.float32)
         enc = lambda A: encode_sign(A - mean, rotation=R)  # noqa: E731
     else:
         q = {

@@ -277,11 +277,15 @@ FAILURES = [
         ["search", "--database", "{root}/c1.npy", "--queries", "{root}/c1.npy", "-k", "0"],
         "-k must be a positive integer",
     ),
-    (["evaluate", "{root}/unlabelled.npz"], "lacks ['y_query', 'y_database']"),
+    (
+        ["evaluate", "{root}/unlabelled.npz", "--quantizer", "{fitted}"],
+        "--quantizer scores fitted quantizers on labelled data",
+    ),
     (["evaluate", "{root}/emb.npz", "--methods", "sign,pq"], "unknown method(s) ['pq']"),
     (["evaluate", "{root}/emb.npz", "--methods", "sign,sign"], "more than once"),
     (["evaluate", "{root}/emb.npz", "--bits", "17"], "--bits 17 is larger"),
-    (["evaluate", "{root}/train.npy"], "lacks"),
+    (["evaluate", "{root}/train.npy", "--queries", "300"], "leaves no database"),
+    (["evaluate", "{root}/unlabelled.npz", "--rescore", "0"], "--rescore must be a positive"),
 ]
 
 

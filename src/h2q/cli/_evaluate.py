@@ -1,5 +1,6 @@
 """``h2q evaluate``: sign, ITQ and H²Q side by side on one embeddings file, or fitted
-quantizer files scored as they are (``--quantizer``)."""
+quantizer files scored as they are (``--quantizer``); on unlabelled embeddings (or with
+``--unsupervised``), recall of the exact float neighbours for five methods."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import _io
 from .._validation import check_labels
@@ -75,6 +78,45 @@ def add_parser(subparsers: Any) -> None:
         help="break Hamming ties by database id instead of the feature distance (faster)",
     )
     p.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
+    u = p.add_argument_group(
+        "unsupervised evaluation (a file without y_query/y_database, or --unsupervised)",
+        "recall@10 and @100 of the exact float top-k for sign, centred sign, random "
+        "rotation, ITQ and H2Q. A .npy matrix (or a .npz without query/database) is split "
+        "into --queries seeded random queries and the rest as database; the quantizers are "
+        "fitted on 'train' when the file has query and database folds besides it, else on "
+        "the database.",
+    )
+    u.add_argument(
+        "--unsupervised", action="store_true", help="score recall even when labels are present"
+    )
+    u.add_argument(
+        "--rescore",
+        type=int,
+        default=100,
+        metavar="R",
+        help="shortlist of the rescored column: Hamming top R re-ordered by the float score "
+        "(default: 100)",
+    )
+    u.add_argument(
+        "--metric",
+        choices=("ip", "l2"),
+        default="ip",
+        help="float score of the exact neighbours and of rescoring (default: ip, the cosine "
+        "for the unit-length vectors of sentence encoders)",
+    )
+    u.add_argument(
+        "--queries",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="queries taken from a single matrix (default: 1000)",
+    )
+    u.add_argument(
+        "--max-database",
+        type=int,
+        metavar="N",
+        help="score against a seeded random subset of N database items (quicker)",
+    )
     add_force_option(
         p,
         "replace the files of an earlier evaluation in --out (without it they are refused; "
@@ -120,15 +162,23 @@ def run(args: argparse.Namespace) -> int:
     """Run ``h2q evaluate``; every check happens before the (long) evaluation."""
     from ..evaluation import evaluate_quantizers, render_markdown
 
+    source = Path(args.embeddings)
+    data = load_embeddings(source)
+    if args.unsupervised or not all(key in data for key in _LABELS):
+        return _run_unsupervised(args, data, source)
     out_dir = _check_out_dir(args)
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
     if args.radius < 0:
         raise ValueError(f"--radius must be >= 0, got {args.radius}.")
     refit = not args.quantizer
-    source = Path(args.embeddings)
     folds = ("train",) if refit else ()
-    data = load_embeddings(source, required=(*folds, "query", "database", *_LABELS))
+    missing = [key for key in (*folds, "query", "database") if key not in data]
+    if missing:
+        raise ValueError(
+            f"{source} has keys {sorted(data)} but lacks {missing}. Pass a file with those "
+            "folds (h2q train writes them all), or --unsupervised to split a single matrix."
+        )
     width = embeddings(data["train" if refit else "query"], f"({source.name})").shape[1]
     for fold in ("train", "val", "query", "database"):
         if fold in data and (data[fold].ndim != 2 or data[fold].shape[1] != width):
@@ -167,6 +217,112 @@ def run(args: argparse.Namespace) -> int:
         settings["quantizers"] = {m: q.get_params() for m, q in quantizers.items()}
         _write_outputs(out_dir, result, table, settings, args.no_plot, source.stem)
     return 0
+
+
+def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int:
+    """``h2q evaluate`` on unlabelled embeddings: recall of the exact float neighbours."""
+    from ..evaluation_unsupervised import (
+        UNSUPERVISED_METHODS,
+        baseline_quantizers,
+        evaluate_recall,
+        render_recall_csv,
+        render_recall_markdown,
+    )
+
+    if args.quantizer:
+        raise UsageError(
+            "--quantizer scores fitted quantizers on labelled data; the unsupervised "
+            "evaluation fits its own. Drop --quantizer, or pass a file with labels."
+        )
+    args.no_plot = True
+    out_dir = _check_out_dir(args)
+    for name in ("rescore", "queries", "max_database"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"{option} must be a positive integer, got {value}.")
+    folds = _unsupervised_folds(args, data, source)
+    width = folds["database"].shape[1]
+    pca = args.bits is not None and args.bits < width
+    check_bits(args.bits, width, str(source), pca=pca)
+    methods = None
+    if args.methods is not None:
+        methods = tuple(m.strip().lower() for m in args.methods.split(",") if m.strip())
+        if not methods or any(m not in UNSUPERVISED_METHODS for m in methods):
+            raise ValueError(
+                f"--methods {args.methods!r}: the unsupervised evaluation knows "
+                f"{', '.join(UNSUPERVISED_METHODS)} (comma-separated)."
+            )
+    quantizers = baseline_quantizers(args.bits, pca=pca, seed=args.seed, methods=methods)
+    result = evaluate_recall(
+        quantizers,
+        folds["fit"],
+        folds.get("val"),
+        folds["query"],
+        folds["database"],
+        rescore_size=args.rescore,
+        metric=args.metric,
+    )
+    table = render_recall_markdown(result)
+    print(table, end="")
+    if out_dir is not None:
+        report = result.to_dict()
+        report["settings"] = {
+            "embeddings": str(source),
+            "bits": args.bits,
+            "pca": pca,
+            "seed": args.seed,
+            "queries": args.queries,
+            "max_database": args.max_database,
+            "quantizers": {m: q.get_params() for m, q in quantizers.items()},
+        }
+        files = {
+            "table.md": table,
+            "table.csv": render_recall_csv(result),
+            "results.json": json.dumps(report, indent=2) + "\n",
+        }
+        _write_files(out_dir, {k: v.encode("utf-8") for k, v in files.items()}, no_plot=True)
+    return 0
+
+
+def _unsupervised_folds(args: argparse.Namespace, data: dict, source: Path) -> dict:
+    """``fit``, ``query``, ``database`` (and ``val``) matrices of an unlabelled file."""
+    rng = np.random.default_rng(args.seed)
+    if "query" in data and "database" in data:
+        folds = {f: embeddings(data[f], f"{f} ({source.name})") for f in ("query", "database")}
+        for f in ("train", "val"):
+            if f in data:
+                folds[f] = embeddings(data[f], f"{f} ({source.name})")
+        folds["fit"] = folds.pop("train", folds["database"])
+    else:
+        present = [f for f in ("train", "val", "query", "database") if f in data]
+        if len(present) != 1:
+            raise ValueError(
+                f"{source} holds {present}: pass both 'query' and 'database' folds, or a single "
+                "matrix (a .npy, or a .npz with one fold) to split into queries and database."
+            )
+        X = embeddings(data[present[0]], f"{present[0]} ({source.name})")
+        if args.queries >= len(X):
+            raise ValueError(
+                f"--queries {args.queries} leaves no database in the {len(X)} rows of {source}; "
+                f"pass --queries < {len(X)}."
+            )
+        order = rng.permutation(len(X))
+        folds = {"query": X[np.sort(order[: args.queries])]}
+        folds["database"] = folds["fit"] = X[np.sort(order[args.queries :])]
+    if args.max_database is not None and args.max_database < len(folds["database"]):
+        keep = np.sort(rng.choice(len(folds["database"]), args.max_database, replace=False))
+        fit_is_db = folds["fit"] is folds["database"]
+        folds["database"] = folds["database"][keep]
+        if fit_is_db:
+            folds["fit"] = folds["database"]
+    widths = {f: M.shape[1] for f, M in folds.items()}
+    if len(set(widths.values())) != 1:
+        raise ValueError(
+            f"{source}: the folds have different widths {widths}; every fold must come from "
+            "the same model."
+        )
+    return folds
 
 
 def _new_quantizers(
@@ -215,6 +371,11 @@ def _write_outputs(
         bits = result.rows[0].n_bits
         plot_precision_recall(result, png, title=f"{stem}: precision-recall, {bits} bits")
         files[_PLOT] = png.getvalue()
+    _write_files(out_dir, files, no_plot)
+
+
+def _write_files(out_dir: Path, files: dict[str, bytes], no_plot: bool) -> None:
+    """Write each file atomically; with ``no_plot``, then drop a stale plot."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, payload in files.items():
         _io.atomic_write(out_dir / name, lambda f, payload=payload: f.write(payload))
