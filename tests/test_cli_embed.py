@@ -164,6 +164,11 @@ def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
         assert row in cells
     report = (out / "report.md").read_text()
     assert "wordnet" in report
+    # stage 1 is described as what it is on text, not as an image backbone
+    assert (
+        "- Stage 1: an MLP head [64] on the frozen all-MiniLM-L6-v2 sentence embeddings" in report
+    )
+    assert "ours (wordnet, MLP head on frozen all-MiniLM-L6-v2 embeddings, 1 seed)" in report
     # Retrieval you can see, as text: a result is marked wrong exactly when its class ("wK",
     # the fixture's class index) differs from its query's.
     assert "| rank | λ = 0 | +H²Q (L2) | +λ |" in report
