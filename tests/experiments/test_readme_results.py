@@ -319,6 +319,14 @@ def test_wordnet_section_is_generated_between_its_own_markers(grid_out, tmp_path
     assert len(runs) == 8 and stage1 > 0
     assert f"8 stage-1 runs took {round(stage1)} s in all" in section
     assert "the stage-2 fits of the 10 cells" in section
+    # the fake runs all have their best epoch last (2 of 2), without stopping early
+    assert "8 of the 8 stage-1 runs had their best validation mAP at their last epoch" in section
+    stage1_text = (kept / "stage1.csv").read_text()
+    lines = stage1_text.splitlines()
+    lines[1] = lines[1].replace(",False,", ",True,")  # one run stopped early
+    (kept / "stage1.csv").write_text("\n".join(lines) + "\n")
+    assert "7 of the 8 stage-1 runs" in JOBS["wordnet"].render(kept, tmp_path)
+    (kept / "stage1.csv").write_text(stage1_text)
     # a changed figure in the kept files is caught
     table = (kept / "table.md").read_text()
     first_number = next(w for w in table.split() if w[:1].isdigit() and "." in w)

@@ -288,6 +288,27 @@ def _times(kept: Path) -> str:
     return ("Of that, " + " and ".join(parts) + ".") if parts else ""
 
 
+def _still_improving(kept: Path) -> str:
+    """How many stage-1 runs had their best validation mAP at their last epoch without
+    stopping early (so they stopped at the epoch cap while still improving)."""
+    path = kept / "stage1.csv"
+    if not path.is_file():
+        return ""
+    with open(path, encoding="utf-8", newline="") as handle:
+        runs = list(csv.DictReader(handle))
+    capped = [
+        r
+        for r in runs
+        if r.get("stopped_early") == "False" and r.get("best_epoch") == r.get("epochs_run")
+    ]
+    if not runs:
+        return ""
+    return (
+        f"{len(capped)} of the {len(runs)} stage-1 runs had their best validation mAP at their "
+        "last epoch, the preset's cap (still improving when stopped)."
+    )
+
+
 def _provenance(kept: Path) -> str:
     path = kept / PROVENANCE_FILE
     if not path.is_file():
@@ -313,7 +334,9 @@ def render_wordnet_section(kept_dir: str | os.PathLike, readme_dir: str | os.Pat
     _check_results(kept)
     summary = read_json(kept / "summary.json")
     link = Path(os.path.relpath(kept.resolve(), Path(readme_dir).resolve())).as_posix()
-    facts = " ".join(t for t in (_facts(summary), _times(kept), _provenance(kept)) if t)
+    facts = " ".join(
+        t for t in (_facts(summary), _times(kept), _still_improving(kept), _provenance(kept)) if t
+    )
     parts = [
         WORDNET_BEGIN,
         "",
