@@ -317,7 +317,7 @@ def test_wordnet_section_is_generated_between_its_own_markers(grid_out, tmp_path
     runs = list(csv.DictReader(io.StringIO((kept / "stage1.csv").read_text())))
     stage1 = sum(float(r["seconds"]) for r in runs)
     assert len(runs) == 8 and stage1 > 0
-    assert f"8 stage-1 runs took {round(stage1)} s in all" in section
+    assert f"The 8 stage-1 runs took {round(stage1)} s summed over runs" in section
     assert "the stage-2 fits of the 10 cells" in section
     # the fake runs all have their best epoch last (2 of 2), without stopping early
     assert "8 of the 8 stage-1 runs had their best validation mAP at their last epoch" in section

@@ -281,11 +281,11 @@ def _times(kept: Path) -> str:
     parts = []
     if (kept / "stage1.csv").is_file():
         n, seconds = _csv_sum(kept / "stage1.csv", "seconds")
-        parts.append(f"{n} stage-1 runs took {_duration(seconds)} in all (summed over runs)")
+        parts.append(f"{n} stage-1 runs took {_duration(seconds)} summed over runs")
     if (kept / "cells.csv").is_file():
         n, seconds = _csv_sum(kept / "cells.csv", "fit_time_s")
         parts.append(f"the stage-2 fits of the {n} cells {_duration(seconds)}")
-    return ("Of that, " + " and ".join(parts) + ".") if parts else ""
+    return ("The " + " and ".join(parts) + ".") if parts else ""
 
 
 def _still_improving(kept: Path) -> str:
