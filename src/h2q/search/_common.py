@@ -235,8 +235,8 @@ def _pairwise_sum(term: Any, start: int, n: int) -> np.ndarray:
                 acc[j] += term(start + i + j)
             i += 8
         total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-        for i in range(i, n):
-            total += term(start + i)
+        for rest in range(i, n):
+            total += term(start + rest)
         return total
     half = n // 2
     half -= half % 8
