@@ -187,7 +187,6 @@ class Scan:
             D[:, :n] = np.take_along_axis(dist, order, axis=1)
             yield slice(start, stop), D, I
 
-
     def _full_feature_order(self, dist: np.ndarray, query_features: np.ndarray) -> np.ndarray:
         """Positions that sort each row of ``dist`` by (distance, feature distance, id): the
         order of :func:`feature_order`, computed for blocks of rows at once."""
