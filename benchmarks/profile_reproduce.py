@@ -35,7 +35,7 @@ from h2q._io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-GROUP = ["--methods", "dpsh", "--bits", "32"]
+GROUP = ["--methods", "dpsh", "--bits", "32", "--seeds", "0"]
 
 #: The child: wraps the phases' functions with CPU timers, runs the CLI, prints a JSON line.
 CHILD = r"""
