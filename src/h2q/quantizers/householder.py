@@ -34,12 +34,12 @@ class HouseholderQuantizer(BaseQuantizer):
         default.
     solver : {"gd", "paper"}
         ``"gd"`` (default, ours): heavy-ball momentum (0.95) on random batches of 8 rows per
-        bit (512 to 2,048) with learning rate 0.5, keeping the iterate with the lowest
-        validation loss, checked every 5 iterations (without ``X_val``: the loss on up to
-        2,048 fixed training rows).
-        When that loss stalls (no relative gain of 1e-4 over two checks) the learning rate
-        drops to 0.3 times; the run stops at the third stall. So wider codes run longer, with
-        fixed settings for every data set and width: nothing to tune.
+        bit (512 to 2,048) with learning rate 0.5 (0.2 from 256 bits), keeping the iterate
+        with the lowest validation loss, checked every 5 iterations (without ``X_val``: the
+        loss on up to 2,048 fixed training rows).
+        When that loss stalls (no relative gain of 1e-4 over two checks; four from 256 bits)
+        the learning rate drops to 0.3 times; the run stops at the third stall. So wider
+        codes run longer, with fixed settings for every data set and width: nothing to tune.
         ``"paper"``: the reference loop, mini-batch SGD with learning rate 0.1 (0.01 for
         ``bit_var``), batch 128, 300 epochs, keeping the epoch with the lowest validation
         loss.
@@ -63,8 +63,8 @@ class HouseholderQuantizer(BaseQuantizer):
         Most iterations of ``"gd"`` (default 3,000; the stall rule stops far earlier) or
         epochs of ``"paper"`` (default 300).
     learning_rate : float, optional
-        Defaults to 0.5 for ``"gd"`` and to the paper's value for the loss (0.1, or 0.01
-        for ``bit_var``) for ``"paper"``.
+        Defaults to 0.5 for ``"gd"`` (0.2 from 256 bits) and to the paper's value for the
+        loss (0.1, or 0.01 for ``bit_var``) for ``"paper"``.
     batch_size : int, optional
         Rows per step: for ``"gd"`` 8 per bit, at least 512 and at most 2,048; the paper's 128
         for ``"paper"``.
@@ -181,7 +181,7 @@ class HouseholderQuantizer(BaseQuantizer):
                 start,
                 generator=generator,
                 max_iter=self.planned_iterations(),
-                learning_rate=self.learning_rate or _solvers.GD_LEARNING_RATE,
+                learning_rate=self.learning_rate,
                 batch_size=self.batch_size,
                 callback=callback,
             )
