@@ -163,7 +163,7 @@ def run(emb: dict[str, np.ndarray], bits: tuple[int, ...], n_query: int | None, 
             if q is not None and hasattr(q, "best_iteration_"):
                 row["best_iteration"] = int(q.best_iteration_)
             for tie, feats in (("id", {}), ("float", {"query_features": Q, "db_features": D})):
-                I = rank_database(qc, dc, max(KS), **feats)
+                _, I = rank_database(qc, dc, max(KS), **feats)
                 for k in KS:
                     row[f"recall@{k}_tie_{tie}"] = recall_at_k(I, truth, k)
             rows.append(row)
