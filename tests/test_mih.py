@@ -226,6 +226,30 @@ def test_scan_fallback_on_spread_out_codes_is_exact():
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.skipif(not numba_available(), reason="the probe-or-scan decision needs numba")
+def test_probe_or_scan_decides_block_by_block(monkeypatch):
+    """Near queries are probed; once far ones make probing dearer than a scan, the rest of the
+    batch is scanned. Both parts stay exact."""
+    monkeypatch.setattr(mih_module, "_SAMPLE_QUERIES", 4)
+    monkeypatch.setattr(mih_module, "_SAMPLE_EVERY", 4)
+    monkeypatch.setattr(mih_module, "_PROBE_BLOCK", 8)
+    monkeypatch.setattr(mih_module, "_SCAN_SHARE", 0.5)
+    monkeypatch.setattr(mih_module, "PROBE_COST_IN_SCAN_WORDS", 10)  # a scan: 300 steps
+    db = _clustered_codes(3000, 64, seed=5, n_centres=300, p=0.01)
+    far = np.random.default_rng(6).integers(0, 256, (52, 8), dtype=np.uint8)
+    q = np.concatenate([db[:12], far])  # near queries probe ~10-400 steps, far ones > 1000
+    index, alive = _built(64, db, scan_fallback=True, removed=np.array([0, 1, 2999]))
+    probed = []
+    real_probe = index._probe_knn
+    monkeypatch.setattr(
+        index, "_probe_knn", lambda qw, rows, *a: probed.append(rows) or real_probe(qw, rows, *a)
+    )
+    for got, expected in zip(index.search(q, 5), _reference_knn(q, db, alive, 5), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # Blocks of 4, 8, then 12 queries: the third holds far queries only and ends probing.
+    assert [(r.start, r.stop) for r in probed] == [(0, 4), (4, 12), (12, 24)]
+
+
 def test_pure_python_kernels_without_numba():
     """The probe kernels run uncompiled when numba is absent (or disabled) and stay exact."""
     code = textwrap.dedent(

@@ -54,11 +54,19 @@ _FILE_VERSION = 1
 MAX_SUBSTRING_BITS = 24
 #: Cost of one probe step (a bucket lookup or a candidate check: random memory accesses) in
 #: units of one 64-bit word of the flat scan (a vectorised XOR + popcount + compare). Measured
-#: on 10^6 clustered 64-bit codes with k = 1000 (every query over budget): about 800 ns per step
-#: against 6.7 ns per scanned word on the same loaded machine, a ratio of about 120.
-PROBE_COST_IN_SCAN_WORDS = 120
-#: Queries probed first to decide between probing and scanning a batch.
+#: on uniform and clustered codes (10^6 and 10^7 x 64 bits, 10^6 x 256 bits, k = 10 and 100,
+#: queries probed without a budget): 140-240 ns per step against 0.18-0.60 ns per scanned word
+#: of the compiled scan in the same process, ratios 310-990, median about 600.
+PROBE_COST_IN_SCAN_WORDS = 600
+#: Most queries probed first, before deciding between probing and scanning a batch (at most
+#: one in :data:`_SAMPLE_EVERY` queries, so the sample costs at most a few percent of a scan).
 _SAMPLE_QUERIES = 16
+_SAMPLE_EVERY = 64
+#: Queries probed in the first block after the sample; each later block is as large as all
+#: blocks before it (few kernel calls), and after each block the decision is taken again.
+_PROBE_BLOCK = 128
+#: A batch is scanned once the queries probed so far cost more than this share of a scan each.
+_SCAN_SHARE = 0.8
 
 
 class MultiIndexHammingIndex:
@@ -364,19 +372,35 @@ class MultiIndexHammingIndex:
         I = np.full((n_q, k), PAD_ID, dtype=np.int64)
         over = np.zeros(n_q, dtype=np.bool_)
         work = np.zeros(n_q, dtype=np.int64)
-        scan_units = self._scan_units()
-        budget = scan_units if self.scan_fallback else np.iinfo(np.int64).max
-        head = min(n_q, max(1, min(_SAMPLE_QUERIES, n_q // 16))) if self.scan_fallback else n_q
         parts = (D, I, over, work)
-        self._probe_knn(q_words, slice(0, head), k, budget, parts)
-        if head < n_q:
-            if work[:head].mean() > 0.8 * scan_units:
-                over[head:] = True  # the sample says a scan is cheaper for this batch
-            else:
-                self._probe_knn(q_words, slice(head, n_q), k, budget, parts)
+        if not self.scan_fallback:
+            self._probe_knn(q_words, slice(0, n_q), k, np.iinfo(np.int64).max, parts)
+        else:
+            self._probe_or_scan(q_words, k, parts)
         if over.any():
             D[over], I[over] = self._scan_knn(query_codes[over], k)
         return D, I
+
+    def _probe_or_scan(self, q_words: np.ndarray, k: int, parts) -> None:
+        """Probe block by block while probing pays; flag the rest (and any query past one
+        scan's budget) in ``over``, to be scanned.
+
+        The first block is a small sample; after each block the mean probing work of all
+        queries probed so far is compared with a scan's cost, so that a batch of spread-out
+        codes is handed to the scan after a few percent of a scan's time.
+        """
+        n_q = len(q_words)
+        over, work = parts[2], parts[3]
+        scan_units = self._scan_units()
+        start = 0
+        size = min(_SAMPLE_QUERIES, max(1, n_q // _SAMPLE_EVERY))
+        while start < n_q:
+            stop = min(n_q, start + size)
+            self._probe_knn(q_words, slice(start, stop), k, scan_units, parts)
+            if work[:stop].mean() > _SCAN_SHARE * scan_units:
+                over[stop:] = True  # probing costs more than scanning for this batch
+                return
+            start, size = stop, max(_PROBE_BLOCK, stop)
 
     def _scan_units(self) -> int:
         """A scan's cost per query, in probe steps (see ``PROBE_COST_IN_SCAN_WORDS``)."""
