@@ -70,9 +70,15 @@ def _built(n_bits, db, *, scan_fallback=False, m=None, removed=()):
     return index, alive
 
 
+@pytest.fixture(params=["parallel", "serial"])
+def threading(request, monkeypatch):
+    """Run the probe kernels in parallel regions, or all in the calling thread."""
+    monkeypatch.setattr(mih_module, "SERIAL_WORK", 0 if request.param == "parallel" else 10**15)
+
+
 @pytest.mark.parametrize("n_bits", WIDTHS)
 @pytest.mark.parametrize("scan_fallback", [False, True])
-def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback):
+def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback, threading):
     db = _clustered_codes(900, n_bits, seed=n_bits)
     q = np.concatenate([_clustered_codes(12, n_bits, seed=n_bits + 1), db[[0, 5]]])
     removed = np.array([0, 3, 450, 451, 899, 7])
@@ -88,7 +94,7 @@ def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback
 
 @pytest.mark.parametrize("n_bits", WIDTHS)
 @pytest.mark.parametrize("m", [None, 1, 3])
-def test_range_matches_reference(n_bits, m):
+def test_range_matches_reference(n_bits, m, threading):
     if m is not None and n_bits / m > 12:  # keep tables small (2**bits buckets each)
         m = None
     db = _clustered_codes(700, n_bits, seed=3 * n_bits)

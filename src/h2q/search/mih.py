@@ -58,6 +58,10 @@ MAX_SUBSTRING_BITS = 24
 #: queries probed without a budget): 140-240 ns per step against 0.18-0.60 ns per scanned word
 #: of the compiled scan in the same process, ratios 310-990, median about 600.
 PROBE_COST_IN_SCAN_WORDS = 600
+#: Probe steps below which a search runs in the calling thread: starting the parallel region
+#: (waking the other threads) took up to 16 ms on the loaded 2-core machine, while 20,000
+#: steps take about 1-3 ms on one core.
+SERIAL_WORK = 20_000
 #: Most queries probed first, before deciding between probing and scanning a batch (at most
 #: one in :data:`_SAMPLE_EVERY` queries, so the sample costs at most a few percent of a scan).
 _SAMPLE_QUERIES = 16
@@ -394,10 +398,13 @@ class MultiIndexHammingIndex:
         scan_units = self._scan_units()
         start = 0
         size = min(_SAMPLE_QUERIES, max(1, n_q // _SAMPLE_EVERY))
+        expected = scan_units  # probe steps per query: at most the budget, then measured
         while start < n_q:
             stop = min(n_q, start + size)
-            self._probe_knn(q_words, slice(start, stop), k, scan_units, parts)
-            if work[:stop].mean() > _SCAN_SHARE * scan_units:
+            serial = (stop - start) * expected < SERIAL_WORK
+            self._probe_knn(q_words, slice(start, stop), k, scan_units, parts, serial)
+            expected = work[:stop].mean()
+            if expected > _SCAN_SHARE * scan_units:
                 over[stop:] = True  # probing costs more than scanning for this batch
                 return
             start, size = stop, max(_PROBE_BLOCK, stop)
@@ -407,28 +414,17 @@ class MultiIndexHammingIndex:
         scan_words = self._n_alive * ((self.n_bits + 63) // 64)
         return max(64, scan_words // PROBE_COST_IN_SCAN_WORDS)
 
-    def _probe_knn(self, q_words, rows: slice, k: int, budget: int, parts) -> None:
+    def _probe_knn(self, q_words, rows: slice, k: int, budget: int, parts, serial=False) -> None:
         D, I, over, work = (np.ascontiguousarray(a[rows]) for a in parts)
+        args = (np.ascontiguousarray(q_words[rows]), self._words(), self._alive)
+        args += (self._get_tables(), k, self.n_bits, budget)
         with thread_limit(None):  # H2Q_NUM_THREADS, when set
-            self._run_knn(q_words[rows], k, budget, D, I, over, work)
+            if serial:  # no parallel region: waking threads can cost more than the work
+                _mk().knn_queries(*args, 0, len(D), D, I, over, work)
+            else:
+                _mk().knn(*args, _n_chunks(len(D)), D, I, over, work)
         for target, value in zip(parts, (D, I, over, work), strict=True):
             target[rows] = value
-
-    def _run_knn(self, q_words, k, budget, D, I, over, work) -> None:
-        _mk().knn(
-            np.ascontiguousarray(q_words),
-            self._words(),
-            self._alive,
-            self._get_tables(),
-            k,
-            self.n_bits,
-            budget,
-            _n_chunks(len(D)),
-            D,
-            I,
-            over,
-            work,
-        )
 
     def _range(
         self, query_codes: np.ndarray, q_words: np.ndarray, radii: np.ndarray
@@ -441,20 +437,24 @@ class MultiIndexHammingIndex:
             return RangeSearchResult(lims, D, ids[I])
         tables = self._get_tables()
         n_q = len(q_words)
-        n_chunks = _n_chunks(n_q)
         counts = np.zeros(n_q, dtype=np.int64)
         lims = np.zeros(n_q + 1, dtype=np.int64)
-        args = (q_words, self._words(), self._alive, tables, radii, n_chunks, counts, lims)
+        args = (q_words, self._words(), self._alive, tables, radii)
+        serial = self._range_work(radii) < SERIAL_WORK
         with thread_limit(None):  # H2Q_NUM_THREADS, when set
-            _mk().range_probe(*args, np.zeros(0, np.int32), np.zeros(0, np.int64), False)
-            np.cumsum(counts, out=lims[1:])
-            D = np.empty(lims[-1], dtype=np.int32)
-            I = np.empty(lims[-1], dtype=np.int64)
-            _mk().range_probe(*args, D, I, True)
+            for fill in (False, True):
+                if fill:
+                    np.cumsum(counts, out=lims[1:])
+                D = np.empty(lims[-1], dtype=np.int32)
+                I = np.empty(lims[-1], dtype=np.int64)
+                if serial:  # no parallel region: waking threads can cost more than the work
+                    _mk().range_queries(*args, 0, n_q, counts, lims, D, I, fill)
+                else:
+                    _mk().range_probe(*args, _n_chunks(n_q), counts, lims, D, I, fill)
         return RangeSearchResult(lims, D, I)
 
-    def _range_probe_pays(self, radii: np.ndarray) -> bool:
-        """Whether probing the balls of ``radii`` is estimated cheaper than scanning."""
+    def _range_work(self, radii: np.ndarray) -> float:
+        """Estimated probe steps of a range search (bucket lookups and candidate checks)."""
         m = self.substrings
         lengths = substring_lengths(self.n_bits, m)
         n = max(1, len(self._alive))
@@ -467,8 +467,12 @@ class MultiIndexHammingIndex:
             # Expected bucket size of uniform codes, at least one item per probe.
             hits = sum(n / (1 << int(b)) for b in lengths) / m
             work += (radii == r).sum() * probes * (1 + hits)
+        return work
+
+    def _range_probe_pays(self, radii: np.ndarray) -> bool:
+        """Whether probing the balls of ``radii`` is estimated cheaper than scanning."""
         scan_words = len(radii) * self._n_alive * ((self.n_bits + 63) // 64)
-        return work * PROBE_COST_IN_SCAN_WORDS < scan_words
+        return self._range_work(radii) * PROBE_COST_IN_SCAN_WORDS < scan_words
 
     def _search_reranked(
         self, query_codes: np.ndarray, q_words: np.ndarray, k: int, query_features: Any
