@@ -59,9 +59,9 @@ MAX_SUBSTRING_BITS = 24
 #: of the compiled scan in the same process, ratios 310-990, median about 600.
 PROBE_COST_IN_SCAN_WORDS = 600
 #: Probe steps below which a search runs in the calling thread: starting the parallel region
-#: (waking the other threads) took up to 16 ms on the loaded 2-core machine, while 20,000
-#: steps take about 1-3 ms on one core.
-SERIAL_WORK = 20_000
+#: (waking the other threads) took up to 16 ms on the loaded 2-core machine, about what
+#: 50,000 steps (150-250 ns each) take on one core.
+SERIAL_WORK = 50_000
 #: Most queries probed first, before deciding between probing and scanning a batch (at most
 #: one in :data:`_SAMPLE_EVERY` queries, so the sample costs at most a few percent of a scan).
 _SAMPLE_QUERIES = 16
