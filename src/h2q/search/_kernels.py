@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import thread_limit
-from ._jit import jit, make_popcount, prange_or_range
+from ._jit import jit, make_popcount, numba_available, prange_or_range
 from ._pad import PAD_DISTANCE, PAD_ID
 
 popcount = make_popcount()
@@ -30,8 +30,10 @@ prange = prange_or_range()
 #: Bytes of codes per tile: a tile stays in the L1 data cache (32 KiB or more) while every
 #: query of a block reads it.
 TILE_BYTES = 16384
-#: Queries per block: each tile is read once per block from memory and reused from cache.
-QUERY_BLOCK = 16
+#: Most queries per block: each tile is read once per block from memory and reused from
+#: cache (a database of 10^6 x 256 bits, 32 MiB, is read from memory once per block). Smaller
+#: batches are cut into one block per thread.
+QUERY_BLOCK = 64
 #: Items per group of the admission pass: a group is scanned item by item only when it holds
 #: an admitted distance (a vectorised count tells).
 GROUP = 64
@@ -204,7 +206,7 @@ def _emit(cand_d, cand_i, count, hist, k, D_row, I_row):
 
 
 @jit(parallel=True)
-def flat_topk(q_words, db_t, k, n_bits, D, I):
+def flat_topk(q_words, db_t, k, n_bits, block, D, I):
     """Top k of each query by (Hamming distance, id) over the whole database.
 
     ``q_words`` has shape ``(n_queries, n_words)``; ``D`` and ``I`` of shape ``(n_queries, k)``
@@ -214,10 +216,10 @@ def flat_topk(q_words, db_t, k, n_bits, D, I):
     n_db = db_t.shape[1]
     cap = 2 * k + 64
     tile = _tile_items(q_words.shape[1])
-    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    n_blocks = (n_q + block - 1) // block
     for b in prange(n_blocks):
-        q0 = b * QUERY_BLOCK
-        c = min(QUERY_BLOCK, n_q - q0)
+        q0 = b * block
+        c = min(block, n_q - q0)
         cand_d = np.empty((c, cap), dtype=np.int32)
         cand_i = np.empty((c, cap), dtype=np.int64)
         count = np.zeros(c, dtype=np.int64)
@@ -267,7 +269,7 @@ def _admit(dist, t0, m, lim, cand_d, cand_i, count, r, hist, k):
 
 
 @jit(parallel=True)
-def flat_range(q_words, db_t, radius, cap, counts, D, I):
+def flat_range(q_words, db_t, radius, cap, block, counts, D, I):
     """Items within ``radius[q]`` of each query, by (distance, id), in one blocked pass.
 
     Each query's first ``cap`` items go to row ``q`` of ``D`` and ``I`` (shape ``(n_q, cap)``);
@@ -277,10 +279,10 @@ def flat_range(q_words, db_t, radius, cap, counts, D, I):
     n_q = q_words.shape[0]
     n_db = db_t.shape[1]
     tile = _tile_items(q_words.shape[1])
-    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    n_blocks = (n_q + block - 1) // block
     for b in prange(n_blocks):
-        q0 = b * QUERY_BLOCK
-        c = min(QUERY_BLOCK, n_q - q0)
+        q0 = b * block
+        c = min(block, n_q - q0)
         dist = np.empty(tile, dtype=np.int32)
         for t0 in range(0, n_db, tile):
             t1 = min(t0 + tile, n_db)
@@ -304,12 +306,23 @@ def flat_range(q_words, db_t, radius, cap, counts, D, I):
             I[q, :n] = I[q, :n][order]
 
 
+def query_block(n_queries: int) -> int:
+    """Queries per block: at most :data:`QUERY_BLOCK`, and a block for every thread."""
+    threads = 1
+    if numba_available():
+        import numba
+
+        threads = numba.get_num_threads()
+    return max(1, min(QUERY_BLOCK, -(-n_queries // threads)))
+
+
 def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
     """Run :func:`flat_topk` into fresh padded ``(D, I)`` arrays."""
     D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
     I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
     with thread_limit(None):  # H2Q_NUM_THREADS, when set
-        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, D, I)
+        block = query_block(len(q_words))
+        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, block, D, I)
     return D, I
 
 
@@ -340,5 +353,5 @@ def _range_pass(words_t, q_words, radius, cap):
     D = np.empty((len(q_words), cap), dtype=np.int32)
     I = np.empty((len(q_words), cap), dtype=np.int64)
     with thread_limit(None):
-        flat_range(q_words, words_t, radius, cap, counts, D, I)
+        flat_range(q_words, words_t, radius, cap, query_block(len(q_words)), counts, D, I)
     return counts, D, I
