@@ -43,7 +43,8 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read {path} ({exc}); rerun the benchmark that writes it.") from None
+        message = f"cannot read {path} ({exc}); rerun the benchmark that writes it."
+        raise ValueError(message) from None
 
 
 def _load_avg(start: list[float], end: list[float]) -> str:
