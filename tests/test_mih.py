@@ -240,6 +240,7 @@ def test_probe_or_scan_decides_block_by_block(monkeypatch):
     monkeypatch.setattr(mih_module, "_SAMPLE_EVERY", 4)
     monkeypatch.setattr(mih_module, "_PROBE_BLOCK", 8)
     monkeypatch.setattr(mih_module, "_SCAN_SHARE", 0.5)
+    monkeypatch.setattr(mih_module, "_SAMPLE_BUDGET_SHARE", 1.0)
     monkeypatch.setattr(mih_module, "PROBE_COST_IN_SCAN_WORDS", 10)  # a scan: 300 steps
     db = _clustered_codes(3000, 64, seed=5, n_centres=300, p=0.01)
     far = np.random.default_rng(6).integers(0, 256, (52, 8), dtype=np.uint8)

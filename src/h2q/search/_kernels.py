@@ -13,6 +13,11 @@ only items strictly closer are admitted. That is the tie rule exactly, also at t
 boundary. A full buffer is compacted to its k best; the final order is a counting sort by
 distance that keeps the id order within a distance.
 
+Per tile and query, one vectorised pass computes the distances and counts those below the
+query's admission limit; a tile without any is done. Otherwise the distances are read in
+groups of :data:`GROUP`, each first counted with vector compares, so that only groups holding
+a candidate are read item by item (once the k-th distance is tight, candidates are rare).
+
 Importing this module imports numba (when available); kernels compile on first call.
 """
 

@@ -69,8 +69,10 @@ _SAMPLE_EVERY = 64
 #: Queries probed in the first block after the sample; each later block is as large as all
 #: blocks before it (few kernel calls), and after each block the decision is taken again.
 _PROBE_BLOCK = 128
-#: A batch is scanned once the queries probed so far cost more than this share of a scan each.
+#: A batch is scanned once the queries probed so far cost more than this share of their
+#: budget each (a scan per query; :data:`_SAMPLE_BUDGET_SHARE` of a scan in the sample).
 _SCAN_SHARE = 0.8
+_SAMPLE_BUDGET_SHARE = 0.5
 
 
 class MultiIndexHammingIndex:
@@ -396,18 +398,20 @@ class MultiIndexHammingIndex:
         n_q = len(q_words)
         over, work = parts[2], parts[3]
         scan_units = self._scan_units()
+        # The sample gets half a scan per query: it runs before anything is known
+        # (on spread-out codes every sample query uses its whole budget, in one thread).
+        budget = max(1, int(_SAMPLE_BUDGET_SHARE * scan_units))
         start = 0
         size = min(_SAMPLE_QUERIES, max(1, n_q // _SAMPLE_EVERY))
-        expected = scan_units  # probe steps per query: at most the budget, then measured
         while start < n_q:
             stop = min(n_q, start + size)
-            serial = (stop - start) * expected < SERIAL_WORK
-            self._probe_knn(q_words, slice(start, stop), k, scan_units, parts, serial)
-            expected = work[:stop].mean()
-            if expected > _SCAN_SHARE * scan_units:
+            serial = (stop - start) * budget < SERIAL_WORK
+            self._probe_knn(q_words, slice(start, stop), k, budget, parts, serial)
+            if work[:stop].mean() > _SCAN_SHARE * budget:
                 over[stop:] = True  # probing costs more than scanning for this batch
                 return
             start, size = stop, max(_PROBE_BLOCK, stop)
+            budget = scan_units
 
     def _scan_units(self) -> int:
         """A scan's cost per query, in probe steps (see ``PROBE_COST_IN_SCAN_WORDS``)."""
