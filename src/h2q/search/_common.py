@@ -141,18 +141,15 @@ def faiss_available() -> bool:
 def resolve_backend(backend: Any, n_bits: int = 64) -> str:
     """The flat scan's back end for a setting: ``"auto"`` picks the fastest available.
 
-    Measured interleaved in one process (``benchmarks/bench_flat.py``, 10^6 codes, 2 threads):
-    at 64 bits the compiled kernel beats faiss's ``IndexBinaryFlat`` (1.55x at k=100), which
-    beats the numpy scan (0.65x); at 256 bits faiss wins (the kernel 0.46x, numpy 0.36x). So
-    ``"auto"`` is the compiled kernel for codes of one 64-bit word, else faiss, else the
-    compiled kernel, else numpy.
+    Measured interleaved in one process (``benchmarks/bench_flat.py``, 10^6 codes, 1,000
+    queries, 2 threads): the compiled kernel beats faiss's ``IndexBinaryFlat`` at 64 and at 256
+    bits (see ``benchmarks/results/bench_flat.md``), and faiss beats the numpy scan. So
+    ``"auto"`` is the compiled kernel, else faiss, else numpy.
     """
     if backend == "auto":
-        if numba_available() and n_bits <= 64:
+        if numba_available():
             return "numba"
-        if faiss_available():
-            return "faiss"
-        return "numba" if numba_available() else "numpy"
+        return "faiss" if faiss_available() else "numpy"
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
