@@ -9,7 +9,7 @@ two. Results: ``benchmarks/results/bench_flat.{json,md}``.
 
 Usage::
 
-    python benchmarks/bench_flat.py [--queries 300] [--repeats 3]
+    python benchmarks/bench_flat.py [--queries 1000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run(n_bits: int, n: int, n_queries: int, k: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     import faiss

@@ -17,8 +17,9 @@ distance and the share of queries whose distances are all exact.
 Each timing is the median of ``--repeats`` runs after a warm-up. The machine's load average is
 recorded before and after each case. Results (rewritten after every case):
 ``benchmarks/results/bench_scale{_quick}{_ONLY}.{json,md}``. The committed results were run one
-case at a time with ``--only CASE --repeats 2`` and 300 queries (10^7 codes: 200 clustered, 100
-uniform), because the shared machine was heavily loaded.
+case at a time, ``nice -n -10 python benchmarks/bench_scale.py --only CASE --repeats 2
+--queries 300 --queries-big 200``, on the shared machine (load averages in the files); the
+README's tables are generated from them by ``scripts/readme_scale.py``.
 
 Usage::
 

@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,11 @@ HERE = Path(__file__).resolve().parent
 KS = (10, 100)
 BITS = (64, 128, 256, 384)
 METHODS = ("sign", "centred sign", "PCA sign", "PCA + random rotation", "ITQ", "H2Q")
+#: Full-width fits without PCA (only where the code is as wide as the embeddings): does
+#: ``center`` matter for raw embeddings of a general-purpose model?
+RAW_METHODS = ("ITQ, no PCA", "ITQ, no PCA, centred", "H2Q, no PCA", "H2Q, no PCA, centred")
+#: Methods whose fit is timed over repeats, interleaved (the time target compares them).
+TIMED = ("ITQ", "H2Q")
 
 
 def exact_top_k(Q: np.ndarray, D: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
@@ -86,10 +92,41 @@ def pca(X: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, Vt[:b]
 
 
+def make_quantizer(method: str, b: int, seed: int):
+    """The unfitted library quantizer behind ``method`` (None for the hand-made baselines)."""
+    center = method.endswith("centred")
+    pca = None if "no PCA" in method else "pca"
+    if method.startswith("ITQ"):
+        return ITQQuantizer(b, projection=pca, center=center, random_state=seed)
+    if method.startswith("H2Q"):
+        return HouseholderQuantizer(b, projection=pca, center=center, random_state=seed)
+    if method == "PCA sign":
+        return SignQuantizer(b, projection="pca")
+    return None
+
+
+def fit_times(b: int, fit: dict, seed: int, repeats: int) -> dict[str, list[float]]:
+    """Fit times of the ``TIMED`` methods at ``b`` bits: a warm-up, then ``repeats`` rounds,
+    interleaved (one fit of each per round)."""
+    X, Xv = fit["train"], fit["val"]
+    HouseholderQuantizer(b, projection="pca", max_iter=5).fit(X, X_val=Xv)
+    ITQQuantizer(b, projection="pca", max_iter=5).fit(X)
+    times: dict[str, list[float]] = {m: [] for m in TIMED}
+    for _ in range(repeats):
+        for method in TIMED:
+            q = make_quantizer(method, b, seed)
+            t0 = time.perf_counter()
+            q.fit(X, X_val=Xv) if method.startswith("H2Q") else q.fit(X)
+            times[method].append(time.perf_counter() - t0)
+    return times
+
+
 def codes_for(method: str, b: int, fit: dict, Q: np.ndarray, D: np.ndarray, seed: int):
-    """(query codes, database codes, fit seconds) of one method at ``b`` bits."""
+    """(query codes, database codes, fit seconds, fitted quantizer or None) of one method at
+    ``b`` bits."""
     X, Xv = fit["train"], fit["val"]
     t0 = time.perf_counter()
+    q = make_quantizer(method, b, seed)
     if method == "sign":
         enc = lambda A: encode_sign(np.ascontiguousarray(A[:, :b]))  # noqa: E731
     elif method == "centred sign":
@@ -100,37 +137,65 @@ def codes_for(method: str, b: int, fit: dict, Q: np.ndarray, D: np.ndarray, seed
         R = (random_orthogonal(b, seed) @ P).astype(np.float32)
         enc = lambda A: encode_sign(A - mean, rotation=R)  # noqa: E731
     else:
-        q = {
-            "PCA sign": lambda: SignQuantizer(b, projection="pca"),
-            "ITQ": lambda: ITQQuantizer(b, projection="pca", random_state=seed),
-            "H2Q": lambda: HouseholderQuantizer(b, projection="pca", random_state=seed),
-        }[method]()
-        q.fit(X, Xv) if method == "H2Q" else q.fit(X)
+        q.fit(X, X_val=Xv) if method.startswith("H2Q") else q.fit(X)
         enc = q.encode
     seconds = time.perf_counter() - t0
-    return enc(Q), enc(D), seconds
+    return enc(Q), enc(D), seconds, q
 
 
 def run(emb: dict[str, np.ndarray], bits: tuple[int, ...], n_query: int | None, n_db: int | None,
-        seed: int) -> dict:  # fmt: skip
+        seed: int, repeats: int) -> dict:  # fmt: skip
     Q = emb["query"][:n_query]
     D = np.concatenate([emb["train"], emb["val"], emb["database"]])
     if n_db is not None and n_db < len(D):
         D = D[np.sort(np.random.default_rng(seed).choice(len(D), n_db, replace=False))]
     fit = {"train": emb["train"], "val": emb["val"]}
     truth = exact_top_k(Q, D, max(KS))
-    rows = []
+    rows, timings = [], {}
     for b in bits:
-        for method in METHODS:
-            qc, dc, fit_s = codes_for(method, b, fit, Q, D, seed)
+        timings[str(b)] = fit_times(b, fit, seed, repeats)
+        methods = METHODS + (RAW_METHODS if b == Q.shape[1] else ())
+        for method in methods:
+            qc, dc, fit_s, q = codes_for(method, b, fit, Q, D, seed)
             row = {"bits": b, "method": method, "fit_s": fit_s}
+            if q is not None and hasattr(q, "n_iter_"):
+                row["n_iter"] = int(q.n_iter_)
+            if q is not None and hasattr(q, "best_iteration_"):
+                row["best_iteration"] = int(q.best_iteration_)
             for tie, feats in (("id", {}), ("float", {"query_features": Q, "db_features": D})):
-                I = rank_database(qc, dc, max(KS), **feats)
+                _, I = rank_database(qc, dc, max(KS), **feats)
                 for k in KS:
                     row[f"recall@{k}_tie_{tie}"] = recall_at_k(I, truth, k)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    return {"n_query": len(Q), "n_database": len(D), "n_fit": len(fit["train"]), "rows": rows}
+    return {
+        "n_query": len(Q),
+        "n_database": len(D),
+        "n_fit": len(fit["train"]),
+        "rows": rows,
+        "fit_times": timings,
+        "targets": targets(rows, timings),
+    }
+
+
+def targets(rows: list[dict], timings: dict) -> dict:
+    """Per width, the issue's targets: H²Q's recall@10 and @100 (each tie rule) at least those
+    of sign, centred sign and random rotation, and ITQ's minus 0.1; median fit time at most
+    ITQ's (up to 64 bits) or twice ITQ's (wider)."""
+    out = {}
+    for b, times in timings.items():
+        r = {row["method"]: row for row in rows if row["bits"] == int(b)}
+        h2q, itq = statistics.median(times["H2Q"]), statistics.median(times["ITQ"])
+        checks = {
+            "h2q_over_itq_time": h2q / itq,
+            "time_ok": h2q <= (1 if int(b) <= 64 else 2) * itq,
+        }
+        for key in [f"recall@{k}_tie_{t}" for k in KS for t in ("id", "float")]:
+            baselines = ("sign", "centred sign", "PCA + random rotation")
+            checks[f"{key}_ge_baselines"] = r["H2Q"][key] >= max(r[m][key] for m in baselines)
+            checks[f"{key}_ge_itq_minus_0.1"] = r["H2Q"][key] >= r["ITQ"][key] - 0.1
+        out[b] = checks
+    return out
 
 
 def environment(n_threads: int) -> dict:
@@ -171,6 +236,24 @@ def compact_table(result: dict, tie: str) -> list[str]:
     return lines
 
 
+def target_table(r: dict) -> list[str]:
+    """Fit times (median of the timed repeats) and the targets per width."""
+    lines = [
+        "| bits | ITQ fit s | H2Q fit s | H2Q / ITQ | time ok | H2Q >= sign, centred sign, "
+        "random rotation | H2Q >= ITQ - 0.1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b, t in r["targets"].items():
+        times = r["fit_times"][b]
+        base = all(v for k, v in t.items() if k.endswith("_ge_baselines"))
+        itq = all(v for k, v in t.items() if k.endswith("_ge_itq_minus_0.1"))
+        lines.append(
+            f"| {b} | {statistics.median(times['ITQ']):.2f} | {statistics.median(times['H2Q']):.2f}"
+            f" | {t['h2q_over_itq_time']:.2f} | {t['time_ok']} | {base} | {itq} |"
+        )
+    return lines
+
+
 def markdown(result: dict) -> str:
     r = result["results"]
     lines = [
@@ -192,6 +275,7 @@ def markdown(result: dict) -> str:
     for tie, what in (("float", "the float distance"), ("id", "database id")):
         lines += ["", f"Recall@10 / recall@100 x100, Hamming ties broken by {what}:", ""]
         lines += compact_table(result, tie)
+    lines += ["", *target_table(r)]
     env = result["environment"]
     lines += [
         "",
@@ -209,15 +293,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 queries, 20k database, 64/128")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits of ITQ and H2Q")
+    parser.add_argument("--bits", type=int, nargs="+", default=None)
     parser.add_argument("--name", default=None, help="output name (default bench_text[_quick])")
     args = parser.parse_args()
     emb = load_embeddings(args.embeddings, required=("train", "val", "query", "database"))
-    bits = (64, 128) if args.quick else BITS
+    bits = tuple(args.bits or ((64, 128) if args.quick else BITS))
     before = os.getloadavg()
     t0 = time.perf_counter()
     with thread_limit(args.threads):
         results = run(
-            emb, bits, 500 if args.quick else None, 20_000 if args.quick else None, args.seed
+            emb,
+            bits,
+            500 if args.quick else None,
+            20_000 if args.quick else None,
+            args.seed,
+            args.repeats,
         )
     result = {
         "embeddings": str(args.embeddings),

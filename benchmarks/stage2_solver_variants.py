@@ -3,13 +3,13 @@
 A re-implementation of the default solver ``gd`` with every knob exposed: the schedule
 (cosine over a fixed horizon, or the stall rule: learning rate times ``decay`` after
 ``patience`` checks without a relative gain of 1e-4, stop after ``max_decays`` drops), the
-batch size, and the start (identity, or ITQ's rotation from the identity converted to
-Householder vectors). Each variant runs once per seed on one thread and reports process CPU
-time, the best validation L2 loss, the iteration of the best iterate and the iterations run,
-next to ITQ (50 iterations from a random rotation). Sets: the stage-2 benchmark's
-Fashion-MNIST embeddings (16/32/64 bits, cached by bench_stage2.py) and the wide MiniLM
-embeddings (PCA to 128/256/384 bits). Output as run for the current constants:
-benchmarks/results/stage2_solver_variants.txt.
+batch size, and the start (identity, a random rotation, or ITQ's rotation from the
+identity converted to Householder vectors). Each variant runs once per seed on one thread and
+reports process CPU time, the best validation L2 loss, the iteration of the best iterate and
+the iterations run, next to ITQ (50 iterations from a random rotation). Sets: the stage-2
+benchmark's Fashion-MNIST embeddings (16/32/64 bits, cached by bench_stage2.py) and its wide
+MiniLM set (benchmarks/out/wordnet-minilm.npz, PCA to 128/256/384 bits). Output as run for
+the current constants: benchmarks/results/stage2_solver_variants.txt.
 
     python benchmarks/stage2_solver_variants.py narrow
     python benchmarks/stage2_solver_variants.py wide
@@ -51,11 +51,17 @@ SYNTHETIC = {
     "stall-p2-d2-lr1.0": dict(lr0=1.0),
 }
 WIDE = {
-    "cosine200-bs1024": dict(schedule="cosine", horizon=200, batch=1024),
-    "stall-p4-d3-bs1024": dict(patience=4, max_decays=3, batch=1024),
-    "stall-p2-d2-bs512": dict(patience=2, max_decays=2, batch=512),
-    "stall-p2-d2-bs1024": dict(patience=2, max_decays=2, batch=1024),
-    "stall-p2-d2-bs2048": dict(patience=2, max_decays=2, batch=2048),
+    "stall-p2-lr0.5 (default below 256 bits)": dict(),
+    "stall-p4-lr0.5": dict(patience=4),
+    "stall-p4-lr0.2 (default from 256 bits)": dict(patience=4, lr0=0.2),
+    "stall-p4-lr0.3": dict(patience=4, lr0=0.3),
+    "stall-p3-lr0.2": dict(patience=3, lr0=0.2),
+    "stall-p2-lr0.2": dict(lr0=0.2),
+    "stall-p2-lr0.1": dict(lr0=0.1),
+    "stall-p2-bs1024": dict(batch=1024),
+    "stall-p2-random-start": dict(start="random"),
+    "constant-lr0.5-600": dict(patience=10**9, cap=600),
+    "constant-lr0.2-400": dict(patience=10**9, cap=400, lr0=0.2),
 }
 
 
@@ -101,6 +107,9 @@ def gd_variant(
         return float(L2.value(Z_val @ reflections_rotation(x).T))
 
     x = torch.eye(k, dtype=Z.dtype)
+    if start == "random":  # a seeded Haar rotation, as Householder vectors
+        gauss = torch.randn(k, k, generator=torch.Generator().manual_seed(100 + seed))
+        x = vectors_from_rotation(torch.linalg.qr(gauss.double()).Q.to(Z.dtype))
     if start == "itq":
         rows = Z if n <= 2048 else Z[torch.randperm(n, generator=gen)[:2048]]
         R, _ = itq_iterations(rows, torch.eye(k, dtype=Z.dtype), 10)
@@ -160,7 +169,8 @@ def narrow_sets():
 
 
 def wide_sets():
-    X = np.load(OUT / "minilm-wordnet-first8192.npy").astype(np.float32)
+    """bench_stage2.py's wide set: 6,000 / 1,000 rows of the WordNet MiniLM train fold."""
+    X = load_embeddings(OUT / "wordnet-minilm.npz")["train"].astype(np.float32)
     perm = np.random.default_rng(0).permutation(len(X))
     Xt, Xv = torch.from_numpy(X[perm[:6000]]), torch.from_numpy(X[perm[6000:7000]])
     mean = Xt.mean(0)
@@ -202,6 +212,7 @@ def main() -> None:
         t, loss = itq_reference(Z, Z_val, k)
         print(f"{k} bits | ITQ-50 | {t:.3f} s | val {loss:.5f}", flush=True)
         for name, kw in variants.items():
+            kw = {"batch": min(2048, max(512, 8 * k)), **kw}  # the default's batch per width
             for seed in args.seeds:
                 t0 = time.process_time()
                 best, best_it, iters = gd_variant(Z, Z_val, k, seed, **kw)

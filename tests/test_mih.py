@@ -70,9 +70,15 @@ def _built(n_bits, db, *, scan_fallback=False, m=None, removed=()):
     return index, alive
 
 
+@pytest.fixture(params=["parallel", "serial"])
+def threading(request, monkeypatch):
+    """Run the probe kernels in parallel regions, or all in the calling thread."""
+    monkeypatch.setattr(mih_module, "SERIAL_WORK", 0 if request.param == "parallel" else 10**15)
+
+
 @pytest.mark.parametrize("n_bits", WIDTHS)
 @pytest.mark.parametrize("scan_fallback", [False, True])
-def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback):
+def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback, threading):
     db = _clustered_codes(900, n_bits, seed=n_bits)
     q = np.concatenate([_clustered_codes(12, n_bits, seed=n_bits + 1), db[[0, 5]]])
     removed = np.array([0, 3, 450, 451, 899, 7])
@@ -88,7 +94,7 @@ def test_knn_matches_reference_with_ties_removals_and_adds(n_bits, scan_fallback
 
 @pytest.mark.parametrize("n_bits", WIDTHS)
 @pytest.mark.parametrize("m", [None, 1, 3])
-def test_range_matches_reference(n_bits, m):
+def test_range_matches_reference(n_bits, m, threading):
     if m is not None and n_bits / m > 12:  # keep tables small (2**bits buckets each)
         m = None
     db = _clustered_codes(700, n_bits, seed=3 * n_bits)
@@ -224,6 +230,31 @@ def test_scan_fallback_on_spread_out_codes_is_exact():
     alive[::7] = False
     for got, expected in zip(index.search(q, 50), _reference_knn(q, db, alive, 50), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(not numba_available(), reason="the probe-or-scan decision needs numba")
+def test_probe_or_scan_decides_block_by_block(monkeypatch):
+    """Near queries are probed; once far ones make probing dearer than a scan, the rest of the
+    batch is scanned. Both parts stay exact."""
+    monkeypatch.setattr(mih_module, "_SAMPLE_QUERIES", 4)
+    monkeypatch.setattr(mih_module, "_SAMPLE_EVERY", 4)
+    monkeypatch.setattr(mih_module, "_PROBE_BLOCK", 8)
+    monkeypatch.setattr(mih_module, "_SCAN_SHARE", 0.5)
+    monkeypatch.setattr(mih_module, "_SAMPLE_BUDGET_SHARE", 1.0)
+    monkeypatch.setattr(mih_module, "PROBE_COST_IN_SCAN_WORDS", 10)  # a scan: 300 steps
+    db = _clustered_codes(3000, 64, seed=5, n_centres=300, p=0.01)
+    far = np.random.default_rng(6).integers(0, 256, (52, 8), dtype=np.uint8)
+    q = np.concatenate([db[:12], far])  # near queries probe ~10-400 steps, far ones > 1000
+    index, alive = _built(64, db, scan_fallback=True, removed=np.array([0, 1, 2999]))
+    probed = []
+    real_probe = index._probe_knn
+    monkeypatch.setattr(
+        index, "_probe_knn", lambda qw, rows, *a: probed.append(rows) or real_probe(qw, rows, *a)
+    )
+    for got, expected in zip(index.search(q, 5), _reference_knn(q, db, alive, 5), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    # Blocks of 4, 8, then 12 queries: the third holds far queries only and ends probing.
+    assert [(r.start, r.stop) for r in probed] == [(0, 4), (4, 12), (12, 24)]
 
 
 def test_pure_python_kernels_without_numba():

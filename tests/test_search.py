@@ -15,6 +15,9 @@ from h2q.search import PAD_DISTANCE, HammingIndex, iter_rank_database, rank_data
 from h2q.search._jit import numba_available
 
 WIDTHS = [8, 24, 64, 72, 128]
+#: Widths of every specialisation of the compiled scan: 1, 2, 3 and 4 words in registers, and
+#: wider codes summed four words at a time after 1-3 single words (5, 8 and 9 words).
+KERNEL_WIDTHS = [12, 192, 256, 320, 512, 520]
 BACKENDS = ["numpy", "faiss", "numba"]
 
 
@@ -83,7 +86,7 @@ def small_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("n_bits", [*WIDTHS, 12])
+@pytest.mark.parametrize("n_bits", [*WIDTHS, *KERNEL_WIDTHS])
 @pytest.mark.parametrize(("n_db", "k"), [(3000, 1), (3000, 37), (3000, 400), (50, 80)])
 def test_search_matches_reference(backend, n_bits, n_db, k, small_blocks):
     db = _tied_codes(n_db, n_bits, seed=n_bits)
@@ -156,8 +159,10 @@ def test_faiss_misordered_rows_are_recomputed():
 
 def test_backend_resolution(monkeypatch):
     assert HammingIndex(8, backend="numpy").backend == "numpy"
+    if numba_available():  # faster than faiss at 64 and 256 bits (benchmarks/bench_flat.py)
+        assert HammingIndex(256).backend == HammingIndex(64).backend == "numba"
     monkeypatch.setitem(sys.modules, "faiss", None)  # makes "import faiss" fail
-    # "auto" picks by measurement: the compiled scan for one-word codes, else faiss.
+    # "auto" picks by measurement: the compiled scan at every width, else faiss, else numpy.
     assert HammingIndex(8).backend == ("numba" if numba_available() else "numpy")
     assert HammingIndex(256).backend == ("numba" if numba_available() else "numpy")
     with pytest.raises(ImportError, match=r"pip install 'h2q\[faiss\]'"):
@@ -484,7 +489,7 @@ def test_rank_database_rejects_bad_input(kwargs, error, match):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("n_bits", [*WIDTHS, 256])
+@pytest.mark.parametrize("n_bits", [*WIDTHS, *KERNEL_WIDTHS])
 def test_range_search_matches_reference(backend, n_bits):
     db = _tied_codes(900, n_bits, seed=n_bits, n_distinct=30)
     q = np.concatenate([_tied_codes(7, n_bits, seed=n_bits + 1, n_distinct=30), db[:2]])

@@ -49,9 +49,8 @@ from . import _io
 from ._validation import ArrayLike, check_embeddings, check_labels, check_positive_int
 from .codes import hamming_distances
 from .metrics import (
-    average_precision,
+    _ranking_scores,
     map_within_radius,
-    precision_at_k,
     precision_recall_curve,
     variant_name,
 )
@@ -365,9 +364,8 @@ def _evaluate_one(
     for rows, D, I in iter_rank_database(q_codes, db_codes, None, chunk_size=block, **features):
         yq = y_query[rows]
         n_rows = len(yq)
-        ap_all[rows] = average_precision(I, yq, y_db, None)
-        ap_k[rows] = average_precision(I[:, :k], yq, y_db, k)
-        sum_p_at_k += precision_at_k(I[:, :k], yq, y_db, k) * n_rows
+        ap_all[rows], ap_k[rows], p_at_k = _ranking_scores(I, yq, y_db, k)
+        sum_p_at_k += p_at_k * n_rows
         # Score the radius metric on the shortest prefix that holds every item within the
         # radius plus one beyond it (D is sorted), so it is exact and nothing is cut off.
         width = min(n_db, int((D <= radius).sum(axis=1).max()) + 1)

@@ -232,6 +232,49 @@ def _ap_terms(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (rel * (hits / ranks)).sum(axis=1), hits[:, -1]
 
 
+def _ranking_scores(
+    ranking: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """AP@all, AP@k and mean precision@k of a whole-database ranking, from one relevance pass.
+
+    The fast path of :mod:`h2q.evaluation`: equal, bit for bit, to
+    ``average_precision(ranking, ...)``, ``average_precision(ranking[:, :k], ..., k)`` and
+    ``precision_at_k(ranking[:, :k], ..., k)`` (top-k denominator, empty queries score 0),
+    which check the ranking once each and gather its relevance three times.
+
+    Parameters
+    ----------
+    ranking : int array of shape (n_queries, n_ranked)
+        Distinct database ids of each query, best first (checked here once).
+    query_labels : array of shape (n_queries,) or (n_queries, n_classes)
+    db_labels : array of shape (n_db,) or (n_db, n_classes)
+    k : int
+        Cut-off, ``1 <= k <= n_ranked``.
+
+    Returns
+    -------
+    ap_all : ndarray of float64, shape (n_queries,)
+    ap_k : ndarray of float64, shape (n_queries,)
+    precision : float
+        Mean over queries of precision@k.
+    """
+    ranking, query_labels, db_labels = _check_ranking_inputs(ranking, query_labels, db_labels)
+    k = _check_k(k, ranking.shape[1])
+    relevance = _Relevance(query_labels, db_labels)
+    ap_all = np.empty(len(ranking), dtype=np.float64)
+    ap_k = np.empty(len(ranking), dtype=np.float64)
+    per_query = np.empty(len(ranking), dtype=np.float64)
+    for start in range(0, len(ranking), 256):  # the chunks of average_precision
+        stop = min(start + 256, len(ranking))
+        rel = relevance.gather(start, stop, ranking[start:stop])
+        numerator, n_hits = _ap_terms(rel)
+        ap_all[start:stop] = _safe_divide(numerator, n_hits, "zero")
+        numerator, n_hits = _ap_terms(rel[:, :k])
+        ap_k[start:stop] = _safe_divide(numerator, n_hits, "zero")
+        per_query[start:stop] = rel[:, :k].sum(axis=1) / k
+    return ap_all, ap_k, float(per_query.mean())
+
+
 def _check_radius_inputs(
     D: Any, I: Any, query_labels: Any, db_labels: Any, radius: Any, empty: Any, chunk_size: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -754,7 +797,7 @@ def _check_ids(ids: Any, name: str, n_queries: int, n_db: int) -> np.ndarray:
             f"{name} contains id {bad}, but db_labels has {n_db} rows (ids must be in "
             f"[0, {n_db})).{hint} Pass the labels of the database that was searched."
         )
-    repeated = np.flatnonzero((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1))
+    repeated = _rows_with_repeats(ids, n_db)
     if len(repeated):
         raise ValueError(
             f"{name} repeats a database id in {len(repeated)} row(s) (first: row "
@@ -762,6 +805,29 @@ def _check_ids(ids: Any, name: str, n_queries: int, n_db: int) -> np.ndarray:
             "produced it."
         )
     return ids
+
+
+#: Elements of the scratch counts of :func:`_rows_with_repeats` (16 MiB of int64).
+_REPEAT_BLOCK = 1 << 21
+
+
+def _rows_with_repeats(ids: np.ndarray, n_db: int) -> np.ndarray:
+    """Indices of the rows of ``ids`` (values in ``[0, n_db)``) that list an id twice.
+
+    Counting per row (linear time) when the rows are about as long as the database, as a
+    full ranking is; sorting each row (its length times its log) when they are much shorter.
+    """
+    n_rows, width = ids.shape
+    if 4 * width < n_db:
+        return np.flatnonzero((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1))
+    step = max(1, _REPEAT_BLOCK // n_db)
+    found = []
+    for start in range(0, n_rows, step):
+        block = ids[start : start + step]
+        offsets = np.arange(0, len(block) * n_db, n_db)[:, None]
+        counts = np.bincount((block + offsets).ravel(), minlength=len(block) * n_db)
+        found.append(start + np.flatnonzero((counts.reshape(len(block), n_db) > 1).any(axis=1)))
+    return np.concatenate(found)
 
 
 def _check_ranking_inputs(

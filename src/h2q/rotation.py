@@ -105,20 +105,35 @@ def reflections_rotation_vjp(
 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """``U = reflections_rotation(vectors)`` and a function ``G -> dL/dvectors`` for
     ``G = dL/dU``, without autograd (for solvers that compute their own gradients).
+
+    The same compact WY algebra as the autograd path, written in the rows' orientation with
+    fused products (``addmm``, ``addcmul``): a solver step is a few dozen small kernels, and
+    at narrow widths their count, not their flops, is the cost.
     """
     with torch.no_grad():
-        unit, norms = _unit_rows(vectors)
-        Y = unit.T
-        U, S, W = _wy_forward(Y)
+        norms = torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
+        unit = vectors / norms  # (m, k), the columns of Y as rows
+        upper, half_eye = _masks(unit.shape[0], unit.dtype, unit.device)
+        S = torch.addcmul(half_eye, unit @ unit.T, upper)  # striu(Y^T Y) + I / 2
+        W = torch.linalg.solve_triangular(S, unit, upper=True)  # S^{-1} Y^T, (m, k)
+        U = torch.addmm(_identity(unit.shape[1], unit.dtype, unit.device), unit.T, W, alpha=-1)
 
     def vjp(G: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            g_unit = _wy_backward(Y, S, W, G).T  # (m, k), rows match the vectors
+            # _wy_backward transposed: dL/dY^T = -P - W G^T + (M + M^T) Y^T
+            P = torch.linalg.solve_triangular(S.mT, unit @ G, upper=False)
+            M = (P @ W.T).mul_(upper)
+            g_unit = torch.addmm(P, M + M.T, unit, beta=-1).sub_(W @ G.T)
             # through u = v / ||v||: (g - (g . u) u) / ||v||
-            radial = (g_unit * unit).sum(dim=1, keepdim=True)
-            return (g_unit - radial * unit) / norms
+            radial = torch.linalg.vecdot(g_unit, unit).unsqueeze(1)
+            return g_unit.addcmul_(radial, unit, value=-1).div_(norms)
 
     return U, vjp
+
+
+@functools.lru_cache(maxsize=32)
+def _identity(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.eye(k, dtype=dtype, device=device)
 
 
 class HouseholderRotation(nn.Module):

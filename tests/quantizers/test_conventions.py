@@ -319,3 +319,31 @@ def test_files_from_before_centring_load_uncentred(tmp_path, data16):
     _io.save_state(tmp_path / "itq_old.npz", "ITQQuantizer", 1, arrays, meta)
     with pytest.raises(FileFormatError, match="older release.*Refit and save it again"):
         load_quantizer(tmp_path / "itq_old.npz")
+
+
+def test_read_only_input_is_used_without_a_warning_and_left_unchanged():
+    """Arrow batches (Spark) and np.load(mmap_mode="r") give read-only arrays: torch warns
+    about sharing them once per process, so the check runs in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    script = """
+import warnings
+import numpy as np
+from h2q.quantizers import make_quantizer
+warnings.simplefilter("error")
+X = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+X.setflags(write=False)
+before = X.copy()
+for name in ("sign", "itq", "h2q"):
+    q = make_quantizer(name) if name == "sign" else make_quantizer(name, n_bits=8)
+    q.fit(X)
+    q.transform(X)
+    q.encode(X)
+    q.quantization_loss(X)
+assert np.array_equal(X, before)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

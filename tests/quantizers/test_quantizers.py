@@ -329,7 +329,7 @@ def test_stall_rule_stops_the_default_solver(data16):
     # a learning rate too small to change anything: every check is a stall, so the run stops
     # at the stall after the last drop
     q = HouseholderQuantizer(learning_rate=1e-12).fit(X, X_val=Xv)
-    stalls = _solvers.GD_PATIENCE * (_solvers.GD_MAX_DECAYS + 1)
+    stalls = _solvers.gd_patience(X.shape[1]) * (_solvers.GD_MAX_DECAYS + 1)
     assert q.n_iter_ == _solvers.GD_CHECK_EVERY * stalls
     assert len(q.validation_curve_) == stalls + 1
     # a real run stops on its own, long before the cap, and max_iter caps it
@@ -349,3 +349,70 @@ def test_gd_batch_grows_with_width():
         2048,
         2048,
     ]
+
+
+def test_wide_codes_get_their_learning_rate_and_patience():
+    from h2q.quantizers._solvers import gd_learning_rate, gd_patience
+
+    assert [gd_learning_rate(k) for k in (16, 128, 255, 256, 384)] == [0.5, 0.5, 0.5, 0.2, 0.2]
+    assert [gd_patience(k) for k in (16, 128, 255, 256, 384)] == [2, 2, 2, 4, 4]
+
+
+@pytest.mark.parametrize("patience", [2, 4])
+def test_plateau_drops_the_rate_at_each_stall_and_stops_after_the_last(patience):
+    from h2q.quantizers._solvers import GD_DECAY, GD_MAX_DECAYS, _Plateau
+
+    schedule = _Plateau(0.5, patience)
+    for value in (1.0, 0.9, 0.8):  # improving: no stall
+        schedule.update(value)
+    assert schedule.lr == 0.5 and schedule.stalls == 0
+    schedule.update(0.8 * (1 - 1e-5))  # a gain below the tolerance counts as a stall
+    assert schedule.stalls == 1
+    updates = 1
+    while not schedule.stop:
+        schedule.update(0.8)
+        updates += 1
+        assert updates <= patience * (GD_MAX_DECAYS + 1)
+    assert updates == patience * (GD_MAX_DECAYS + 1)  # stopped at the stall after the last drop
+    assert schedule.lr == pytest.approx(0.5 * GD_DECAY ** (GD_MAX_DECAYS + 1))
+    # a real gain resets the count of checks without gain
+    schedule = _Plateau(0.5, patience)
+    for value in [1.0] + [1.0] * (patience - 1) + [0.5] + [0.5] * (patience - 1):
+        schedule.update(value)
+    assert schedule.lr == 0.5 and schedule.decays == 0
+
+
+def test_gd_stops_on_a_stalled_loss_at_the_width_patience():
+    """A loss that never moves (zero gradients): the run stops at the stall after the last
+    drop, after ``patience * (drops + 1)`` checks, for narrow and wide codes alike."""
+    from h2q.quantizers import _solvers
+    from h2q.quantizers.objectives import Objective
+
+    flat = Objective(
+        "flat", lambda z: z.sum() * 0.0, lambda z: (z.sum() * 0.0, torch.zeros_like(z)), 0.1
+    )
+    for k in (8, 256):
+        Z = torch.randn(64, k, generator=torch.Generator().manual_seed(0))
+        result = _solvers.gd(
+            Z, Z, flat, torch.eye(k), generator=torch.Generator().manual_seed(0), max_iter=10_000
+        )
+        checks = _solvers.gd_patience(k) * (_solvers.GD_MAX_DECAYS + 1)
+        assert result.n_iter == _solvers.GD_CHECK_EVERY * checks
+        assert len(result.validation_curve) == checks + 1 and result.best_iteration == 0
+
+
+def test_batches_are_rows_drawn_with_replacement_and_reproducible():
+    from h2q.quantizers._solvers import _BATCH_DRAWS, _Batches
+
+    Z = torch.arange(50.0).reshape(50, 1)
+    draws = []
+    for _ in range(2):
+        batches = _Batches(50, 8, torch.Generator().manual_seed(3), Z)
+        draws.append(torch.stack([batches.next(Z) for _ in range(2 * _BATCH_DRAWS + 3)]))
+    torch.testing.assert_close(draws[0], draws[1])
+    rows = draws[0].flatten()
+    assert rows.shape == ((2 * _BATCH_DRAWS + 3) * 8,) and bool(((rows >= 0) & (rows < 50)).all())
+    assert len(torch.unique(rows)) > 40  # every step a fresh draw, not one batch repeated
+    assert len({tuple(b.flatten().tolist()) for b in draws[0]}) == len(draws[0])
+    small = _Batches(5, 8, torch.Generator().manual_seed(3), Z[:5])
+    assert torch.equal(small.next(Z[:5]), Z[:5])  # all rows when there are few

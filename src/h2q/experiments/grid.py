@@ -365,11 +365,16 @@ def _compute_in_workers(
     threads: int | None,
     on_cell: Callable[[CellRecord], Any] | None,
 ) -> None:
-    # The first run of each seed here, so that its features are extracted once.
-    for seed in runner.config.seeds:
-        first = next((r for r in needed_runs if r.seed == seed), None)
-        if first is not None:
-            runner.ensure_run(first)
+    seeds = [s for s in runner.config.seeds if any(r.seed == s for r in needed_runs)]
+    if len(seeds) >= jobs:
+        # Each seed has its own folds, hence its own feature cache entry: one group of each
+        # seed goes first, so that the workers extract the features of different seeds at
+        # the same time (not one after the other in this process with a core idle).
+        groups = _seed_leaders_first(groups)
+    else:
+        # The first run of each seed here, so that its features are extracted once.
+        for seed in seeds:
+            runner.ensure_run(next(r for r in needed_runs if r.seed == seed))
     runner.release_data()  # the workers load their own copy
     from .parallel import run_parallel
 
@@ -428,6 +433,15 @@ def _groups(todo: list[tuple[Cell, str]]) -> list[list[tuple[Cell, str]]]:
     for cell, settings in todo:
         groups.setdefault((cell.seed, cell.method, cell.n_bits), []).append((cell, settings))
     return list(groups.values())
+
+
+def _seed_leaders_first(groups: list[list[tuple[Cell, str]]]) -> list[list[tuple[Cell, str]]]:
+    """The first group of each seed, then the other groups, each part in grid order."""
+    leaders: dict[int, int] = {}
+    for i, group in enumerate(groups):
+        leaders.setdefault(group[0][0].seed, i)
+    first = sorted(leaders.values())
+    return [groups[i] for i in first] + [g for i, g in enumerate(groups) if i not in first]
 
 
 def _check_methods(config: GridConfig) -> None:

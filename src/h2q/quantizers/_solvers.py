@@ -3,8 +3,11 @@
 ``gd`` (the default): heavy-ball momentum descent on random batches of rows, keeping the
 iterate with the lowest validation loss (checked every few iterations). The learning rate
 stays constant until the validation loss stalls, then drops; the run stops at the stall that
-follows the last drop. So the number of iterations adapts to the problem (wider codes take
-longer), and its constants are fixed for every data set and width: the user tunes nothing.
+follows the last drop. Each step forms ``U`` and the gradient of the Householder vectors in
+closed form (compact WY, :func:`h2q.rotation.reflections_rotation_vjp`): no Python loop over
+reflections and no autograd graph. So the number of iterations adapts to the problem (wider
+codes take longer), and its constants are fixed for every data set and width: the user tunes
+nothing.
 The stage-2 losses are piecewise smooth with a kink wherever a coordinate crosses zero; on
 them quasi-Newton methods (L-BFGS) stall in poor local minima, while momentum descent on
 batches behaves like the paper's SGD at a small fraction of the steps.
@@ -29,19 +32,20 @@ Callback = Callable[[int, float, "float | None"], "bool | None"]
 
 # Fixed constants of the default solver (not user hyperparameters). Chosen on the stage-2
 # benchmark's Fashion-MNIST DPSH embeddings at 16, 32 and 64 bits and on MiniLM WordNet gloss
-# embeddings (PCA) at 128, 256 and 384 bits, two batch seeds each, against ITQ (50 iterations)
-# and the paper's loop (benchmarks/stage2_solver_variants.py; benchmarks/bench_stage2.py
-# measures the result side by side). At 16-64 bits, batches of 512 rows and stopping after the
-# second drop (patience 2 checks) ended below ITQ and the paper's loop in every cell, at 1-2x
-# ITQ's time; patience 4 lowered the loss a little more but took up to twice as long; ITQ's
-# rotation as the start (converted to Householder vectors) ended higher than the identity.
-# Wider codes have k^2 parameters and per-step cost dominated by the k^3 WY product, so the
-# batch grows with the width: 8 rows per bit, from 512 to 2,048 (in a first sweep batches of
-# 2,048 ended 0.7% and 0.1% lower than 512 at 256 and 384 bits, at 1.8x and 1.2x the time; the
-# committed sweep's single seed found 1,024 as good or better there, and faster, so the cap is
-# worth re-checking over more seeds). Known gaps (see
-# the README): at 128-384 bits the paper's loop, 30-50x slower, ends 0.4-1.2% lower; on small
-# synthetic clustered data ITQ can end a few percent lower (a different local minimum).
+# embeddings (PCA) at 128, 256 and 384 bits against ITQ (50 iterations) and the paper's loop
+# (benchmarks/stage2_solver_variants.py; benchmarks/bench_stage2.py measures the result side
+# by side). At 16-64 bits, batches of 512 rows and stopping after the second drop (patience
+# 2 checks) ended below ITQ and the paper's loop in every cell, at 1-2x ITQ's time; patience 4
+# lowered the loss a little more but took up to twice as long; ITQ's rotation as the start
+# (converted to Householder vectors) ended higher than the identity, and so did a random
+# rotation at 256 and 384 bits. Wider codes have k^2 parameters and per-step cost dominated by
+# the k^3 WY product, so the batch grows with the width: 8 rows per bit, from 512 to 2,048.
+# From 256 bits the learning rate 0.5 is too noisy: its stall rule stopped after 135-150
+# iterations at 0.2-0.9% above the loss that a rate of 0.2 with patience 4 reached in about
+# 1.7x ITQ's time (6,000 MiniLM rows; at 128 bits 0.5 with patience 2 stayed the best).
+# Known gap (see the README): at 384 bits the paper's loop, 45x slower, ends 0.7% lower; gd
+# keeps improving past its stop at about the paper loop's rate per row seen, which the time
+# budget (2x ITQ) does not allow.
 GD_LEARNING_RATE = 0.5
 GD_MOMENTUM = 0.95
 GD_BATCH_SIZE = 512
@@ -51,6 +55,10 @@ GD_CHECK_EVERY = 5
 #: Checks in a row without a relative improvement of GD_TOLERANCE that count as a stall.
 GD_PATIENCE = 2
 GD_TOLERANCE = 1e-4
+#: From this width on, the learning rate and the patience of wide codes apply.
+GD_WIDE_BITS = 256
+GD_WIDE_LEARNING_RATE = 0.2
+GD_WIDE_PATIENCE = 4
 #: Factor of the learning rate at each stall, and stalls after which the run stops.
 GD_DECAY = 0.3
 GD_MAX_DECAYS = 2
@@ -116,24 +124,20 @@ class _Monitor:
 
 
 class _Plateau:
-    """The learning rate of ``gd``: constant until the monitored loss stalls, then times
-    ``GD_DECAY``; ``stop`` turns True at the stall after ``GD_MAX_DECAYS`` drops."""
+    """The learning rate of ``gd``: constant until the monitored loss stalls (``patience``
+    checks in a row without a relative gain of ``GD_TOLERANCE``), then times ``GD_DECAY``;
+    ``stop`` turns True at the stall after ``GD_MAX_DECAYS`` drops."""
 
-    def __init__(self, learning_rate: float) -> None:
-        self.lr, self.best, self.stalls, self.decays, self.stop = (
-            learning_rate,
-            math.inf,
-            0,
-            0,
-            False,
-        )
+    def __init__(self, learning_rate: float, patience: int = GD_PATIENCE) -> None:
+        self.lr, self.patience = learning_rate, patience
+        self.best, self.stalls, self.decays, self.stop = math.inf, 0, 0, False
 
     def update(self, value: float) -> None:
         if value < self.best * (1 - GD_TOLERANCE):
             self.best, self.stalls = value, 0
             return
         self.stalls += 1
-        if self.stalls >= GD_PATIENCE:
+        if self.stalls >= self.patience:
             self.stalls = 0
             self.stop = self.decays >= GD_MAX_DECAYS
             self.decays += 1
@@ -148,7 +152,7 @@ def gd(
     *,
     generator: torch.Generator,
     max_iter: int | None = None,
-    learning_rate: float = GD_LEARNING_RATE,
+    learning_rate: float | None = None,
     batch_size: int | None = None,
     callback: Callback | None = None,
 ) -> SolverResult:
@@ -158,7 +162,8 @@ def gd(
     ``loss_curve[i]`` is the batch loss at iterate i (0 = the start); the monitored loss is
     checked at iterates 0, ``GD_CHECK_EVERY``, 2 * ``GD_CHECK_EVERY``, ... and the last. The
     run stops at the stall after ``GD_MAX_DECAYS`` drops, or after ``max_iter`` iterations
-    (default ``GD_MAX_ITERATIONS``), whichever comes first.
+    (default ``GD_MAX_ITERATIONS``), whichever comes first. ``learning_rate``, ``batch_size``:
+    None for the width's defaults (:func:`gd_learning_rate`, :func:`gd_batch_size`).
     """
     n = Z.shape[0]
     max_iter = GD_MAX_ITERATIONS if max_iter is None else max_iter
@@ -170,10 +175,12 @@ def gd(
     velocity = torch.zeros_like(x)
     monitor = _Monitor(Z_val, objective, callback)
     monitor.result.check_every = GD_CHECK_EVERY
-    schedule = _Plateau(learning_rate)
+    k = Z.shape[1]
+    lr = gd_learning_rate(k) if learning_rate is None else learning_rate
+    schedule = _Plateau(lr, gd_patience(k))
+    batches = _Batches(n, batch_size, generator, Z)
     for iteration in range(max_iter + 1):
-        batch = Z if n <= batch_size else Z[_sample(n, batch_size, generator, Z)]
-        f, g, U = _loss_and_grad(x, batch, objective)
+        f, g, U = _loss_and_grad(x, batches.next(Z), objective)
         val = None
         if iteration % GD_CHECK_EVERY == 0 or iteration == max_iter:
             val = monitor.check(iteration, x, U, Z_mon)
@@ -181,13 +188,45 @@ def gd(
         if monitor.step(iteration, f, val) or iteration == max_iter or schedule.stop:
             break
         velocity.mul_(GD_MOMENTUM).add_(g)
-        x = x - schedule.lr * velocity
+        x.sub_(velocity, alpha=schedule.lr)  # the monitor keeps copies, not this tensor
     return monitor.result
+
+
+def gd_learning_rate(n_bits: int) -> float:
+    """Starting learning rate of ``gd``: 0.5, or 0.2 from ``GD_WIDE_BITS`` bits."""
+    return GD_WIDE_LEARNING_RATE if n_bits >= GD_WIDE_BITS else GD_LEARNING_RATE
+
+
+def gd_patience(n_bits: int) -> int:
+    """Checks without gain that make a stall: 2, or 4 from ``GD_WIDE_BITS`` bits."""
+    return GD_WIDE_PATIENCE if n_bits >= GD_WIDE_BITS else GD_PATIENCE
 
 
 def gd_batch_size(n_bits: int) -> int:
     """Rows per step of ``gd`` for codes of ``n_bits``: 8 per bit, within [512, 2048]."""
     return min(GD_MAX_BATCH_SIZE, max(GD_BATCH_SIZE, GD_BATCH_PER_BIT * n_bits))
+
+
+class _Batches:
+    """Random batches of rows: all of ``Z`` when it has at most ``size`` rows, else ``size``
+    rows drawn with replacement, their indices drawn for ``_BATCH_DRAWS`` steps at a time (one
+    call to the generator instead of one per step)."""
+
+    def __init__(self, n: int, size: int, generator: torch.Generator, like: torch.Tensor) -> None:
+        self.n, self.size, self.generator, self.like = n, size, generator, like
+        self.drawn, self.used = torch.empty(0, size, dtype=torch.long), 0
+
+    def next(self, Z: torch.Tensor) -> torch.Tensor:
+        if self.n <= self.size:
+            return Z
+        if self.used == len(self.drawn):
+            self.drawn = _sample(self.n, _BATCH_DRAWS * self.size, self.generator, self.like)
+            self.drawn, self.used = self.drawn.view(_BATCH_DRAWS, self.size), 0
+        self.used += 1
+        return torch.index_select(Z, 0, self.drawn[self.used - 1])
+
+
+_BATCH_DRAWS = 32
 
 
 def _sample(n: int, size: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:

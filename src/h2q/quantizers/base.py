@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import Any
@@ -440,7 +441,14 @@ def _as_compute(X: Any) -> Any:
 def _as_tensor(X: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
     if is_tensor(X):
         return X.detach().to(device)
-    return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+    X = np.ascontiguousarray(X)
+    if X.flags.writeable:
+        return torch.from_numpy(X).to(device)
+    # A read-only array (Arrow batches in Spark, np.load(mmap_mode="r")) is shared, not copied:
+    # the quantizers never write into their input, so torch's warning about it does not apply.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(X).to(device)
 
 
 def _peak_scaled(X: torch.Tensor, name: str) -> torch.Tensor:

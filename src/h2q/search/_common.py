@@ -141,18 +141,15 @@ def faiss_available() -> bool:
 def resolve_backend(backend: Any, n_bits: int = 64) -> str:
     """The flat scan's back end for a setting: ``"auto"`` picks the fastest available.
 
-    Measured interleaved in one process (``benchmarks/bench_flat.py``, 10^6 codes, 2 threads):
-    at 64 bits the compiled kernel beats faiss's ``IndexBinaryFlat`` (1.55x at k=100), which
-    beats the numpy scan (0.65x); at 256 bits faiss wins (the kernel 0.46x, numpy 0.36x). So
-    ``"auto"`` is the compiled kernel for codes of one 64-bit word, else faiss, else the
-    compiled kernel, else numpy.
+    Measured interleaved in one process (``benchmarks/bench_flat.py``, 10^6 codes, 1,000
+    queries, 2 threads): the compiled kernel beats faiss's ``IndexBinaryFlat`` at 64 and at 256
+    bits (see ``benchmarks/results/bench_flat.md``), and faiss beats the numpy scan. So
+    ``"auto"`` is the compiled kernel, else faiss, else numpy.
     """
     if backend == "auto":
-        if numba_available() and n_bits <= 64:
+        if numba_available():
             return "numba"
-        if faiss_available():
-            return "faiss"
-        return "numba" if numba_available() else "numpy"
+        return "faiss" if faiss_available() else "numpy"
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
@@ -199,3 +196,52 @@ def feature_distances(
         np.subtract(diff, query, out=diff)
     np.square(diff, out=diff)
     return diff.sum(axis=1)
+
+
+def feature_distances_block(db_features_t: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """:func:`feature_distances` of several queries at once, bit for bit, shape (c, n_db).
+
+    ``db_features_t`` is the transposed database features, shape (n_features, n_db), each
+    feature contiguous; ``queries`` has shape (c, n_features). numpy sums each row of
+    :func:`feature_distances` with its pairwise summation (8 accumulators for up to 128
+    terms, halves beyond); the same additions in the same order are done here a feature at a
+    time over whole (c, n_db) blocks, which is several times faster than c row-wise sums of
+    a few dozen terms. Callers check the result against :func:`feature_distances` on one row
+    (:func:`same_as_rowwise`) before trusting it, in case numpy's summation changes.
+    """
+
+    def term(j: int) -> np.ndarray:
+        t = np.subtract(db_features_t[j][None, :], queries[:, j : j + 1])
+        return np.square(t, out=t)
+
+    return _pairwise_sum(term, 0, db_features_t.shape[0])
+
+
+def _pairwise_sum(term: Any, start: int, n: int) -> np.ndarray:
+    """numpy's pairwise summation of ``term(start) ... term(start + n - 1)``, elementwise."""
+    if n < 8:
+        total = term(start)
+        for i in range(start + 1, start + n):
+            total += term(i)  # -0.0 + x (numpy's start) is x for the squares summed here
+        return total
+    if n <= 128:
+        acc = [term(start + j) for j in range(8)]
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                acc[j] += term(start + i + j)
+            i += 8
+        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        for rest in range(i, n):
+            total += term(start + rest)
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(term, start, half) + _pairwise_sum(term, start + half, n - half)
+
+
+def same_as_rowwise(db_features: np.ndarray, query: np.ndarray, block_row: np.ndarray) -> bool:
+    """Whether ``block_row`` (a row of :func:`feature_distances_block`) equals, bit for bit,
+    :func:`feature_distances` of ``query``."""
+    buffer = np.empty_like(db_features)
+    return bool(np.array_equal(feature_distances(db_features, None, query, buffer), block_row))

@@ -3,7 +3,7 @@
 Codes are ``uint64`` words stored word-major, ``db_t`` of shape ``(n_words, n_db)``, so that the
 inner loop over database items reads one contiguous row per word and vectorises (XOR,
 ``vpopcntq``, compare). A block of queries walks the database tile by tile: a tile of codes
-(``_TILE`` items, a few KiB) is reused from the L1 cache by every query of the block.
+(:data:`TILE_BYTES` of codes) is reused from the L1 cache by every query of the block.
 
 Selection never sorts the database. Each query keeps a small buffer of candidates, admitted in
 increasing id order, and a histogram of their distances (only ``n_bits + 1`` values exist):
@@ -13,6 +13,11 @@ only items strictly closer are admitted. That is the tie rule exactly, also at t
 boundary. A full buffer is compacted to its k best; the final order is a counting sort by
 distance that keeps the id order within a distance.
 
+Per tile and query, one vectorised pass computes the distances and counts those below the
+query's admission limit; a tile without any is done. Otherwise the distances are read in
+groups of :data:`GROUP`, each first counted with vector compares, so that only groups holding
+a candidate are read item by item (once the k-th distance is tight, candidates are rare).
+
 Importing this module imports numba (when available); kernels compile on first call.
 """
 
@@ -21,44 +26,133 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import thread_limit
-from ._jit import jit, make_popcount, prange_or_range
+from ._jit import jit, make_popcount, numba_available, prange_or_range
 from ._pad import PAD_DISTANCE, PAD_ID
 
 popcount = make_popcount()
 prange = prange_or_range()
 
-#: Database items per tile (a tile of 64-bit codes is 16 KiB, well inside L1).
-TILE = 2048
-#: Queries per block: each tile is read once per block from memory and reused from cache.
-QUERY_BLOCK = 16
+#: Bytes of codes per tile: a tile stays in the L1 data cache (32 KiB or more) while every
+#: query of a block reads it.
+TILE_BYTES = 16384
+#: Most queries per block: each tile is read once per block from memory and reused from
+#: cache (a database of 10^6 x 256 bits, 32 MiB, is read from memory once per block). Smaller
+#: batches are cut into one block per thread.
+QUERY_BLOCK = 64
+#: Items per group of the admission pass: a group is scanned item by item only when it holds
+#: an admitted distance (a vectorised count tells).
+GROUP = 64
+
+
+@jit()
+def _tile_items(n_words):
+    """Items per tile for codes of ``n_words`` words (a multiple of :data:`GROUP`)."""
+    return max(GROUP, TILE_BYTES // (8 * n_words) // GROUP * GROUP)
 
 
 @jit()
 def _tile_distances(q_words, db_t, t0, t1, dist, lim):
     """``dist[j] = popcount(q ^ db[t0 + j])`` summed over words, for ``j < t1 - t0``.
 
-    Returns how many of them are below ``lim`` (counted in the same vectorised pass).
+    Returns how many of them are below ``lim`` (counted in the same vectorised pass). Codes of
+    up to four words are summed in registers, one pass per tile; wider codes add four words
+    at a time into ``dist``. Each word's row is sliced first: indexing ``db_t[w, t0 + j]``
+    directly makes LLVM emit gathers (the index might be negative), a slice indexed by the
+    loop counter compiles to contiguous vector loads.
     """
     n_words = q_words.shape[0]
     m = t1 - t0
-    hits = 0
     if n_words == 1:
-        qw = q_words[0]
-        for j in range(m):
-            d = np.int32(popcount(qw ^ db_t[0, t0 + j]))
-            dist[j] = d
-            hits += d < lim
-        return hits
-    qw = q_words[0]
+        return _dist1(q_words[0], db_t[0, t0:t1], dist, m, lim)
+    if n_words == 2:
+        return _dist2(q_words, db_t[0, t0:t1], db_t[1, t0:t1], dist, m, lim)
+    if n_words == 3:
+        a = db_t[0, t0:t1]
+        return _dist3(q_words, a, db_t[1, t0:t1], db_t[2, t0:t1], dist, m, lim)
+    if n_words == 4:
+        return _dist4(q_words, db_t, t0, t1, dist, lim)
+    dist[:m] = 0
+    lead = n_words % 4  # words added one at a time, then whole groups of four
+    for w in range(lead):
+        _add1(q_words[w], db_t[w, t0:t1], dist, m)
+    for w0 in range(lead, n_words - 4, 4):
+        _add4(q_words[w0 : w0 + 4], db_t, w0, t0, t1, dist)
+    return _last4(q_words, db_t, n_words - 4, t0, t1, dist, lim)
+
+
+@jit()
+def _dist4(q, db_t, t0, t1, dist, lim):
+    a, b = db_t[0, t0:t1], db_t[1, t0:t1]
+    c, e = db_t[2, t0:t1], db_t[3, t0:t1]
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    hits = 0
+    for j in range(t1 - t0):
+        s = popcount(q0 ^ a[j]) + popcount(q1 ^ b[j]) + popcount(q2 ^ c[j])
+        d = np.int32(s + popcount(q3 ^ e[j]))
+        dist[j] = d
+        hits += d < lim
+    return hits
+
+
+@jit()
+def _add1(q0, a, dist, m):
     for j in range(m):
-        dist[j] = np.int32(popcount(qw ^ db_t[0, t0 + j]))
-    for w in range(1, n_words - 1):
-        qw = q_words[w]
-        for j in range(m):
-            dist[j] += np.int32(popcount(qw ^ db_t[w, t0 + j]))
-    qw = q_words[n_words - 1]
+        dist[j] += np.int32(popcount(q0 ^ a[j]))
+
+
+@jit()
+def _dist1(q0, a, dist, m, lim):
+    hits = 0
     for j in range(m):
-        d = dist[j] + np.int32(popcount(qw ^ db_t[n_words - 1, t0 + j]))
+        d = np.int32(popcount(q0 ^ a[j]))
+        dist[j] = d
+        hits += d < lim
+    return hits
+
+
+@jit()
+def _dist2(q, a, b, dist, m, lim):
+    q0, q1 = q[0], q[1]
+    hits = 0
+    for j in range(m):
+        d = np.int32(popcount(q0 ^ a[j]) + popcount(q1 ^ b[j]))
+        dist[j] = d
+        hits += d < lim
+    return hits
+
+
+@jit()
+def _dist3(q, a, b, c, dist, m, lim):
+    q0, q1, q2 = q[0], q[1], q[2]
+    hits = 0
+    for j in range(m):
+        d = np.int32(popcount(q0 ^ a[j]) + popcount(q1 ^ b[j]) + popcount(q2 ^ c[j]))
+        dist[j] = d
+        hits += d < lim
+    return hits
+
+
+@jit()
+def _add4(q, db_t, w0, t0, t1, dist):
+    """``dist[j] += popcount`` of words ``w0 .. w0 + 3`` (a middle group of a wide code)."""
+    a, b = db_t[w0, t0:t1], db_t[w0 + 1, t0:t1]
+    c, e = db_t[w0 + 2, t0:t1], db_t[w0 + 3, t0:t1]
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    for j in range(t1 - t0):
+        s = popcount(q0 ^ a[j]) + popcount(q1 ^ b[j]) + popcount(q2 ^ c[j])
+        dist[j] += np.int32(s + popcount(q3 ^ e[j]))
+
+
+@jit()
+def _last4(q_words, db_t, w0, t0, t1, dist, lim):
+    """Add words ``w0 .. w0 + 3`` (the last four) to ``dist``; count the results below lim."""
+    a, b = db_t[w0, t0:t1], db_t[w0 + 1, t0:t1]
+    c, e = db_t[w0 + 2, t0:t1], db_t[w0 + 3, t0:t1]
+    q0, q1, q2, q3 = q_words[w0], q_words[w0 + 1], q_words[w0 + 2], q_words[w0 + 3]
+    hits = 0
+    for j in range(t1 - t0):
+        s = popcount(q0 ^ a[j]) + popcount(q1 ^ b[j]) + popcount(q2 ^ c[j])
+        d = dist[j] + np.int32(s + popcount(q3 ^ e[j]))
         dist[j] = d
         hits += d < lim
     return hits
@@ -117,7 +211,7 @@ def _emit(cand_d, cand_i, count, hist, k, D_row, I_row):
 
 
 @jit(parallel=True)
-def flat_topk(q_words, db_t, k, n_bits, D, I):
+def flat_topk(q_words, db_t, k, n_bits, block, D, I):
     """Top k of each query by (Hamming distance, id) over the whole database.
 
     ``q_words`` has shape ``(n_queries, n_words)``; ``D`` and ``I`` of shape ``(n_queries, k)``
@@ -126,23 +220,24 @@ def flat_topk(q_words, db_t, k, n_bits, D, I):
     n_q = q_words.shape[0]
     n_db = db_t.shape[1]
     cap = 2 * k + 64
-    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    tile = _tile_items(q_words.shape[1])
+    n_blocks = (n_q + block - 1) // block
     for b in prange(n_blocks):
-        q0 = b * QUERY_BLOCK
-        c = min(QUERY_BLOCK, n_q - q0)
+        q0 = b * block
+        c = min(block, n_q - q0)
         cand_d = np.empty((c, cap), dtype=np.int32)
         cand_i = np.empty((c, cap), dtype=np.int64)
         count = np.zeros(c, dtype=np.int64)
         hist = np.zeros((c, n_bits + 1), dtype=np.int64)
         limit = np.full(c, n_bits + 1, dtype=np.int32)
-        dist = np.empty(TILE, dtype=np.int32)
-        for t0 in range(0, n_db, TILE):
-            t1 = min(t0 + TILE, n_db)
+        dist = np.empty(tile, dtype=np.int32)
+        for t0 in range(0, n_db, tile):
+            t1 = min(t0 + tile, n_db)
             for r in range(c):
                 lim = limit[r]
                 if _tile_distances(q_words[q0 + r], db_t, t0, t1, dist, lim) == 0:
                     continue
-                _admit(dist, t0, t1, lim, cand_d[r], cand_i[r], count, r, hist[r], k)
+                _admit(dist, t0, t1 - t0, lim, cand_d[r], cand_i[r], count, r, hist[r], k)
                 if count[r] >= k:
                     limit[r] = kth(hist[r], k)
         for r in range(c):
@@ -150,25 +245,36 @@ def flat_topk(q_words, db_t, k, n_bits, D, I):
 
 
 @jit()
-def _admit(dist, t0, t1, lim, cand_d, cand_i, count, r, hist, k):
-    """Append the items of a tile closer than ``lim`` to a query's buffer (in id order)."""
+def _admit(dist, t0, m, lim, cand_d, cand_i, count, r, hist, k):
+    """Append the items of a tile closer than ``lim`` to a query's buffer (in id order).
+
+    The tile is read in groups of :data:`GROUP` distances: a vectorised count skips the groups
+    without an admitted item, so the cost follows the number of admissions, not the tile size.
+    """
     cap = cand_d.shape[0]
     n = count[r]
-    for j in range(t1 - t0):
-        d = dist[j]
-        if d < lim:
-            cand_d[n] = d
-            cand_i[n] = t0 + j
-            hist[d] += 1
-            n += 1
-            if n == cap:
-                n = _compact(cand_d, cand_i, n, hist, k)
-                lim = min(lim, kth(hist, k))
+    for g0 in range(0, m, GROUP):
+        seg = dist[g0 : min(g0 + GROUP, m)]
+        below = 0
+        for j in range(seg.shape[0]):
+            below += seg[j] < lim
+        if below == 0:
+            continue
+        for j in range(seg.shape[0]):
+            d = seg[j]
+            if d < lim:
+                cand_d[n] = d
+                cand_i[n] = t0 + g0 + j
+                hist[d] += 1
+                n += 1
+                if n == cap:
+                    n = _compact(cand_d, cand_i, n, hist, k)
+                    lim = min(lim, kth(hist, k))
     count[r] = n
 
 
 @jit(parallel=True)
-def flat_range(q_words, db_t, radius, cap, counts, D, I):
+def flat_range(q_words, db_t, radius, cap, block, counts, D, I):
     """Items within ``radius[q]`` of each query, by (distance, id), in one blocked pass.
 
     Each query's first ``cap`` items go to row ``q`` of ``D`` and ``I`` (shape ``(n_q, cap)``);
@@ -177,13 +283,14 @@ def flat_range(q_words, db_t, radius, cap, counts, D, I):
     """
     n_q = q_words.shape[0]
     n_db = db_t.shape[1]
-    n_blocks = (n_q + QUERY_BLOCK - 1) // QUERY_BLOCK
+    tile = _tile_items(q_words.shape[1])
+    n_blocks = (n_q + block - 1) // block
     for b in prange(n_blocks):
-        q0 = b * QUERY_BLOCK
-        c = min(QUERY_BLOCK, n_q - q0)
-        dist = np.empty(TILE, dtype=np.int32)
-        for t0 in range(0, n_db, TILE):
-            t1 = min(t0 + TILE, n_db)
+        q0 = b * block
+        c = min(block, n_q - q0)
+        dist = np.empty(tile, dtype=np.int32)
+        for t0 in range(0, n_db, tile):
+            t1 = min(t0 + tile, n_db)
             for q in range(q0, q0 + c):
                 lim = radius[q] + 1
                 if _tile_distances(q_words[q], db_t, t0, t1, dist, lim) == 0:
@@ -204,12 +311,23 @@ def flat_range(q_words, db_t, radius, cap, counts, D, I):
             I[q, :n] = I[q, :n][order]
 
 
+def query_block(n_queries: int) -> int:
+    """Queries per block: at most :data:`QUERY_BLOCK`, and a block for every thread."""
+    threads = 1
+    if numba_available():
+        import numba
+
+        threads = numba.get_num_threads()
+    return max(1, min(QUERY_BLOCK, -(-n_queries // threads)))
+
+
 def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
     """Run :func:`flat_topk` into fresh padded ``(D, I)`` arrays."""
     D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
     I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
     with thread_limit(None):  # H2Q_NUM_THREADS, when set
-        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, D, I)
+        block = query_block(len(q_words))
+        flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, block, D, I)
     return D, I
 
 
@@ -240,5 +358,5 @@ def _range_pass(words_t, q_words, radius, cap):
     D = np.empty((len(q_words), cap), dtype=np.int32)
     I = np.empty((len(q_words), cap), dtype=np.int64)
     with thread_limit(None):
-        flat_range(q_words, words_t, radius, cap, counts, D, I)
+        flat_range(q_words, words_t, radius, cap, query_block(len(q_words)), counts, D, I)
     return counts, D, I

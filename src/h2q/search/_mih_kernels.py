@@ -167,95 +167,131 @@ def _knn_one(q, words, alive, tables, k, n_bits, budget, marker, stamp, st):
 def knn(q_words, words, alive, tables, k, n_bits, budget, n_chunks, D, I, over, work):
     """Exact top k by (distance, id) for each query, or ``over[q] = True`` past the budget.
 
+    Runs :func:`knn_queries` on ``n_chunks`` chunks of the queries in parallel.
+    """
+    n_q = q_words.shape[0]
+    per_chunk = (n_q + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        q0 = c * per_chunk
+        q1 = min(n_q, q0 + per_chunk)
+        knn_queries(q_words, words, alive, tables, k, n_bits, budget, q0, q1, D, I, over, work)
+
+
+@jit()
+def knn_queries(q_words, words, alive, tables, k, n_bits, budget, q0, q1, D, I, over, work):
+    """Queries ``q0:q1`` of :func:`knn`, in the calling thread.
+
     ``D`` and ``I`` arrive filled with padding; ``tables`` is
     ``(sub_start, sub_len, table_start, offsets, bucket_ids)``. ``work[q]`` receives the
     query's probe steps (buckets plus candidates checked).
     """
-    n_q = q_words.shape[0]
-    per_chunk = (n_q + n_chunks - 1) // n_chunks
+    if q1 <= q0:
+        return
     cap = 4 * k + 256
-    for c in prange(n_chunks):
-        marker = np.zeros(words.shape[0], dtype=np.uint8)
-        stamp = 0
-        cand_d = np.empty(cap, dtype=np.int32)
-        cand_i = np.empty(cap, dtype=np.int64)
-        hist = np.zeros(n_bits + 1, dtype=np.int64)
-        meta = np.zeros(4, dtype=np.int64)
-        for q in range(c * per_chunk, min(n_q, (c + 1) * per_chunk)):
-            stamp += 1
-            if stamp == 256:
-                marker[:] = 0
-                stamp = 1
-            hist[:] = 0
-            meta[0] = 0
-            meta[1] = n_bits
-            meta[2] = k
-            meta[3] = 0
-            st = (cand_d, cand_i, hist, meta)
-            done = _knn_one(
-                q_words[q], words, alive, tables, k, n_bits, budget, marker, np.uint8(stamp), st
-            )
-            work[q] = meta[3]
-            if not done:
-                over[q] = True
-                continue
-            n = _keep_best(cand_d, cand_i, meta[0], hist, k)
-            for p in range(n):
-                D[q, p] = cand_d[p]
-                I[q, p] = cand_i[p]
+    marker = np.zeros(words.shape[0], dtype=np.uint8)
+    stamp = 0
+    cand_d = np.empty(cap, dtype=np.int32)
+    cand_i = np.empty(cap, dtype=np.int64)
+    hist = np.zeros(n_bits + 1, dtype=np.int64)
+    meta = np.zeros(4, dtype=np.int64)
+    for q in range(q0, q1):
+        stamp += 1
+        if stamp == 256:
+            marker[:] = 0
+            stamp = 1
+        hist[:] = 0
+        meta[0] = 0
+        meta[1] = n_bits
+        meta[2] = k
+        meta[3] = 0
+        st = (cand_d, cand_i, hist, meta)
+        done = _knn_one(
+            q_words[q], words, alive, tables, k, n_bits, budget, marker, np.uint8(stamp), st
+        )
+        work[q] = meta[3]
+        if not done:
+            over[q] = True
+            continue
+        n = _keep_best(cand_d, cand_i, meta[0], hist, k)
+        for p in range(n):
+            D[q, p] = cand_d[p]
+            I[q, p] = cand_i[p]
 
 
 @jit(parallel=True)
 def range_probe(q_words, words, alive, tables, radius, n_chunks, counts, lims, D, I, fill):
     """Items within ``radius[q]`` of each query, by (distance, id): count, then fill.
 
+    Runs :func:`range_queries` on ``n_chunks`` chunks of the queries in parallel.
+    """
+    n_q = q_words.shape[0]
+    per_chunk = (n_q + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        q0 = c * per_chunk
+        q1 = min(n_q, q0 + per_chunk)
+        range_queries(q_words, words, alive, tables, radius, q0, q1, counts, lims, D, I, fill)
+
+
+@jit()
+def range_queries(q_words, words, alive, tables, radius, q0, q1, counts, lims, D, I, fill):
+    """Queries ``q0:q1`` of :func:`range_probe`, in the calling thread.
+
+    With ``fill`` False, ``counts[q]`` receives the number of results; with ``fill`` True the
+    results go to ``D`` and ``I`` from ``lims[q]`` on, sorted by (distance, id).
+
     By the pigeonhole principle an item within ``r`` has a substring within ``r // m`` of the
-    query's, so probing radii ``0 .. r // m`` in every substring finds all of them.
+    query's, so probing radii ``0 .. r // m`` in every substring finds all of them. An item is
+    reported by the first substring where it is that close (checked on the item's own code for
+    the few items within ``r``), so no per-item marks are needed.
     """
     sub_start, sub_len, table_start, offsets, bucket_ids = tables
     m = sub_start.shape[0]
     n = words.shape[0]
-    n_q = q_words.shape[0]
-    per_chunk = (n_q + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        marker = np.zeros(words.shape[0], dtype=np.uint8)
-        stamp = 0
-        for q in range(c * per_chunk, min(n_q, (c + 1) * per_chunk)):
-            stamp += 1
-            if stamp == 256:
-                marker[:] = 0
-                stamp = 1
-            qw = q_words[q]
-            r_q = radius[q]
-            found = 0
-            base_out = lims[q] if fill else 0
-            for i in range(m):
-                length = sub_len[i]
-                key = _query_key(qw, sub_start[i], length)
-                for s in range(min(r_q // m, length) + 1):
-                    mask = (np.int64(1) << s) - 1
-                    end = np.int64(1) << length
-                    while mask < end:
-                        b = table_start[i] + (key ^ mask)
-                        first = i * n
-                        for p in range(first + offsets[b], first + offsets[b + 1]):
-                            item = bucket_ids[p]
-                            if marker[item] == stamp or not alive[item]:
-                                continue
-                            marker[item] = stamp
-                            d = _distance(qw, words, item)
-                            if d <= r_q:
-                                if fill:
-                                    D[base_out + found] = d
-                                    I[base_out + found] = item
-                                found += 1
-                        if s == 0:
-                            break
-                        mask = _next_combination(mask)
-            if fill:
-                _sort_segment(D, I, base_out, base_out + found)
-            else:
-                counts[q] = found
+    q_keys = np.empty(m, dtype=np.int64)
+    for q in range(q0, q1):
+        qw = q_words[q]
+        r_q = radius[q]
+        s_max = r_q // m
+        for i in range(m):
+            q_keys[i] = _query_key(qw, sub_start[i], sub_len[i])
+        found = 0
+        base_out = lims[q] if fill else 0
+        for i in range(m):
+            length = sub_len[i]
+            first = i * n
+            for s in range(min(s_max, length) + 1):
+                mask = (np.int64(1) << s) - 1
+                end = np.int64(1) << length
+                while mask < end:
+                    b = table_start[i] + (q_keys[i] ^ mask)
+                    for p in range(first + offsets[b], first + offsets[b + 1]):
+                        item = bucket_ids[p]
+                        d = _distance(qw, words, item)
+                        if d > r_q or not alive[item]:
+                            continue
+                        if _found_earlier(words[item], q_keys, sub_start, sub_len, i, s_max):
+                            continue
+                        if fill:
+                            D[base_out + found] = d
+                            I[base_out + found] = item
+                        found += 1
+                    if s == 0:
+                        break
+                    mask = _next_combination(mask)
+        if fill:
+            _sort_segment(D, I, base_out, base_out + found)
+        else:
+            counts[q] = found
+
+
+@jit()
+def _found_earlier(item_words, q_keys, sub_start, sub_len, i, s_max):
+    """Whether a substring before ``i`` is within ``s_max`` of the query's (probed before)."""
+    for j in range(i):
+        key = _query_key(item_words, sub_start[j], sub_len[j])
+        if popcount(np.uint64(key ^ q_keys[j])) <= s_max:
+            return True
+    return False
 
 
 @jit()

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._popcount import KernelScratch, block_distances, iter_distance_blocks, to_words
-from ._common import feature_distances
+from ._common import feature_distances, feature_distances_block, same_as_rowwise
 from ._pad import PAD_DISTANCE, PAD_ID
 
 #: ``uint64`` elements of the scratch block of one scan step (2 MiB).
 _SCAN_BLOCK_WORDS = 1 << 18
+#: float32 elements of one block of feature distances of a whole-database ranking (256 KiB).
+_FEATURE_BLOCK = 1 << 16
 #: Candidates beyond ``4 * n_queries * k`` tolerated before dropping those that fell behind.
 _PRUNE_SLACK = 1 << 16
 
@@ -31,6 +33,8 @@ class Scan:
         self.n_bits = n_bits
         self.words_t = np.ascontiguousarray(to_words(codes).T)
         self.features = features
+        self.features_t: np.ndarray | None = None  # transposed, for whole-database rankings
+        self.block_exact: bool | None = None  # whether feature_distances_block matches numpy
         # Distances fit in uint8 up to 254 bits; limits go up to n_bits + 1.
         self.dist_dtype = np.uint8 if n_bits <= 254 else np.uint16
 
@@ -178,15 +182,42 @@ class Scan:
                 # Stable sort: equal distances keep increasing ids (a radix sort for uint8).
                 order = np.argsort(dist, axis=1, kind="stable")
             else:
-                order = np.empty((c, n), dtype=np.int64)
-                buffer = np.empty_like(self.features)
-                all_ids = np.arange(n)
-                for r in range(c):
-                    fd = feature_distances(self.features, None, query_features[start + r], buffer)
-                    order[r] = self._order(dist[r], fd, all_ids)
+                order = self._full_feature_order(dist, query_features[start:stop])
             I[:, :n] = order
             D[:, :n] = np.take_along_axis(dist, order, axis=1)
             yield slice(start, stop), D, I
+
+    def _full_feature_order(self, dist: np.ndarray, query_features: np.ndarray) -> np.ndarray:
+        """Positions that sort each row of ``dist`` by (distance, feature distance, id): the
+        order of :func:`feature_order`, computed for blocks of rows at once."""
+        n, c = self.n_db, len(dist)
+        order = np.empty((c, n), dtype=np.int64)
+        id_bits = max(1, (n - 1).bit_length())
+        if self.features.dtype == np.float32 and self.n_bits.bit_length() + 31 + id_bits <= 63:
+            if self.features_t is None:
+                self.features_t = np.ascontiguousarray(self.features.T)
+            rows = max(1, _FEATURE_BLOCK // n)
+            for r0 in range(0, c, rows):
+                r1 = min(r0 + rows, c)
+                fd = feature_distances_block(self.features_t, query_features[r0:r1])
+                if self.block_exact is None:  # numpy's summation order, checked once
+                    self.block_exact = same_as_rowwise(self.features, query_features[r0], fd[0])
+                if not self.block_exact:
+                    break
+                # feature_order's packed key, whole rows at a time: the keys are unique, so
+                # sorting the keys themselves gives the same order, and the low bits are ids.
+                key = fd.view(np.uint32).astype(np.int64) << id_bits
+                key |= dist[r0:r1].astype(np.int64) << (31 + id_bits)
+                key |= np.arange(n)
+                key.sort(axis=1)
+                np.bitwise_and(key, (1 << id_bits) - 1, out=order[r0:r1])
+            else:
+                return order
+        buffer = np.empty_like(self.features)
+        for r in range(c):
+            fd = feature_distances(self.features, None, query_features[r], buffer)
+            order[r] = self._order(dist[r], fd, np.arange(n))
+        return order
 
 
 def _prune(

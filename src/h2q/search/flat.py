@@ -70,8 +70,8 @@ class HammingIndex:
         CPU's instruction, selection counts distances instead of sorting); ``"numpy"`` with a
         chunked numpy popcount scan; ``"faiss"`` with ``faiss.IndexBinaryFlat`` (the optional
         ``faiss`` extra). ``"auto"`` picks the fastest available, measured side by side in
-        ``benchmarks/bench_flat.py``: numba for codes of up to 64 bits, else faiss, else
-        numba, else numpy. All return identical
+        ``benchmarks/bench_flat.py``: numba (faster than faiss at 64 and 256 bits), else
+        faiss, else numpy. All return identical
         results (see the module notes for the tie rule). Re-ranking by features always uses
         the numpy scan, which sees every tie.
 

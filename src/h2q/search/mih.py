@@ -54,11 +54,25 @@ _FILE_VERSION = 1
 MAX_SUBSTRING_BITS = 24
 #: Cost of one probe step (a bucket lookup or a candidate check: random memory accesses) in
 #: units of one 64-bit word of the flat scan (a vectorised XOR + popcount + compare). Measured
-#: on 10^6 clustered 64-bit codes with k = 1000 (every query over budget): about 800 ns per step
-#: against 6.7 ns per scanned word on the same loaded machine, a ratio of about 120.
-PROBE_COST_IN_SCAN_WORDS = 120
-#: Queries probed first to decide between probing and scanning a batch.
+#: on uniform and clustered codes (10^6 and 10^7 x 64 bits, 10^6 x 256 bits, k = 10 and 100,
+#: queries probed without a budget): 140-240 ns per step against 0.18-0.60 ns per scanned word
+#: of the compiled scan in the same process, ratios 310-990, median about 600.
+PROBE_COST_IN_SCAN_WORDS = 600
+#: Probe steps below which a search runs in the calling thread: starting the parallel region
+#: (waking the other threads) took up to 16 ms on the loaded 2-core machine, about what
+#: 50,000 steps (150-250 ns each) take on one core.
+SERIAL_WORK = 50_000
+#: Most queries probed first, before deciding between probing and scanning a batch (at most
+#: one in :data:`_SAMPLE_EVERY` queries, so the sample costs at most a few percent of a scan).
 _SAMPLE_QUERIES = 16
+_SAMPLE_EVERY = 64
+#: Queries probed in the first block after the sample; each later block is as large as all
+#: blocks before it (few kernel calls), and after each block the decision is taken again.
+_PROBE_BLOCK = 128
+#: A batch is scanned once the queries probed so far cost more than this share of their
+#: budget each (a scan per query; :data:`_SAMPLE_BUDGET_SHARE` of a scan in the sample).
+_SCAN_SHARE = 0.8
+_SAMPLE_BUDGET_SHARE = 0.5
 
 
 class MultiIndexHammingIndex:
@@ -364,47 +378,57 @@ class MultiIndexHammingIndex:
         I = np.full((n_q, k), PAD_ID, dtype=np.int64)
         over = np.zeros(n_q, dtype=np.bool_)
         work = np.zeros(n_q, dtype=np.int64)
-        scan_units = self._scan_units()
-        budget = scan_units if self.scan_fallback else np.iinfo(np.int64).max
-        head = min(n_q, max(1, min(_SAMPLE_QUERIES, n_q // 16))) if self.scan_fallback else n_q
         parts = (D, I, over, work)
-        self._probe_knn(q_words, slice(0, head), k, budget, parts)
-        if head < n_q:
-            if work[:head].mean() > 0.8 * scan_units:
-                over[head:] = True  # the sample says a scan is cheaper for this batch
-            else:
-                self._probe_knn(q_words, slice(head, n_q), k, budget, parts)
+        if not self.scan_fallback:
+            self._probe_knn(q_words, slice(0, n_q), k, np.iinfo(np.int64).max, parts)
+        else:
+            self._probe_or_scan(q_words, k, parts)
         if over.any():
             D[over], I[over] = self._scan_knn(query_codes[over], k)
         return D, I
+
+    def _probe_or_scan(self, q_words: np.ndarray, k: int, parts) -> None:
+        """Probe block by block while probing pays; flag the rest (and any query past one
+        scan's budget) in ``over``, to be scanned.
+
+        The first block is a small sample; after each block the mean probing work of all
+        queries probed so far is compared with a scan's cost, so that a batch of spread-out
+        codes is handed to the scan after a few percent of a scan's time.
+        """
+        n_q = len(q_words)
+        over, work = parts[2], parts[3]
+        scan_units = self._scan_units()
+        # The sample gets half a scan per query: it runs before anything is known
+        # (on spread-out codes every sample query uses its whole budget, in one thread).
+        budget = max(1, int(_SAMPLE_BUDGET_SHARE * scan_units))
+        start = 0
+        size = min(_SAMPLE_QUERIES, max(1, n_q // _SAMPLE_EVERY))
+        while start < n_q:
+            stop = min(n_q, start + size)
+            serial = (stop - start) * budget < SERIAL_WORK
+            self._probe_knn(q_words, slice(start, stop), k, budget, parts, serial)
+            if work[:stop].mean() > _SCAN_SHARE * budget:
+                over[stop:] = True  # probing costs more than scanning for this batch
+                return
+            start, size = stop, max(_PROBE_BLOCK, stop)
+            budget = scan_units
 
     def _scan_units(self) -> int:
         """A scan's cost per query, in probe steps (see ``PROBE_COST_IN_SCAN_WORDS``)."""
         scan_words = self._n_alive * ((self.n_bits + 63) // 64)
         return max(64, scan_words // PROBE_COST_IN_SCAN_WORDS)
 
-    def _probe_knn(self, q_words, rows: slice, k: int, budget: int, parts) -> None:
+    def _probe_knn(self, q_words, rows: slice, k: int, budget: int, parts, serial=False) -> None:
         D, I, over, work = (np.ascontiguousarray(a[rows]) for a in parts)
+        args = (np.ascontiguousarray(q_words[rows]), self._words(), self._alive)
+        args += (self._get_tables(), k, self.n_bits, budget)
         with thread_limit(None):  # H2Q_NUM_THREADS, when set
-            self._run_knn(q_words[rows], k, budget, D, I, over, work)
+            if serial:  # no parallel region: waking threads can cost more than the work
+                _mk().knn_queries(*args, 0, len(D), D, I, over, work)
+            else:
+                _mk().knn(*args, _n_chunks(len(D)), D, I, over, work)
         for target, value in zip(parts, (D, I, over, work), strict=True):
             target[rows] = value
-
-    def _run_knn(self, q_words, k, budget, D, I, over, work) -> None:
-        _mk().knn(
-            np.ascontiguousarray(q_words),
-            self._words(),
-            self._alive,
-            self._get_tables(),
-            k,
-            self.n_bits,
-            budget,
-            _n_chunks(len(D)),
-            D,
-            I,
-            over,
-            work,
-        )
 
     def _range(
         self, query_codes: np.ndarray, q_words: np.ndarray, radii: np.ndarray
@@ -417,20 +441,24 @@ class MultiIndexHammingIndex:
             return RangeSearchResult(lims, D, ids[I])
         tables = self._get_tables()
         n_q = len(q_words)
-        n_chunks = _n_chunks(n_q)
         counts = np.zeros(n_q, dtype=np.int64)
         lims = np.zeros(n_q + 1, dtype=np.int64)
-        args = (q_words, self._words(), self._alive, tables, radii, n_chunks, counts, lims)
+        args = (q_words, self._words(), self._alive, tables, radii)
+        serial = self._range_work(radii) < SERIAL_WORK
         with thread_limit(None):  # H2Q_NUM_THREADS, when set
-            _mk().range_probe(*args, np.zeros(0, np.int32), np.zeros(0, np.int64), False)
-            np.cumsum(counts, out=lims[1:])
-            D = np.empty(lims[-1], dtype=np.int32)
-            I = np.empty(lims[-1], dtype=np.int64)
-            _mk().range_probe(*args, D, I, True)
+            for fill in (False, True):
+                if fill:
+                    np.cumsum(counts, out=lims[1:])
+                D = np.empty(lims[-1], dtype=np.int32)
+                I = np.empty(lims[-1], dtype=np.int64)
+                if serial:  # no parallel region: waking threads can cost more than the work
+                    _mk().range_queries(*args, 0, n_q, counts, lims, D, I, fill)
+                else:
+                    _mk().range_probe(*args, _n_chunks(n_q), counts, lims, D, I, fill)
         return RangeSearchResult(lims, D, I)
 
-    def _range_probe_pays(self, radii: np.ndarray) -> bool:
-        """Whether probing the balls of ``radii`` is estimated cheaper than scanning."""
+    def _range_work(self, radii: np.ndarray) -> float:
+        """Estimated probe steps of a range search (bucket lookups and candidate checks)."""
         m = self.substrings
         lengths = substring_lengths(self.n_bits, m)
         n = max(1, len(self._alive))
@@ -443,8 +471,12 @@ class MultiIndexHammingIndex:
             # Expected bucket size of uniform codes, at least one item per probe.
             hits = sum(n / (1 << int(b)) for b in lengths) / m
             work += (radii == r).sum() * probes * (1 + hits)
+        return work
+
+    def _range_probe_pays(self, radii: np.ndarray) -> bool:
+        """Whether probing the balls of ``radii`` is estimated cheaper than scanning."""
         scan_words = len(radii) * self._n_alive * ((self.n_bits + 63) // 64)
-        return work * PROBE_COST_IN_SCAN_WORDS < scan_words
+        return self._range_work(radii) * PROBE_COST_IN_SCAN_WORDS < scan_words
 
     def _search_reranked(
         self, query_codes: np.ndarray, q_words: np.ndarray, k: int, query_features: Any

@@ -304,9 +304,13 @@ def train(
     dev = resolve_device(device)
     model.to(dev)
     objective.to(dev)
+    # Note: foreach=True (multi-tensor kernels instead of a Python loop over the parameters,
+    # torch's default on CPU) computes bit-identical updates; on the main job's heads the
+    # optimizer step took half the time, the whole training epoch ~6% less (issue 12.2).
     optimizer = torch.optim.Adam(
         _param_groups(model, objective, settings.lr_backbone, settings.lr_head),
         weight_decay=settings.weight_decay,
+        foreach=True,
     )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None:

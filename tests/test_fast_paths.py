@@ -1,0 +1,165 @@
+"""The main job's fast paths (issue 12.2) against the slow, obviously correct ones they replace.
+
+Each fast path must give the same numbers bit for bit (so the stage-1 validation mAP, the
+best-checkpoint choice and every cell score stay as they were):
+
+- the whole-database ranking with the feature tie-break, a block of queries at a time
+  (:func:`h2q.search.rank_database` with ``k=None``), against the per-query order of
+  ``feature_distances`` + ``feature_order``;
+- the repeated-id check of the metrics by counting, against sorting each row;
+- the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics;
+- Adam with ``foreach=True`` in the training loop, against torch's per-parameter loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from h2q.codes import encode_sign
+from h2q.metrics import (
+    _ranking_scores,
+    _rows_with_repeats,
+    average_precision,
+    mean_average_precision,
+    precision_at_k,
+)
+from h2q.search import _common as common
+from h2q.search import rank_database
+from h2q.search._scan import feature_order
+
+
+def _slow_full_ranking(q: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The old path: per query, feature_distances then feature_order, over all items."""
+    qf = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dbf = np.ascontiguousarray(db / np.linalg.norm(db, axis=1, keepdims=True))
+    qc, dc = encode_sign(q), encode_sign(db)
+    n_bits = 8 * qc.shape[1]
+    bits_q = np.unpackbits(qc, axis=1)[:, :n_bits].astype(np.int64)
+    bits_d = np.unpackbits(dc, axis=1)[:, :n_bits].astype(np.int64)
+    buffer = np.empty_like(dbf)
+    D, I = [], []
+    for r in range(len(q)):
+        dist = (bits_q[r] != bits_d).sum(axis=1)
+        fd = common.feature_distances(dbf, None, qf[r].astype(dbf.dtype), buffer)
+        order = feature_order(dist, fd, np.arange(len(db)), n_bits, len(db))
+        D.append(dist[order])
+        I.append(order)
+    return np.array(D), np.array(I)
+
+
+def _data(n_q: int, n_db: int, d: int, seed: int, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((5, d))
+    yq, ydb = rng.integers(0, 5, n_q), rng.integers(0, 5, n_db)
+    q = (centres[yq] + rng.standard_normal((n_q, d))).astype(dtype)
+    db = (centres[ydb] + rng.standard_normal((n_db, d))).astype(dtype)
+    db[7] = db[3]  # equal codes and features: the id decides
+    db[11] = 2 * db[3]  # equal after normalisation (up to rounding)
+    q[0] = db[5]
+    return q, db, yq, ydb
+
+
+@pytest.mark.parametrize(
+    ("n_q", "n_db", "d"),
+    [(60, 700, 32), (40, 500, 16), (30, 300, 64), (20, 200, 5), (10, 150, 1), (9, 300, 130)],
+)
+def test_full_ranking_blocks_equal_the_per_query_order(n_q, n_db, d):
+    q, db, _, _ = _data(n_q, n_db, d, seed=d)
+    D, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    D_ref, I_ref = _slow_full_ranking(q, db)
+    np.testing.assert_array_equal(I, I_ref)
+    np.testing.assert_array_equal(D, D_ref)
+
+
+def test_feature_distances_block_is_bitwise_the_row_wise_sum():
+    rng = np.random.default_rng(3)
+    for d in (1, 7, 8, 9, 31, 32, 64, 127, 128, 129, 200, 300):
+        db = rng.standard_normal((50, d)).astype(np.float32)
+        q = rng.standard_normal((6, d)).astype(np.float32)
+        block = common.feature_distances_block(np.ascontiguousarray(db.T), q)
+        buffer = np.empty_like(db)
+        rows = np.stack([common.feature_distances(db, None, x, buffer) for x in q])
+        np.testing.assert_array_equal(block, rows, err_msg=f"d={d}")
+
+
+def test_full_ranking_falls_back_when_the_block_sum_differs(monkeypatch):
+    """Should numpy change its summation order, the row-wise path is used (and is correct)."""
+    q, db, _, _ = _data(20, 300, 16, seed=1)
+    _, I_ref = _slow_full_ranking(q, db)
+    calls = []
+    original = common.feature_distances_block
+
+    def off_by_a_bit(db_t, queries):
+        calls.append(len(queries))
+        return np.nextafter(original(db_t, queries), np.float32(np.inf))
+
+    monkeypatch.setattr("h2q.search._scan.feature_distances_block", off_by_a_bit)
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    assert calls, "the block path was not tried"
+    np.testing.assert_array_equal(I, I_ref)
+
+
+def test_full_ranking_float64_features_take_the_row_wise_path():
+    q, db, _, _ = _data(15, 200, 8, seed=2, dtype=np.float64)
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    _, I_ref = _slow_full_ranking(q, db)
+    np.testing.assert_array_equal(I, I_ref)
+
+
+def test_rows_with_repeats_counts_like_the_sort():
+    rng = np.random.default_rng(0)
+    full = np.stack([rng.permutation(50) for _ in range(30)])
+    full[4, 9] = full[4, 10]
+    full[17, 0] = full[17, 49]
+    short = full[:, :5].copy()
+    short[2, 1] = short[2, 3]
+    for ids in (full, short):
+        ref = np.flatnonzero((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1))
+        np.testing.assert_array_equal(_rows_with_repeats(ids, 50), ref)
+    with pytest.raises(ValueError, match="repeats a database id in 2 row"):
+        average_precision(full, rng.integers(0, 3, 30), rng.integers(0, 3, 50))
+
+
+def test_ranking_scores_equal_the_three_metrics():
+    q, db, yq, ydb = _data(300, 900, 16, seed=4)
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    for k in (1, 100, 900):
+        ap_all, ap_k, p_k = _ranking_scores(I, yq, ydb, k)
+        np.testing.assert_array_equal(ap_all, average_precision(I, yq, ydb, None))
+        np.testing.assert_array_equal(ap_k, average_precision(I[:, :k], yq, ydb, k))
+        assert p_k == precision_at_k(I[:, :k], yq, ydb, k)
+    assert float(ap_all.mean()) == mean_average_precision(I, yq, ydb)
+
+
+def test_foreach_adam_trains_bit_identically(monkeypatch):
+    """The loop's Adam(foreach=True) gives the weights of torch's per-parameter Adam."""
+    from h2q.losses import HashingObjective, make_loss
+    from h2q.models import HashingModel, MLPBackbone
+    from h2q.training import LoopSettings, train
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 20)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    settings = LoopSettings(epochs=3, lr_head=1e-3, batch_size=32, seed=0)
+
+    def run() -> tuple[list[torch.Tensor], float]:
+        torch.manual_seed(0)
+        model = HashingModel(MLPBackbone(20, hidden=(16,)), 8)
+        objective = HashingObjective(make_loss("dpsh", 8, 4), "hswd", None, random_state=0)
+        result = train(model, objective, (X, y), (X[:60], y[:60]), settings, progress=False)
+        return [p.detach().clone() for p in model.parameters()], result.best_val_map
+
+    fast, fast_map = run()
+    adam = torch.optim.Adam
+
+    def per_parameter_adam(*args, **kwargs):
+        kwargs["foreach"] = False
+        return adam(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", per_parameter_adam)
+    slow, slow_map = run()
+    assert fast_map == slow_map
+    for a, b in zip(fast, slow, strict=True):
+        assert torch.equal(a, b)
