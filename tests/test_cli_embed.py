@@ -164,6 +164,11 @@ def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
         assert row in cells
     report = (out / "report.md").read_text()
     assert "wordnet" in report
+    # stage 1 is described as what it is on text, not as an image backbone
+    assert (
+        "- Stage 1: an MLP head [64] on the frozen all-MiniLM-L6-v2 sentence embeddings" in report
+    )
+    assert "ours (wordnet, MLP head on frozen all-MiniLM-L6-v2 embeddings, 1 seed)" in report
     # Retrieval you can see, as text: a result is marked wrong exactly when its class ("wK",
     # the fixture's class index) differs from its query's.
     assert "| rank | λ = 0 | +H²Q (L2) | +λ |" in report
@@ -174,3 +179,34 @@ def test_reproduce_on_wordnet(h2q, wordnet_dir, tmp_path):
         marks = re.findall(r"([✓✗]) w(\d+) ", block)
         assert len(marks) == 30
         assert all((mark == "✗") == (k != query) for mark, k in marks)
+
+
+@pytest.mark.slow
+def test_reproduce_on_wordnet_reads_the_embed_cache_and_redoes_stage2(
+    h2q, wordnet_dir, tmp_path, monkeypatch
+):
+    """`h2q embed --cache-dir C` then `h2q reproduce --cache-dir C`: no model is loaded; then
+    `--redo-stage2` recomputes the ITQ and H²Q cells and trains nothing."""
+    torch.set_num_threads(1)
+    cache = tmp_path / "embed-cache"
+    status, _, err = h2q(
+        "embed", "--dataset", "wordnet", "--root", wordnet_dir, "--out", tmp_path / "wn.npz",
+        "--cache-dir", cache, "--no-progress",
+    )  # fmt: skip
+    assert status == 0, err
+
+    def no_model(model=None, device="cpu"):
+        raise AssertionError("the embeddings should come from the cache")
+
+    monkeypatch.setattr(h2q_text, "load_text_model", no_model)
+    out = tmp_path / "grid"
+    args = (
+        "reproduce", "--quick", "--dataset", "wordnet", "--root", wordnet_dir, "--bits", 4,
+        "--epochs", 2, "--k", 50, "--jobs", 1, "--no-progress", "--out", out, "--cache-dir", cache,
+    )  # fmt: skip
+    status, stdout, err = h2q(*args)
+    assert status == 0, err
+    assert "8 cells computed, 4 stage-1 runs trained" in stdout
+    status, stdout, err = h2q(*args, "--redo-stage2")
+    assert status == 0, err
+    assert "5 cells computed, 0 stage-1 runs trained" in stdout  # ITQ and 4 H²Q losses

@@ -179,3 +179,35 @@ def test_unknown_method_fails_before_writing(tmp_path, config):
     with pytest.raises(ValueError, match="unknown loss 'nosuch'"):
         grid_mod.run_grid(config.replace(methods=("nosuch",)), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_redo_recomputes_the_stage2_cells_and_reuses_the_runs(tmp_path, config, counted):
+    calls, evaluated = counted
+    grid_mod.run_grid(config, tmp_path, progress=False)
+    calls.clear()
+    evaluated.clear()
+    redo = ("itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
+    again = grid_mod.run_grid(config, tmp_path, progress=False, redo=redo)
+    assert calls == []  # stage 1 reused
+    assert sorted(evaluated) == sorted(f"dpsh {row} 8b s0" for row in redo)
+    assert len(again.records) == 8
+
+
+def test_redo_accepts_other_evaluation_settings_but_not_other_stage1(tmp_path, config, counted):
+    calls, evaluated = counted
+    grid_mod.run_grid(config, tmp_path, progress=False)
+    paper = config.replace(h2q_solver="paper")
+    with pytest.raises(ValueError, match=r"other settings \(h2q_solver: 'gd' -> 'paper'\)"):
+        grid_mod.run_grid(paper, tmp_path, progress=False)
+    calls.clear()
+    evaluated.clear()
+    result = grid_mod.run_grid(paper, tmp_path, progress=False, redo=("h2q-l2",))
+    assert calls == []
+    assert len(evaluated) == len(result.records) == 8  # every cell had other settings
+    with pytest.raises(ValueError, match=r"other settings \(epochs: 4 -> 5\)"):
+        grid_mod.run_grid(paper.replace(epochs=5), tmp_path, progress=False, redo=("itq",))
+
+
+def test_redo_of_an_unknown_row_is_refused(tmp_path, config):
+    with pytest.raises(ValueError, match=r"redo names unknown rows \['h2q'\]"):
+        grid_mod.run_grid(config, tmp_path, progress=False, redo=("h2q",))

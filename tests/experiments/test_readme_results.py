@@ -3,6 +3,8 @@ copy of its small outputs, and the README section generated from it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import runpy
 import shutil
@@ -21,6 +23,9 @@ from h2q.experiments.grid import load_records, run_grid
 from h2q.experiments.readme import (
     BEGIN,
     END,
+    JOBS,
+    WORDNET_BEGIN,
+    WORDNET_END,
     check_readme,
     keep_outputs,
     render_section,
@@ -277,6 +282,89 @@ def test_the_readme_matches_the_kept_main_job_outputs():
     the main job was rerun)."""
     kept = REPO / "docs" / "results" / "default"
     diff = check_readme(REPO / "README.md", kept)
+    assert diff == [], "\n".join(diff[:40])
+
+
+def _two_sections(tmp_path: Path) -> Path:
+    path = tmp_path / "README.md"
+    path.write_text(
+        f"# T\n\n## Text\n\nHand.\n\n{WORDNET_BEGIN}\nold\n{WORDNET_END}\n\n"
+        f"## Results\n\n{BEGIN}\nmain job\n{END}\n"
+    )
+    return path
+
+
+def test_wordnet_section_is_generated_between_its_own_markers(grid_out, tmp_path):
+    out, _ = grid_out
+    kept = tmp_path / "docs" / "results" / "wordnet"
+    names = {p.name for p in keep_outputs(out, kept, commit="08f875e")}
+    assert "provenance.json" in names and read_json(kept / "provenance.json") == {
+        "commit": "08f875e"
+    }
+    readme = _two_sections(tmp_path)
+    assert check_readme(readme, kept, "wordnet")
+    assert update_readme(readme, kept, "wordnet")
+    assert check_readme(readme, kept, "wordnet") == []
+    assert not update_readme(readme, kept, "wordnet")
+    text = readme.read_text()
+    assert text.endswith(f"## Results\n\n{BEGIN}\nmain job\n{END}\n")  # the other untouched
+    section = text[text.index(WORDNET_BEGIN) : text.index(WORDNET_END)]
+    assert "Computed with h2q commit `08f875e`." in section
+    assert (kept / "verdict.md").read_text().strip() in section
+    assert (kept / "table.md").read_text().strip() in section
+    assert "(docs/results/wordnet/report.md)" in section
+    # the phase times are the sums of the kept per-run and per-cell times
+    runs = list(csv.DictReader(io.StringIO((kept / "stage1.csv").read_text())))
+    stage1 = sum(float(r["seconds"]) for r in runs)
+    assert len(runs) == 8 and stage1 > 0
+    assert f"The 8 stage-1 runs took {round(stage1)} s summed over runs" in section
+    assert "the stage-2 fits of the 10 cells" in section
+    # the fake runs all have their best epoch last (2 of 2), without stopping early
+    assert "8 of the 8 stage-1 runs had their best validation mAP at their last epoch" in section
+    stage1_text = (kept / "stage1.csv").read_text()
+    lines = stage1_text.splitlines()
+    lines[1] = lines[1].replace(",False,", ",True,")  # one run stopped early
+    (kept / "stage1.csv").write_text("\n".join(lines) + "\n")
+    assert "7 of the 8 stage-1 runs" in JOBS["wordnet"].render(kept, tmp_path)
+    (kept / "stage1.csv").write_text(stage1_text)
+    # a changed figure in the kept files is caught
+    table = (kept / "table.md").read_text()
+    first_number = next(w for w in table.split() if w[:1].isdigit() and "." in w)
+    (kept / "table.md").write_text(table.replace(first_number, "99.99", 1))
+    assert any("99.99" in line for line in check_readme(readme, kept, "wordnet"))
+    with pytest.raises(ValueError, match="unknown job 'nosuch'"):
+        check_readme(readme, kept, "nosuch")
+
+
+def test_wordnet_section_without_a_recorded_commit_says_so(grid_out, tmp_path):
+    out, _ = grid_out
+    keep_outputs(out, tmp_path / "kept")
+    text = JOBS["wordnet"].render(tmp_path / "kept", tmp_path)
+    assert "The commit it was computed with was not recorded." in text
+    with pytest.raises(ValueError, match="commit must be a git commit id"):
+        keep_outputs(out, tmp_path / "kept2", commit="main; rm")
+    assert not (tmp_path / "kept2").exists()
+
+
+def test_script_wordnet_job(grid_out, tmp_path):
+    out, _ = grid_out
+    kept = tmp_path / "kept"
+    readme = _two_sections(tmp_path)
+    main = runpy.run_path(str(REPO / "scripts" / "readme_results.py"), run_name="rr")["main"]
+    paths = ["--job", "wordnet", "--kept", str(kept), "--readme", str(readme)]
+    assert main(["--from", str(out), "--commit", "abcdef1", *paths]) == 0
+    assert main(["--check", *paths]) == 0
+    assert "`abcdef1`" in readme.read_text() and "main job\n" in readme.read_text()
+    assert main(["--check", "--job", "default", "--kept", str(kept), "--readme", str(readme)]) == 1
+    with pytest.raises(SystemExit):
+        main(["--commit", "abcdef1", *paths])  # --commit without --from
+
+
+def test_the_readme_matches_the_kept_wordnet_outputs():
+    """The README's WordNet section is exactly what docs/results/wordnet gives.
+
+    On failure: run `python scripts/readme_results.py --job wordnet`."""
+    diff = check_readme(REPO / "README.md", REPO / JOBS["wordnet"].kept, "wordnet")
     assert diff == [], "\n".join(diff[:40])
 
 

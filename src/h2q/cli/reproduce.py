@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
         description="Train stage-1 models for each method and strategy (lambda = 0, +lambda "
         "with lambda chosen on validation mAP, +HSWD), quantize the lambda = 0 embeddings with "
         "ITQ and H²Q (four losses), score every cell with mAP@k, and write tables, statistics, "
-        "plots and report.md to --out. Interrupted runs resume: finished cells are skipped.",
+        "plots and report.md to --out. Interrupted runs resume: finished stage-1 runs and cells "
+        "are reused (run the same command again).",
     )
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true", help=_PRESET_HELP["full"])
@@ -95,7 +96,14 @@ def register(subparsers: Any) -> None:
         help="stage-1 device (default: auto = CUDA when available; stage 2 runs on the CPU)",
     )
     p.add_argument("--root", help="data folder (for data sets that are not installed system-wide)")
-    p.add_argument("--cache-dir", help="feature cache root (default: $H2Q_CACHE_DIR/features)")
+    p.add_argument(
+        "--cache-dir",
+        help="cache root: of the frozen backbone's features for images (default: "
+        "$H2Q_CACHE_DIR/features), of the sentence embeddings for texts (default: "
+        "$H2Q_CACHE_DIR/text, the default of `h2q embed`; pass the --cache-dir given to `h2q "
+        "embed` to reuse its embeddings: they are found by model and texts, and computed when "
+        "missing)",
+    )
     p.add_argument(
         "--jobs",
         type=positive_int,
@@ -116,13 +124,21 @@ def register(subparsers: Any) -> None:
         help="keep the checkpoints of finished stage-1 runs (default: delete them once a run "
         "is complete; an unfinished run keeps its own, to resume)",
     )
+    p.add_argument(
+        "--redo-stage2",
+        action="store_true",
+        help="compute the stage-2 cells (+ITQ and the H²Q rows) again even when finished, "
+        "reusing the stage-1 runs of --out (e.g. after a change of the stage-2 solver); a "
+        "folder of other evaluation settings (--k, solver) is then accepted, and its other "
+        "cells are recomputed too",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid described by ``args``; print where the results are and the verdict."""
-    from ..experiments.config import get_config
+    from ..experiments.config import ROWS, get_config
     from ..experiments.grid import run_grid
     from ..experiments.report import write_outputs
     from ..models import BACKBONES, PRETRAINED_BACKBONES
@@ -170,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         threads=args.threads,
         keep_checkpoints=args.keep_checkpoints,
+        redo=[r for r in ROWS if r == "itq" or r.startswith("h2q-")] if args.redo_stage2 else (),
     )
     files = write_outputs(result, root=args.root)
     elapsed = time.perf_counter() - start

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from .._threads import check_n_threads, thread_limit
 from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
-from .config import REFERENCE_METHODS, GridConfig, lambda_grid, rows_for, settings_hash
+from .config import REFERENCE_METHODS, ROWS, GridConfig, lambda_grid, rows_for, settings_hash
 from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .runner import FAILED_FILE, STAGE2_ON_LAMBDA0, Runner, run_done, runs_for
@@ -111,11 +111,22 @@ def _grid_identity(config: GridConfig) -> dict[str, Any]:
     return {"stage1": config.stage1_settings(), "evaluation": config.evaluation_settings()}
 
 
-def check_grid(config: GridConfig, out_dir: str | os.PathLike) -> None:
+def check_grid(
+    config: GridConfig, out_dir: str | os.PathLike, *, evaluation_may_change: bool = False
+) -> None:
     """Refuse a results folder that holds a grid of other stage-1 or evaluation settings.
 
     Methods, bits, seeds and rows may differ (the grid grows or shrinks); the settings that
     change what a cached run or cell means may not.
+
+    Parameters
+    ----------
+    config : GridConfig
+    out_dir : path-like
+    evaluation_may_change : bool, default False
+        Accept other evaluation settings (only the stage-1 ones must match): each cell file
+        records its settings, so the cells of other settings are then recomputed and the
+        stage-1 runs reused.
 
     Raises
     ------
@@ -128,7 +139,7 @@ def check_grid(config: GridConfig, out_dir: str | os.PathLike) -> None:
     old = read_json(path).get("identity", {})
     new = _grid_identity(config)
     diff = []
-    for part in ("stage1", "evaluation"):
+    for part in ("stage1",) if evaluation_may_change else ("stage1", "evaluation"):
         before, after = old.get(part, {}), new[part]
         diff += [
             f"{k}: {before.get(k)!r} -> {after.get(k)!r}"
@@ -179,6 +190,7 @@ def run_grid(
     threads: int | None = 1,
     keep_checkpoints: bool = False,
     on_cell: Callable[[CellRecord], Any] | None = None,
+    redo: Collection[str] = (),
 ) -> GridResult:
     """Run (or resume) a reproduction grid; every finished cell is written at once.
 
@@ -214,6 +226,12 @@ def run_grid(
         ``checkpoints/`` folder is deleted once the run is complete.
     on_cell : callable, optional
         Called with each :class:`CellRecord` computed by this call.
+    redo : collection of str, optional
+        Rows (keys of :data:`h2q.experiments.config.ROWS`) whose finished cells are computed
+        again, e.g. the stage-2 rows after a change of the stage-2 solver; the stage-1 runs
+        are reused, and each old cell file stays until its new one replaces it. With any
+        row here, a folder of other evaluation settings is accepted (its cells of other
+        settings are recomputed too); the stage-1 settings must still match.
 
     Returns
     -------
@@ -228,13 +246,14 @@ def run_grid(
     out = Path(out_dir)
     check_positive_int(jobs, "jobs")
     check_n_threads(threads, "threads")
-    check_grid(config, out)
+    redo = _check_redo(redo)
+    check_grid(config, out, evaluation_may_change=bool(redo))
     if device is not None:
         from ..training import resolve_device
 
         resolve_device(device)  # fail early on an unavailable device
     _check_methods(config)
-    plan = _Plan.make(config, out)
+    plan = _Plan.make(config, out, redo)
     data = None
     if plan.needed_runs:  # load now: a missing or unknown data set fails before anything is written
         from ..data import load_dataset
@@ -285,12 +304,13 @@ class _Plan:
     """Steps already done by earlier calls."""
 
     @classmethod
-    def make(cls, config: GridConfig, out: Path) -> _Plan:
+    def make(cls, config: GridConfig, out: Path, redo: frozenset[str] = frozenset()) -> _Plan:
         cells = plan_cells(config)
         todo: list[tuple[Cell, str]] = []
         for cell in cells:
             settings = _cell_settings(config, cell)
-            if _read_record(out / "cells" / cell.relpath, settings) is None:
+            path = out / "cells" / cell.relpath
+            if cell.row in redo or _read_record(path, settings) is None:
                 todo.append((cell, settings))
         needed_runs: list[Stage1Run] = []
         for cell, _ in todo:
@@ -313,6 +333,15 @@ class _Plan:
             len(needed_runs),
         )
         return cls(todo, needed_runs, total, total - len(todo) - len(needed_runs))
+
+
+def _check_redo(redo: Collection[str]) -> frozenset[str]:
+    if isinstance(redo, str):
+        redo = (redo,)
+    unknown = sorted(set(redo) - set(ROWS))
+    if unknown:
+        raise ValueError(f"redo names unknown rows {unknown}; choose among {list(ROWS)}.")
+    return frozenset(redo)
 
 
 def _compute_here(

@@ -174,10 +174,24 @@ def stage_constants(config: GridConfig) -> dict[str, Any]:
     }
 
 
+def _text_encoder(config: GridConfig) -> str | None:
+    """The sentence encoder under stage 1 of a text data set's grid (None for images)."""
+    from .config import TEXT_DATASETS
+
+    if str(config.dataset).strip().lower().replace("_", "-") not in TEXT_DATASETS:
+        return None
+    from ..text import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
 def _setup_text(config: GridConfig, info: dict[str, Any]) -> str:
     """Short description of our data, backbone and seeds (for the paper comparison)."""
     backbone = info.get("backbone") or config.backbone or "default backbone"
     frozen = f"frozen {backbone} at {config.image_size} px" if config.frozen else backbone
+    encoder = _text_encoder(config)
+    if encoder is not None:
+        frozen = f"MLP head on frozen {encoder} embeddings"
     n = len(config.seeds)
     return f"{config.dataset}, {frozen}, {n} seed{'s' if n > 1 else ''}"
 
@@ -309,19 +323,25 @@ def _setup_lines(result: GridResult, k: int) -> list[str]:
     sizes = info.get("split_sizes") or {}
     first = records[0] if records else None
     const = stage_constants(config)
+    encoder = _text_encoder(config)
+    network = f"backbone {info.get('backbone', config.backbone)}" + (
+        f" frozen at {config.image_size or 'default'} px (features cached) with an MLP head "
+        f"{list(config.hidden)}"
+        if config.frozen
+        else ""
+    )
+    if encoder is not None:
+        network = (
+            f"an MLP head {list(config.hidden)} on the frozen {encoder} sentence embeddings "
+            "of the texts (computed once, cached)"
+        )
     return [
         f"- Data: {config.dataset}; folds train {sizes.get('train', '?')}, validation "
         f"{sizes.get('val', '?')}, query {sizes.get('query', '?')}, database "
         f"{sizes.get('database', '?')}"
         + (f" (capped at {config.max_database})" if config.max_database else "")
         + ".",
-        f"- Stage 1: backbone {info.get('backbone', config.backbone)}"
-        + (
-            f" frozen at {config.image_size or 'default'} px (features cached) with an MLP head "
-            f"{list(config.hidden)}"
-            if config.frozen
-            else ""
-        )
+        f"- Stage 1: {network}"
         + f"; Adam, head lr {config.lr_head:g}, up to {config.epochs} epochs, early stopping on "
         f"validation mAP (patience {config.patience}, checked every {config.eval_every} "
         f"epoch(s)); device {info.get('device', '?')}.",
