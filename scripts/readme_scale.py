@@ -184,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyError as exc:
+        print(
+            f"error: a results JSON in {args.results} lacks the field {exc}; rerun the benchmark "
+            "that wrote it.",
+            file=sys.stderr,
+        )
+        return 2
     if args.check:
         diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0))
         if diff:

@@ -117,9 +117,15 @@ def test_rows_with_repeats_counts_like_the_sort():
     short[2, 1] = short[2, 3]
     for ids in (full, short):
         ref = np.flatnonzero((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1))
-        np.testing.assert_array_equal(_rows_with_repeats(ids, 50), ref)
+        for dtype in (np.int64, np.int32, np.uint64, np.uint16):
+            np.testing.assert_array_equal(_rows_with_repeats(ids.astype(dtype), 50), ref)
     with pytest.raises(ValueError, match="repeats a database id in 2 row"):
         average_precision(full, rng.integers(0, 3, 30), rng.integers(0, 3, 50))
+    labels = rng.integers(0, 3, 30), rng.integers(0, 3, 50)
+    fine = np.stack([rng.permutation(50) for _ in range(30)])
+    np.testing.assert_array_equal(
+        average_precision(fine.astype(np.uint64), *labels), average_precision(fine, *labels)
+    )
 
 
 def test_ranking_scores_equal_the_three_metrics():

@@ -823,7 +823,7 @@ def _rows_with_repeats(ids: np.ndarray, n_db: int) -> np.ndarray:
     step = max(1, _REPEAT_BLOCK // n_db)
     found = []
     for start in range(0, n_rows, step):
-        block = ids[start : start + step]
+        block = ids[start : start + step].astype(np.int64, copy=False)  # uint64 + int64: float
         offsets = np.arange(0, len(block) * n_db, n_db)[:, None]
         counts = np.bincount((block + offsets).ravel(), minlength=len(block) * n_db)
         found.append(start + np.flatnonzero((counts.reshape(len(block), n_db) > 1).any(axis=1)))

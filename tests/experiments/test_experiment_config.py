@@ -18,7 +18,9 @@ from h2q.experiments.grid import plan_cells
 def test_presets():
     default = PRESETS["default"]
     assert default.dataset == "fashion-mnist" and default.bits == (16, 32, 64)
-    assert default.seeds == (0, 1, 2) and default.frozen and default.backbone == "efficientnet-lite0"
+    assert (
+        default.seeds == (0, 1, 2) and default.frozen and default.backbone == "efficientnet-lite0"
+    )
     assert default.max_database == 10_000 and default.k == 1000
     full = PRESETS["full"]
     assert full.methods == FULL_METHODS and full.bits == (16, 32, 48, 64)

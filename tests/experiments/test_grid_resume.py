@@ -211,3 +211,33 @@ def test_redo_accepts_other_evaluation_settings_but_not_other_stage1(tmp_path, c
 def test_redo_of_an_unknown_row_is_refused(tmp_path, config):
     with pytest.raises(ValueError, match=r"redo names unknown rows \['h2q'\]"):
         grid_mod.run_grid(config, tmp_path, progress=False, redo=("h2q",))
+
+
+def test_an_interrupted_redo_is_finished_by_the_next_call(tmp_path, config, counted, monkeypatch):
+    """A plain rerun after an interrupted redo must not keep cells of the old stage 2."""
+    calls, evaluated = counted
+    grid_mod.run_grid(config, tmp_path, progress=False)
+    redo = ("itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
+    evaluated.clear()
+    counting = runner_mod._evaluate_cell
+
+    def interrupted(cell, embeddings, cfg):
+        if len(evaluated) == 2:
+            raise KeyboardInterrupt
+        return counting(cell, embeddings, cfg)
+
+    monkeypatch.setattr(runner_mod, "_evaluate_cell", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        grid_mod.run_grid(config, tmp_path, progress=False, redo=redo)
+    first = list(evaluated)
+    assert len(first) == 2
+    pending = json.loads((tmp_path / "grid.json").read_text())[grid_mod.REDO_KEY]
+    assert pending["rows"] == sorted(redo)
+    monkeypatch.setattr(runner_mod, "_evaluate_cell", counting)
+    evaluated.clear()
+    grid_mod.run_grid(config, tmp_path, progress=False)  # no redo asked: it resumes the redo
+    assert sorted(evaluated + first) == sorted(f"dpsh {row} 8b s0" for row in redo)
+    assert grid_mod.REDO_KEY not in json.loads((tmp_path / "grid.json").read_text())
+    evaluated.clear()
+    grid_mod.run_grid(config, tmp_path, progress=False)
+    assert evaluated == []

@@ -55,3 +55,17 @@ def test_missing_markers_are_a_clear_error(gen, tmp_path, capsys):
     readme.write_text("# no markers here\n", encoding="utf-8")
     assert gen["main"](["--readme", str(readme), "--check"]) == 2
     assert "markers exactly once" in capsys.readouterr().err
+
+
+def test_a_results_file_without_a_field_is_a_clear_error(gen, tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in (REPO / "benchmarks" / "results").glob("bench_*.json"):
+        shutil.copy(path, results)
+    record = json.loads((results / "bench_flat.json").read_text())
+    del record["cases"][0]["methods"]["h2q flat (numba)"]["queries_per_s"]
+    (results / "bench_flat.json").write_text(json.dumps(record))
+    args = ["--readme", str(REPO / "README.md"), "--results", str(results), "--check"]
+    assert gen["main"](args) == 2
+    err = capsys.readouterr().err
+    assert "lacks the field 'queries_per_s'" in err and len(err.strip().splitlines()) == 1

@@ -130,7 +130,8 @@ def register(subparsers: Any) -> None:
         help="compute the stage-2 cells (+ITQ and the H²Q rows) again even when finished, "
         "reusing the stage-1 runs of --out (e.g. after a change of the stage-2 solver); a "
         "folder of other evaluation settings (--k, solver) is then accepted, and its other "
-        "cells are recomputed too",
+        "cells are recomputed too; an interrupted redo is finished by the next call on "
+        "--out, with or without this option",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

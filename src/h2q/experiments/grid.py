@@ -231,7 +231,9 @@ def run_grid(
         again, e.g. the stage-2 rows after a change of the stage-2 solver; the stage-1 runs
         are reused, and each old cell file stays until its new one replaces it. With any
         row here, a folder of other evaluation settings is accepted (its cells of other
-        settings are recomputed too); the stage-1 settings must still match.
+        settings are recomputed too); the stage-1 settings must still match. A redo is
+        recorded in ``grid.json`` until it is complete, and a later call on ``out_dir`` (with or
+        without ``redo``) finishes an interrupted one, keeping the cells it already redid.
 
     Returns
     -------
@@ -246,28 +248,29 @@ def run_grid(
     out = Path(out_dir)
     check_positive_int(jobs, "jobs")
     check_n_threads(threads, "threads")
-    redo = _check_redo(redo)
+    redo, since = _pending_redo(out, _check_redo(redo))
     check_grid(config, out, evaluation_may_change=bool(redo))
     if device is not None:
         from ..training import resolve_device
 
         resolve_device(device)  # fail early on an unavailable device
     _check_methods(config)
-    plan = _Plan.make(config, out, redo)
+    plan = _Plan.make(config, out, redo, since)
     data = None
     if plan.needed_runs:  # load now: a missing or unknown data set fails before anything is written
         from ..data import load_dataset
 
         data = load_dataset(config.dataset, root)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "grid.json",
-        {
-            "identity": _grid_identity(config),
-            "config": config.to_dict(),
-            "h2q_version": __version__,
-        },
-    )
+    grid_json = {
+        "identity": _grid_identity(config),
+        "config": config.to_dict(),
+        "h2q_version": __version__,
+    }
+    # An unfinished redo is recorded, so that a later call finishes it instead of keeping
+    # cells of two stage-2 versions side by side; it is cleared once every cell is done.
+    pending = {"rows": sorted(redo), "since": since} if redo else None
+    write_json(out / "grid.json", {**grid_json, REDO_KEY: pending} if pending else grid_json)
     bar_args = dict(total=plan.total, initial=plan.done, desc="reproduce", unit="step")
     with tqdm(disable=not progress, **bar_args) as bar, thread_limit(threads):
         runner = Runner(
@@ -287,6 +290,8 @@ def run_grid(
         else:
             _compute_in_workers(runner, groups, plan.needed_runs, jobs, threads, on_cell)
         bar.set_description_str("reproduce")
+    if pending:
+        write_json(out / "grid.json", grid_json)
     return _result(config, out, runner, start, jobs, threads)
 
 
@@ -304,13 +309,16 @@ class _Plan:
     """Steps already done by earlier calls."""
 
     @classmethod
-    def make(cls, config: GridConfig, out: Path, redo: frozenset[str] = frozenset()) -> _Plan:
+    def make(
+        cls, config: GridConfig, out: Path, redo: frozenset[str] = frozenset(), since: float = 0.0
+    ) -> _Plan:
         cells = plan_cells(config)
         todo: list[tuple[Cell, str]] = []
         for cell in cells:
             settings = _cell_settings(config, cell)
             path = out / "cells" / cell.relpath
-            if cell.row in redo or _read_record(path, settings) is None:
+            stale = cell.row in redo and (not path.is_file() or path.stat().st_mtime < since)
+            if stale or _read_record(path, settings) is None:
                 todo.append((cell, settings))
         needed_runs: list[Stage1Run] = []
         for cell, _ in todo:
@@ -333,6 +341,24 @@ class _Plan:
             len(needed_runs),
         )
         return cls(todo, needed_runs, total, total - len(todo) - len(needed_runs))
+
+
+#: Key of ``grid.json`` that records a redo in progress: its rows and its start time.
+REDO_KEY = "redo_pending"
+
+
+def _pending_redo(out: Path, redo: frozenset[str]) -> tuple[frozenset[str], float]:
+    """The rows to redo and since when: a redo left unfinished in ``out`` is resumed (its
+    cells written after it began are kept), and joined by the rows asked for now."""
+    path = out / "grid.json"
+    pending = read_json(path).get(REDO_KEY) if path.is_file() else None
+    if not pending:
+        return redo, time.time()
+    rows = _check_redo(pending.get("rows", ()))
+    if redo and not redo <= rows:
+        return redo | rows, time.time()
+    logger.warning("resuming the unfinished redo of %s in %s", sorted(rows), out)
+    return rows, float(pending.get("since", time.time()))
 
 
 def _check_redo(redo: Collection[str]) -> frozenset[str]:
