@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with --from: the h2q commit the grid was computed with (kept in provenance.json)",
     )
     parser.add_argument(
+        "--stage2-commit",
+        help="with --commit: the commit the stage-2 cells were redone with (--redo-stage2)",
+    )
+    parser.add_argument(
         "--readme", default=str(REPO / "README.md"), help="the README (default: this repository's)"
     )
     parser.add_argument(
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.kept is None:
         args.kept = str(REPO / JOBS[args.job].kept)
-    if args.commit is not None and not args.results:
+    if (args.commit is not None or args.stage2_commit is not None) and not args.results:
         parser.error("--commit is recorded when copying a results folder; pass --from too")
     try:
         if args.check:
@@ -74,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme} matches {args.kept}.")
             return 0
         if args.results:
-            files = keep_outputs(args.results, args.kept, commit=args.commit)
+            files = keep_outputs(
+                args.results, args.kept, commit=args.commit, stage2_commit=args.stage2_commit
+            )
             print(f"kept {len(files)} files in {args.kept}")
         changed = update_readme(args.readme, args.kept, args.job)
         print(f"{args.readme}: results section {'rewritten' if changed else 'already up to date'}")

@@ -389,3 +389,20 @@ def test_report_with_several_seeds_uses_t_intervals(tmp_path, monkeypatch):
     assert "mean ± sample std over 3 seeds (0, 1, 2)" in report
     assert "95% paired t interval over 3 seeds" in report
     assert read_json(tmp_path / "r" / "summary.json")["seeds"] == [0, 1, 2]
+
+
+def test_a_redone_stage2_names_both_commits(grid_out, tmp_path):
+    out, _ = grid_out
+    kept = tmp_path / "kept"
+    keep_outputs(out, kept, commit="08f875e", stage2_commit="0d0c487")
+    assert read_json(kept / "provenance.json") == {
+        "commit": "08f875e",
+        "stage2_commit": "0d0c487",
+    }
+    text = JOBS["wordnet"].render(kept, tmp_path)
+    assert "Stage 1 computed with h2q commit `08f875e`, the stage-2 cells redone with " in text
+    assert "`0d0c487` (`--redo-stage2`)." in text
+    with pytest.raises(ValueError, match="stage2_commit needs commit"):
+        keep_outputs(out, tmp_path / "kept2", stage2_commit="0d0c487")
+    with pytest.raises(ValueError, match="commit must be a git commit id"):
+        keep_outputs(out, tmp_path / "kept3", commit="08f875e", stage2_commit="HEAD")

@@ -93,7 +93,11 @@ def _check_results(folder: Path) -> None:
 
 
 def keep_outputs(
-    results_dir: str | os.PathLike, kept_dir: str | os.PathLike, *, commit: str | None = None
+    results_dir: str | os.PathLike,
+    kept_dir: str | os.PathLike,
+    *,
+    commit: str | None = None,
+    stage2_commit: str | None = None,
 ) -> list[Path]:
     """Copy the small outputs of a grid into ``kept_dir``, replacing its old content.
 
@@ -108,6 +112,9 @@ def keep_outputs(
         The kept copy (e.g. ``docs/results/default``).
     commit : str, optional
         The h2q commit the grid was computed with, recorded in :data:`PROVENANCE_FILE`.
+    stage2_commit : str, optional
+        With ``commit``: the commit the stage-2 cells were redone with
+        (``h2q reproduce --redo-stage2``), when it differs from the stage-1 runs'.
 
     Returns
     -------
@@ -121,8 +128,11 @@ def keep_outputs(
     """
     src, dst = Path(results_dir).resolve(), Path(kept_dir).resolve()
     _check_results(src)
-    if commit is not None and (not isinstance(commit, str) or not _is_commit(commit)):
-        raise ValueError(f"commit must be a git commit id (7 to 40 hex digits), got {commit!r}.")
+    for value in (commit, stage2_commit):
+        if value is not None and (not isinstance(value, str) or not _is_commit(value)):
+            raise ValueError(f"commit must be a git commit id (7 to 40 hex digits), got {value!r}.")
+    if stage2_commit is not None and commit is None:
+        raise ValueError("stage2_commit needs commit (the stage-1 runs' commit) too.")
     if src == dst or src in dst.parents or dst in src.parents:
         raise ValueError(
             f"the kept folder {dst} and the results folder {src} overlap; keep the outputs in "
@@ -142,7 +152,8 @@ def keep_outputs(
         for name in plots:
             shutil.copyfile(src / "plots" / name, tmp / "plots" / name)
         if commit is not None:
-            write_json(tmp / PROVENANCE_FILE, {"commit": commit})
+            extra = {} if stage2_commit is None else {"stage2_commit": stage2_commit}
+            write_json(tmp / PROVENANCE_FILE, {"commit": commit, **extra})
             names.append(PROVENANCE_FILE)
         for path in [tmp, *tmp.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -313,7 +324,13 @@ def _provenance(kept: Path) -> str:
     path = kept / PROVENANCE_FILE
     if not path.is_file():
         return "The commit it was computed with was not recorded."
-    return f"Computed with h2q commit `{read_json(path)['commit']}`."
+    record = read_json(path)
+    if "stage2_commit" not in record:
+        return f"Computed with h2q commit `{record['commit']}`."
+    return (
+        f"Stage 1 computed with h2q commit `{record['commit']}`, the stage-2 cells redone "
+        f"with `{record['stage2_commit']}` (`--redo-stage2`)."
+    )
 
 
 def render_wordnet_section(kept_dir: str | os.PathLike, readme_dir: str | os.PathLike) -> str:
