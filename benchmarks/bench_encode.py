@@ -120,12 +120,15 @@ def interleaved_timings(
 
 
 def write_results(name: str, record: dict[str, Any], table: str) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` and ``results/<name>.md``."""
+    """Write ``results/<name>.json`` and ``results/<name>.md``, each atomically."""
+    from h2q._io import atomic_write
+
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS_DIR / f"{name}.json"
     md_path = RESULTS_DIR / f"{name}.md"
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
-    md_path.write_text(table)
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(json_path, lambda f: f.write(text.encode()))
+    atomic_write(md_path, lambda f: f.write(table.encode()))
     return json_path, md_path
 
 

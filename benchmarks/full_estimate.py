@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -41,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_encode import write_results
 from bench_stage1 import cpu_model, versions
 
-from h2q._io import atomic_write
 from h2q._threads import thread_limit
 from h2q.experiments.config import get_config
 
@@ -158,11 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions(),
         },
     }
-    out = Path(__file__).parent / "results"
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(out / "full_estimate.json", lambda f: f.write(text.encode()))
     table = markdown(record)
-    atomic_write(out / "full_estimate.md", lambda f: f.write(table.encode()))
+    write_results("full_estimate", record, table)
     print(table)
     return 0
 

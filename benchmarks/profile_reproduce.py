@@ -29,9 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench_encode import write_results
 from bench_stage1 import cpu_model, versions
-
-from h2q._io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -141,11 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions(),
         },
     }
-    out = HERE / "results"
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(out / "profile_reproduce.json", lambda f: f.write(text.encode()))
     table = markdown(record)
-    atomic_write(out / "profile_reproduce.md", lambda f: f.write(table.encode()))
+    write_results("profile_reproduce", record, table)
     print(table)
     return 0
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import statistics
 import sys
@@ -32,11 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_encode import write_results
 from bench_stage1 import cpu_model, versions
 
 import h2q.training.loop as loop_mod
 import h2q.training.run as run_mod
-from h2q._io import atomic_write
 from h2q._threads import thread_limit
 from h2q.experiments.config import get_config
 from h2q.training import TrainConfig, run_training
@@ -134,12 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions(),
         },
     }
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(out / "profile_stage1.json", lambda f: f.write(text.encode()))
     table = markdown(record)
-    atomic_write(out / "profile_stage1.md", lambda f: f.write(table.encode()))
+    write_results("profile_stage1", record, table)
     print(table)
     return 0
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from h2q.experiments.readme import replace_section
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -156,17 +158,8 @@ def render(results: Path = RESULTS) -> str:
 
 def replace(readme: str, section: str) -> str:
     """``readme`` with its text from :data:`BEGIN` to :data:`END` (and the newline after it)
-    replaced by ``section``; ValueError when the markers are missing or repeated."""
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
-        raise ValueError(
-            f"README.md must hold the markers exactly once each, in order:\n{BEGIN}\n{END}"
-        )
-    start, end = readme.index(BEGIN), readme.index(END) + len(END)
-    if end < start:
-        raise ValueError("README.md's scale-results markers are out of order.")
-    if readme[end : end + 1] == "\n":
-        end += 1
-    return readme[:start] + section + readme[end:]
+    replaced by ``section``; ValueError when the markers are missing, repeated or out of order."""
+    return replace_section(readme, section, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

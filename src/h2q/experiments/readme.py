@@ -233,6 +233,17 @@ def _read(kept: Path, name: str) -> str:
     return (kept / name).read_text(encoding="utf-8").strip()
 
 
+def _kept_outputs(
+    kept_dir: str | os.PathLike, readme_dir: str | os.PathLike
+) -> tuple[Path, dict[str, Any], str]:
+    """The kept folder (checked), its summary, and its path relative to the README's folder."""
+    kept = Path(kept_dir)
+    _check_results(kept)
+    summary = read_json(kept / "summary.json")
+    link = Path(os.path.relpath(kept.resolve(), Path(readme_dir).resolve())).as_posix()
+    return kept, summary, link
+
+
 def render_section(kept_dir: str | os.PathLike, readme_dir: str | os.PathLike) -> str:
     """The README's results section (markers included), from the kept outputs only.
 
@@ -247,10 +258,7 @@ def render_section(kept_dir: str | os.PathLike, readme_dir: str | os.PathLike) -
     -------
     str
     """
-    kept = Path(kept_dir)
-    _check_results(kept)
-    summary = read_json(kept / "summary.json")
-    link = Path(os.path.relpath(kept.resolve(), Path(readme_dir).resolve())).as_posix()
+    kept, summary, link = _kept_outputs(kept_dir, readme_dir)
     parts = [
         BEGIN,
         "",
@@ -347,10 +355,7 @@ def render_wordnet_section(kept_dir: str | os.PathLike, readme_dir: str | os.Pat
     -------
     str
     """
-    kept = Path(kept_dir)
-    _check_results(kept)
-    summary = read_json(kept / "summary.json")
-    link = Path(os.path.relpath(kept.resolve(), Path(readme_dir).resolve())).as_posix()
+    kept, summary, link = _kept_outputs(kept_dir, readme_dir)
     facts = " ".join(
         t for t in (_facts(summary), _times(kept), _still_improving(kept), _provenance(kept)) if t
     )
