@@ -84,3 +84,28 @@ def test_no_module_of_the_library_writes_docs():
         if re.search(r"README\.md|:begin \(generated|replace_section", path.read_text("utf-8"))
     ]
     assert offenders == []
+
+
+def test_license_and_citation():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    yaml = pytest.importorskip("yaml")
+    import h2q
+
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the h2q authors" in license_text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"text": "MIT"}
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["version"] == h2q.__version__ and cff["license"] == "MIT"
+    paper = cff["preferred-citation"]
+    assert paper["title"] == "Deep Hashing via Householder Quantization"
+    assert paper["authors"][0]["family-names"] == "Schwengber"
+    assert "2311.04207" in paper["url"]
+
+
+def test_changelog_has_an_unreleased_section():
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "Keep a Changelog" in text and "## [Unreleased]" in text
+    for kind in ("### Added", "### Changed", "### Fixed"):
+        assert kind in text
