@@ -109,3 +109,16 @@ def test_changelog_has_an_unreleased_section():
     assert "Keep a Changelog" in text and "## [Unreleased]" in text
     for kind in ("### Added", "### Changed", "### Fixed"):
         assert kind in text
+
+
+def test_design_page_names_every_module():
+    """The design page has a line for every module and package of the library."""
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    package = ROOT / "src" / "h2q"
+    names = sorted(
+        p.stem if p.suffix == ".py" else p.name
+        for p in package.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    )
+    missing = [name for name in names if f"`h2q.{name}`" not in text]
+    assert missing == []
