@@ -52,9 +52,6 @@ need_debian() {
 # Java 17+ for Spark: openjdk-17-jre-headless where the release has it, else the release's
 # default Java (17 or later on Debian 12 and newer).
 java_package() {
-    if is_root && [ -z "$check_only" ]; then
-        apt_update
-    fi
     if command -v apt-cache >/dev/null && apt-cache show openjdk-17-jre-headless >/dev/null 2>&1
     then
         echo openjdk-17-jre-headless
@@ -71,6 +68,9 @@ system_packages() {
         need_debian /usr/share/wordnet/data.verb wordnet-base WordNet
         # Spark (the spark extra) runs on a JVM.
         if ! command -v java >/dev/null; then
+            if is_root && [ -z "$check_only" ]; then
+                apt_update  # so that apt-cache knows the release's packages
+            fi
             need_debian /nonexistent/java "$(java_package)" "Java for Spark"
         fi
     fi
