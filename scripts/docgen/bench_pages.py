@@ -50,11 +50,17 @@ def machine_line(record: dict[str, Any]) -> str:
     return f"{cpu} ({cpus} CPUs){load}"
 
 
+#: Lines of a benchmark's Markdown that name its machine or load, which the machine line above
+#: the table already gives (the machine is named once per table).
+_MACHINE_LINES = re.compile(r"^(- CPU: |- hardware: |- Load average |Environment: `)")
+
+
 def _demote(markdown: str) -> list[str]:
-    """The table's lines without its title, its headings two levels down."""
+    """The table's lines without its title and machine lines, its headings two levels down."""
     lines = markdown.strip().splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
+    lines = [ln for ln in lines if not _MACHINE_LINES.match(ln)]
     return [re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", ln) for ln in lines]
 
 
