@@ -5,7 +5,7 @@ lengths are typical) with all-MiniLM-L6-v2 (the ``text`` extra) and ``n_threads=
 ``n_threads=2``, interleaved after a warm-up, no cache; reports the median time of each, the
 texts per second, and two extrapolations to the 95,882 texts of WordNet: from each rate
 directly, and the 1-thread time measured once for the whole set (48 min, ``h2q embed
---threads 1``, see README) scaled by the 2-thread / 1-thread ratio measured here.
+--threads 1``, measured once) scaled by the 2-thread / 1-thread ratio measured here.
 
     python benchmarks/bench_embed_threads.py [--n 2000] [--repeats 2]
 """

@@ -19,7 +19,7 @@ recorded before and after each case. Results (rewritten after every case):
 ``benchmarks/results/bench_scale{_quick}{_ONLY}.{json,md}``. The committed results were run one
 case at a time, ``nice -n -10 python benchmarks/bench_scale.py --only CASE --repeats 2
 --queries 300 --queries-big 200``, on the shared machine (load averages in the files); the
-README's tables are generated from them by ``scripts/readme_scale.py``.
+documentation's tables are generated from them by ``scripts/generate_docs.py``.
 
 Usage::
 

@@ -15,7 +15,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=${PYTHON:-python3}
+# The venv's Python (made by scripts/setup.sh), where h2q and its extras are installed;
+# PYTHON=... overrides it.
+python=${PYTHON:-.venv/bin/python}
+if ! [ -x "$python" ] && ! command -v "$python" >/dev/null; then
+    echo "gpu_check: $python not found; run \`bash scripts/setup.sh\` first (or set PYTHON)" >&2
+    exit 2
+fi
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 log() { echo "gpu_check: $*"; }

@@ -3,61 +3,112 @@
 # they need from Debian's packages. Idempotent: re-running is cheap.
 #
 #   bash scripts/setup.sh          # the extras of the main job (h2q reproduce) and Fashion-MNIST
-#   bash scripts/setup.sh --test   # every extra (h2q[test] = h2q[all] + test tools), Fashion-MNIST,
-#                                  # WordNet (text extra) and Java (spark extra)
+#   bash scripts/setup.sh --test   # every extra (h2q[test] = h2q[all] + test and docs tools),
+#                                  # Fashion-MNIST, WordNet (text extra) and Java (spark extra)
+#   bash scripts/setup.sh [--test] --check-system   # only check the Debian packages
+#
+# Run as root, it installs missing Debian packages with apt-get. Otherwise it installs what
+# needs no root and then exits with status 1, printing the exact apt-get command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The main job needs no engine, text model or Spark: leaving them out keeps its set-up short.
 extras="faiss,plot,data,efficientnet,stats"
 everything=""
-if [ "${1:-}" = "--test" ]; then
-    extras="test"
-    everything=1
-fi
+check_only=""
+for arg in "$@"; do
+    case "$arg" in
+        --test) extras="test"; everything=1 ;;
+        --check-system) check_only=1 ;;
+        *) echo "setup: unknown option $arg (use --test and/or --check-system)" >&2; exit 2 ;;
+    esac
+done
 
-# need_debian PATH PACKAGE WHAT: install a Debian package when PATH is missing (as root), or say
-# how to install it.
-need_debian() {
-    if [ -e "$1" ]; then
-        return
-    fi
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "setup: installing $3 (Debian package $2)"
-        if [ -z "${apt_updated:-}" ]; then
-            apt-get update -qq
-            apt_updated=1
-        fi
-        apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-    else
-        echo "setup: $3 is missing; install it with" >&2
-        echo "  sudo apt-get install -y --no-install-recommends $2" >&2
+is_root() { [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; }
+apt_updated=""
+apt_update() {
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq >&2  # (never into a $(...) capture)
+        apt_updated=1
     fi
 }
+
+missing=()
+# need_debian PATH PACKAGE WHAT: when PATH is missing, install PACKAGE (as root) or note it.
+need_debian() {
+    if [ -e "$1" ]; then
+        return 0
+    fi
+    if is_root && [ -z "$check_only" ]; then
+        echo "setup: installing $3 (Debian package $2)"
+        apt_update
+        apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+    else
+        echo "setup: $3 is missing (Debian package $2)" >&2
+        missing+=("$2")
+    fi
+}
+
+# Java 17+ for Spark: openjdk-17-jre-headless where the release has it, else the release's
+# default Java (17 or later on Debian 12 and newer).
+java_package() {
+    if command -v apt-cache >/dev/null && apt-cache show openjdk-17-jre-headless >/dev/null 2>&1
+    then
+        echo openjdk-17-jre-headless
+    else
+        echo default-jre-headless
+    fi
+}
+
+system_packages() {
+    need_debian /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
+        dataset-fashion-mnist Fashion-MNIST
+    if [ -n "$everything" ]; then
+        # WordNet 3.0, the data set of the text extra.
+        need_debian /usr/share/wordnet/data.verb wordnet-base WordNet
+        # Spark (the spark extra) runs on a JVM.
+        if ! command -v java >/dev/null; then
+            if is_root && [ -z "$check_only" ]; then
+                apt_update  # so that apt-cache knows the release's packages
+            fi
+            need_debian /nonexistent/java "$(java_package)" "Java for Spark"
+        fi
+    fi
+}
+
+report_missing() {
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "setup: missing Debian packages; install them with" >&2
+        echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        echo "then run this script again." >&2
+        exit 1
+    fi
+}
+
+if [ -n "$check_only" ]; then
+    system_packages
+    report_missing
+    echo "setup: every Debian package needed is present"
+    exit 0
+fi
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     if ! "$python" -c "import ensurepip" 2>/dev/null; then  # Debian's python3 splits venv off
         need_debian /nonexistent/python3-venv python3-venv "Python's venv module"
+        report_missing
     fi
     "$python" -m venv .venv
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; on this project's
-# machines 2.13.0 is a CPU wheel on disk (elsewhere pass H2Q_TORCH_VERSION or install torch's
-# CPU build from its own index first).
+# machines 2.13.0 is a CPU wheel on disk. Elsewhere install torch's CPU build from its own
+# index first (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu),
+# which this line then keeps, or pass H2Q_TORCH_VERSION.
 "${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
 "${pip[@]}" -e ".[${extras}]"
 
-# The main job's data set.
-need_debian /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist \
-    Fashion-MNIST
-if [ -n "$everything" ]; then
-    # WordNet 3.0, the data set of the text extra.
-    need_debian /usr/share/wordnet/data.verb wordnet-base WordNet
-    # Spark (the spark extra) runs on a JVM: Java 17 or later.
-    need_debian "$(command -v java || echo /nonexistent/java)" openjdk-17-jre-headless \
-        "Java for Spark"
-fi
+system_packages
+report_missing
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"

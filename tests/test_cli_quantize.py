@@ -354,3 +354,29 @@ def test_unknown_method_is_a_usage_error(h2q, files, tmp_path):
         h2q("fit", root / "train.npy", "--out", tmp_path / "q.npz", "--method", "pq")
     assert exc.value.code == 2
     assert not (tmp_path / "q.npz").exists()
+
+
+@pytest.mark.parametrize("method", ["h2q", "itq", "sign"])
+def test_fit_center_subtracts_the_training_mean(h2q, tmp_path, method):
+    """`h2q fit --center` fits a centred quantizer, the same as `center=True` in Python; on
+    embeddings far from zero-mean its codes differ from those of a fit without it."""
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(200, WIDTH)) + 2.0).astype(np.float32)  # mean far from zero
+    path = tmp_path / "offset.npy"
+    np.save(path, X)
+    plain, centred = tmp_path / "plain.npz", tmp_path / "centred.npz"
+    extra = [] if method == "sign" else ["--max-iter", "10"]
+    common = ["--method", method, *extra, "--no-progress"]
+    assert h2q("fit", path, "--out", plain, *common)[0] == 0
+    status, out, err = h2q("fit", path, "--out", centred, "--center", *common)
+    assert status == 0, err
+    assert "centred" in out
+    q_plain, q_centred = load_quantizer(plain), load_quantizer(centred)
+    assert q_plain.center is False and q_centred.center is True
+    np.testing.assert_allclose(q_centred.mean_, X.mean(axis=0), rtol=1e-5, atol=1e-5)
+    codes_plain, codes_centred = q_plain.encode(X), q_centred.encode(X)
+    assert not np.array_equal(codes_plain, codes_centred)
+    # sign: every bit of an offset vector is 1 without centring; about half with it
+    if method == "sign":
+        assert np.unpackbits(codes_plain).mean() > 0.95
+        assert 0.3 < np.unpackbits(codes_centred).mean() < 0.7

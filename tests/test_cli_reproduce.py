@@ -143,3 +143,17 @@ def test_reproduce_quick_on_cuda(h2q, tmp_path):
     runs = list((out / "runs").rglob("config.json"))
     assert runs and all('"device": "cuda' in p.read_text() for p in runs)
     assert (out / "report.md").is_file()
+
+
+def test_help_states_the_default_preset_as_configured(capsys):
+    """`h2q reproduce --help` names the default preset's seeds as the code has them."""
+    from h2q.cli.main import build_parser
+    from h2q.experiments.config import get_config
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    seeds = get_config("default").seeds
+    words = {1: "one seed", 2: "two seeds", 3: "three seeds", 4: "four seeds"}
+    assert f"{words[len(seeds)]} ({', '.join(map(str, seeds))})" in text
+    assert "Without --full or --quick it runs the main job" in text

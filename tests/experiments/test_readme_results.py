@@ -1,37 +1,29 @@
-"""The grid's report (intervals, paper table, stage-1 runs, facts for the README), the kept
-copy of its small outputs, and the README section generated from it."""
+"""The grid's report (intervals, paper table, stage-1 runs, the facts of summary.json), the kept
+copy of its small outputs (scripts/keep_results.py), and the results page made from it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import keep_results
 import numpy as np
 import pytest
+from docgen import kept as kept_mod
+from docgen.grids import main_job_lines, wordnet_lines
+from docgen.kept import keep_outputs
+from docgen.registry import select
+from docgen.sections import check, markers
 
 from h2q.embeddings import save_embeddings
-from h2q.experiments import readme as readme_mod
 from h2q.experiments import runner as runner_mod
 from h2q.experiments.config import get_config
 from h2q.experiments.grid import load_records, run_grid
-from h2q.experiments.readme import (
-    BEGIN,
-    END,
-    JOBS,
-    WORDNET_BEGIN,
-    WORDNET_END,
-    check_readme,
-    keep_outputs,
-    render_section,
-    replace_section,
-    update_readme,
-)
 from h2q.experiments.records import CELL_FORMAT, read_json, write_json
 from h2q.experiments.report import write_outputs
 from h2q.quantizers import ITQQuantizer
@@ -161,12 +153,6 @@ def test_report_reads_strategy_settings_from_the_code(grid_out, monkeypatch):
     assert stage_constants(result.config)["itq_iterations"] == 7
 
 
-def _readme(tmp_path: Path, middle: str = "old text\n") -> Path:
-    path = tmp_path / "README.md"
-    path.write_text(f"# Title\n\n## Results\n\nHand text.\n\n{BEGIN}\n{middle}{END}\n\n## Next\n")
-    return path
-
-
 def test_keep_outputs_copies_only_the_small_files(grid_out, tmp_path):
     out, _ = grid_out
     kept = tmp_path / "docs" / "results" / "default"
@@ -198,7 +184,7 @@ def test_keep_outputs_leaves_the_old_copy_when_it_fails(grid_out, tmp_path, monk
             raise OSError("disk full")
         return real_copy(src, dst)
 
-    monkeypatch.setattr(readme_mod.shutil, "copyfile", failing_copy)
+    monkeypatch.setattr(kept_mod.shutil, "copyfile", failing_copy)
     with pytest.raises(OSError, match="disk full"):
         keep_outputs(out, kept)
     assert (kept / "table.md").read_bytes() == before
@@ -213,106 +199,77 @@ def test_keep_outputs_refuses_bad_folders(grid_out, tmp_path):
         keep_outputs(out, out / "kept")
 
 
-def test_readme_section_is_generated_and_checked(grid_out, tmp_path):
+def _number(table: str) -> str:
+    return next(w for w in table.split() if w[:1].isdigit() and "." in w)
+
+
+def test_results_page_is_made_from_the_kept_files(grid_out, tmp_path):
     out, _ = grid_out
     kept = tmp_path / "docs" / "results" / "default"
     keep_outputs(out, kept)
-    readme = _readme(tmp_path)
-    assert check_readme(readme, kept)  # "old text" is not what the kept files give
-    assert update_readme(readme, kept)
-    assert check_readme(readme, kept) == []
-    assert not update_readme(readme, kept)  # idempotent
-    text = readme.read_text()
-    assert text.startswith("# Title\n\n## Results\n\nHand text.\n\n" + BEGIN)
-    assert text.endswith(END + "\n\n## Next\n")
+    text = "\n".join(main_job_lines(kept, tmp_path / "docs"))
     summary = read_json(kept / "summary.json")
     assert f"Computed on **{summary['cpus'][0]}" in text
-    assert "(docs/results/default/report.md)" in text
+    assert "(results/default/report.md)" in text
     assert (kept / "table.md").read_text().strip() in text
     assert (kept / "verdict.md").read_text().strip() in text
-
-    # Text outside the markers is free; a changed figure in the kept files or in the README
-    # section is caught.
-    readme.write_text(text.replace("Hand text.", "Other hand text."))
-    assert check_readme(readme, kept) == []
+    assert (kept / "paper_comparison.md").read_text().strip() in text
+    # a changed figure in the kept files changes the page
     table = (kept / "table.md").read_text()
-    first_number = next(w for w in table.split() if w[:1].isdigit() and "." in w)
-    (kept / "table.md").write_text(table.replace(first_number, "99.99", 1))
-    assert any("99.99" in line for line in check_readme(readme, kept))
-    (kept / "table.md").write_text(table)
-    readme.write_text(text.replace(first_number, "11.11", 1))
-    assert check_readme(readme, kept)
+    (kept / "table.md").write_text(table.replace(_number(table), "99.99", 1))
+    assert "99.99" in "\n".join(main_job_lines(kept, tmp_path / "docs"))
 
 
-def test_replace_section_needs_both_markers():
-    with pytest.raises(ValueError, match="exactly once"):
-        replace_section("no markers\n", "x")
-    with pytest.raises(ValueError, match="out of order"):
-        replace_section(f"{END}\n{BEGIN}\n", "x")
-    assert replace_section(f"a\n{BEGIN}\nold\n{END}\nb\n", "NEW\n") == "a\nNEW\nb\n"
-
-
-def test_render_section_refuses_an_incomplete_folder(tmp_path):
+def test_results_page_refuses_an_incomplete_folder(tmp_path):
     with pytest.raises(ValueError, match="does not hold a finished grid's outputs"):
-        render_section(tmp_path, tmp_path)
+        main_job_lines(tmp_path, tmp_path)
 
 
-def test_script_check_and_update(grid_out, tmp_path):
+def _results_page(repo: Path) -> Path:
+    """A repository holding a results page with the WordNet grid's markers."""
+    begin, end = markers("wordnet-results", "docs/results/wordnet")
+    page = repo / "docs" / "results.md"
+    page.parent.mkdir(parents=True)
+    page.write_text(f"# Results\n\nHand.\n\n{begin}\nold\n{end}\n\nEnd.\n")
+    return page
+
+
+def test_keep_results_script(grid_out, tmp_path):
     out, _ = grid_out
-    kept = tmp_path / "kept"
-    readme = _readme(tmp_path)
-    script = REPO / "scripts" / "readme_results.py"
-    main = runpy.run_path(str(script), run_name="readme_results")["main"]
-    paths = ["--kept", str(kept), "--readme", str(readme)]
-    assert main(["--from", str(out), *paths]) == 0
-    assert main(["--check", *paths]) == 0
-    assert main(["--from", str(tmp_path / "nothing"), *paths]) == 2
-    readme.write_text(readme.read_text().replace("Computed on", "Made on"))
-    # As a command, the way the README documents it.
-    check = subprocess.run(
-        [sys.executable, str(script), "--check", *paths], capture_output=True, text=True
-    )
-    assert check.returncode == 1 and "does not match" in check.stderr
+    repo = tmp_path / "repo"
+    page = _results_page(repo)
+    args = ["--job", "wordnet", "--repo", str(repo)]
+    assert keep_results.main(["--from", str(out), "--commit", "abcdef1", *args]) == 0
+    assert check(select(["wordnet-results"]), repo) == []
+    text = page.read_text()
+    assert "`abcdef1`" in text and text.startswith("# Results\n\nHand.\n\n")
+    assert text.endswith("<!-- wordnet-results:end -->\n\nEnd.\n")
+    assert read_json(repo / "docs/results/wordnet/provenance.json") == {"commit": "abcdef1"}
+    assert keep_results.main(["--from", str(tmp_path / "nothing"), *args]) == 2
+    with pytest.raises(SystemExit):
+        keep_results.main(args)  # --from is required
+    # As a command, the way the contributing page documents it.
+    page.write_text(page.read_text().replace("Computed on", "Made on"))
+    assert check(select(["wordnet-results"]), repo)
+    script = REPO / "scripts" / "keep_results.py"
+    proc = subprocess.run([sys.executable, str(script), "--from", str(out), *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert check(select(["wordnet-results"]), repo) == []
 
 
-def test_the_readme_matches_the_kept_main_job_outputs():
-    """The README's results section is exactly what the kept outputs of the main job give.
-
-    On failure: run `python scripts/readme_results.py` (after `--from results/default` when
-    the main job was rerun)."""
-    kept = REPO / "docs" / "results" / "default"
-    diff = check_readme(REPO / "README.md", kept)
-    assert diff == [], "\n".join(diff[:40])
-
-
-def _two_sections(tmp_path: Path) -> Path:
-    path = tmp_path / "README.md"
-    path.write_text(
-        f"# T\n\n## Text\n\nHand.\n\n{WORDNET_BEGIN}\nold\n{WORDNET_END}\n\n"
-        f"## Results\n\n{BEGIN}\nmain job\n{END}\n"
-    )
-    return path
-
-
-def test_wordnet_section_is_generated_between_its_own_markers(grid_out, tmp_path):
+def test_wordnet_section_is_made_from_its_kept_files(grid_out, tmp_path):
     out, _ = grid_out
     kept = tmp_path / "docs" / "results" / "wordnet"
     names = {p.name for p in keep_outputs(out, kept, commit="08f875e")}
     assert "provenance.json" in names and read_json(kept / "provenance.json") == {
         "commit": "08f875e"
     }
-    readme = _two_sections(tmp_path)
-    assert check_readme(readme, kept, "wordnet")
-    assert update_readme(readme, kept, "wordnet")
-    assert check_readme(readme, kept, "wordnet") == []
-    assert not update_readme(readme, kept, "wordnet")
-    text = readme.read_text()
-    assert text.endswith(f"## Results\n\n{BEGIN}\nmain job\n{END}\n")  # the other untouched
-    section = text[text.index(WORDNET_BEGIN) : text.index(WORDNET_END)]
+    section = "\n".join(wordnet_lines(kept, tmp_path / "docs"))
     assert "Computed with h2q commit `08f875e`." in section
     assert (kept / "verdict.md").read_text().strip() in section
     assert (kept / "table.md").read_text().strip() in section
-    assert "(docs/results/wordnet/report.md)" in section
+    assert "(results/wordnet/report.md)" in section
     # the phase times are the sums of the kept per-run and per-cell times
     runs = list(csv.DictReader(io.StringIO((kept / "stage1.csv").read_text())))
     stage1 = sum(float(r["seconds"]) for r in runs)
@@ -325,47 +282,17 @@ def test_wordnet_section_is_generated_between_its_own_markers(grid_out, tmp_path
     lines = stage1_text.splitlines()
     lines[1] = lines[1].replace(",False,", ",True,")  # one run stopped early
     (kept / "stage1.csv").write_text("\n".join(lines) + "\n")
-    assert "7 of the 8 stage-1 runs" in JOBS["wordnet"].render(kept, tmp_path)
-    (kept / "stage1.csv").write_text(stage1_text)
-    # a changed figure in the kept files is caught
-    table = (kept / "table.md").read_text()
-    first_number = next(w for w in table.split() if w[:1].isdigit() and "." in w)
-    (kept / "table.md").write_text(table.replace(first_number, "99.99", 1))
-    assert any("99.99" in line for line in check_readme(readme, kept, "wordnet"))
-    with pytest.raises(ValueError, match="unknown job 'nosuch'"):
-        check_readme(readme, kept, "nosuch")
+    assert "7 of the 8 stage-1 runs" in "\n".join(wordnet_lines(kept, tmp_path))
 
 
 def test_wordnet_section_without_a_recorded_commit_says_so(grid_out, tmp_path):
     out, _ = grid_out
     keep_outputs(out, tmp_path / "kept")
-    text = JOBS["wordnet"].render(tmp_path / "kept", tmp_path)
+    text = "\n".join(wordnet_lines(tmp_path / "kept", tmp_path))
     assert "The commit it was computed with was not recorded." in text
     with pytest.raises(ValueError, match="commit must be a git commit id"):
         keep_outputs(out, tmp_path / "kept2", commit="main; rm")
     assert not (tmp_path / "kept2").exists()
-
-
-def test_script_wordnet_job(grid_out, tmp_path):
-    out, _ = grid_out
-    kept = tmp_path / "kept"
-    readme = _two_sections(tmp_path)
-    main = runpy.run_path(str(REPO / "scripts" / "readme_results.py"), run_name="rr")["main"]
-    paths = ["--job", "wordnet", "--kept", str(kept), "--readme", str(readme)]
-    assert main(["--from", str(out), "--commit", "abcdef1", *paths]) == 0
-    assert main(["--check", *paths]) == 0
-    assert "`abcdef1`" in readme.read_text() and "main job\n" in readme.read_text()
-    assert main(["--check", "--job", "default", "--kept", str(kept), "--readme", str(readme)]) == 1
-    with pytest.raises(SystemExit):
-        main(["--commit", "abcdef1", *paths])  # --commit without --from
-
-
-def test_the_readme_matches_the_kept_wordnet_outputs():
-    """The README's WordNet section is exactly what docs/results/wordnet gives.
-
-    On failure: run `python scripts/readme_results.py --job wordnet`."""
-    diff = check_readme(REPO / "README.md", REPO / JOBS["wordnet"].kept, "wordnet")
-    assert diff == [], "\n".join(diff[:40])
 
 
 def test_machine_info_names_the_cpu_and_the_dispatch():
@@ -399,7 +326,7 @@ def test_a_redone_stage2_names_both_commits(grid_out, tmp_path):
         "commit": "08f875e",
         "stage2_commit": "0d0c487",
     }
-    text = JOBS["wordnet"].render(kept, tmp_path)
+    text = "\n".join(wordnet_lines(kept, tmp_path))
     assert "Stage 1 computed with h2q commit `08f875e`, the stage-2 cells redone with " in text
     assert "`0d0c487` (`--redo-stage2`)." in text
     with pytest.raises(ValueError, match="stage2_commit needs commit"):

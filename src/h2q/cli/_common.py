@@ -34,6 +34,7 @@ def make_quantizer(
     n_bits: int | None,
     *,
     pca: bool = False,
+    center: bool = False,
     seed: int = 0,
     loss: str | None = None,
     solver: str | None = None,
@@ -52,17 +53,22 @@ def make_quantizer(
             loss=loss or "l2",
             solver=solver or "gd",
             projection=projection,
+            center=center,
             max_iter=max_iter,
             random_state=seed,
         )
     if method == "itq":
         return QUANTIZERS[method](
-            n_bits, projection=projection, max_iter=max_iter or 50, random_state=seed
+            n_bits,
+            projection=projection,
+            center=center,
+            max_iter=max_iter or 50,
+            random_state=seed,
         )
     if method == "sign":
         if max_iter is not None:
             raise ValueError("--max-iter applies to --method h2q or itq, not to sign.")
-        return QUANTIZERS[method](n_bits, projection=projection)
+        return QUANTIZERS[method](n_bits, projection=projection, center=center)
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
 
 

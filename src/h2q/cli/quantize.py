@@ -75,6 +75,13 @@ def _add_fit(subparsers: Any) -> None:
     p.add_argument("--solver", choices=SOLVERS, help="H²Q solver (default: gd)")
     p.add_argument("--pca", action="store_true", help="project to --bits dimensions by PCA")
     p.add_argument(
+        "--center",
+        action="store_true",
+        help="subtract the training mean first (for embeddings of a general-purpose model, "
+        "such as a sentence encoder; leave it off for embeddings trained for hashing; --pca "
+        "always centres)",
+    )
+    p.add_argument(
         "--max-iter",
         type=int,
         metavar="N",
@@ -110,6 +117,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         args.method,
         args.bits,
         pca=args.pca,
+        center=args.center,
         seed=args.seed,
         loss=args.loss,
         solver=args.solver,
@@ -142,6 +150,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     if X_val is not None:
         losses += f", val {loss} loss {quantizer.quantization_loss(X_val, loss):.4f}"
     pca = f" (PCA from {X.shape[1]})" if args.pca else ""
+    pca += ", centred" if args.center else ""
     print(
         f"{args.method} ({type(quantizer).__name__}): {quantizer.n_bits_} bits{pca}, "
         f"{len(X)} training embeddings, fit {elapsed:.2f} s, {losses} -> {out}"

@@ -12,9 +12,7 @@
   :mod:`~h2q.experiments.report`: Markdown/CSV tables, PNG figures and ``report.md``
   (:func:`write_outputs`), with the stage-1 runs (:mod:`~h2q.experiments.stage1`), the
   paper's numbers beside ours (:mod:`~h2q.experiments.paper`) and the machine of each call
-  (:mod:`~h2q.experiments.machine`);
-- :mod:`~h2q.experiments.readme`: the kept copy of the main job's outputs and the README
-  section generated from it (``scripts/readme_results.py``).
+  (:mod:`~h2q.experiments.machine`).
 
 ``h2q reproduce`` is the command-line front end.
 """

@@ -8,9 +8,8 @@ A grid is methods x quantization strategies x bits x seeds for one data set and 
     paper's per-class folds (train 500, query 100, validation 100 per class) and a database
     capped at 10,000 random items, a frozen EfficientNet-Lite0 at 64 px (features extracted
     once per seed's folds and cached) with an MLP head, DPSH, DCH and HyP², 16/32/64 bits,
-    three seeds (0, 1 and 2: 14 min 25 s from a fresh clone on the development machine's 2
-    cores at a load average of 1 to 2, set-up with a warm pip cache and feature extraction
-    included), mAP@1000.
+    three seeds (0, 1 and 2), mAP@1000. The kept run, with its machine and wall time, is in
+    ``docs/results/default`` (shown in ``docs/results.md``).
 ``"full"``
     The paper's grid, for GPU machines: the eight stage-1 methods of :data:`FULL_METHODS`
     and ADSH as a reference row (:data:`REFERENCE_METHODS`),

@@ -15,7 +15,7 @@ Layout of the files written by :func:`write_outputs` (all atomically)::
         lambda_selection.md, .csv           the "+lambda" row's choice on validation mAP
         stage1.md, stage1.csv               every stage-1 run: best validation mAP, epochs
         cells.csv                           one line per (method, row, bits, seed)
-        summary.json                        facts for the README: settings, sizes, machines,
+        summary.json                        facts for the documentation: settings, sizes, machines,
                                             wall time of every call
         plots/map_vs_bits.png
         plots/gain_over_lambda0.png
@@ -197,7 +197,7 @@ def _setup_text(config: GridConfig, info: dict[str, Any]) -> str:
 
 
 def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement]) -> dict:
-    """The facts ``summary.json`` records for the README: settings, fold sizes, the machines
+    """The facts ``summary.json`` records for the documentation: settings, fold sizes, the machines
     and wall time of every call of the grid, and how the intervals were computed."""
     config, records, info = result.config, result.records, result.info
     calls = list(info.get("calls", []))

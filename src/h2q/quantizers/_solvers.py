@@ -43,9 +43,9 @@ Callback = Callable[[int, float, "float | None"], "bool | None"]
 # From 256 bits the learning rate 0.5 is too noisy: its stall rule stopped after 135-150
 # iterations at 0.2-0.9% above the loss that a rate of 0.2 with patience 4 reached in about
 # 1.7x ITQ's time (6,000 MiniLM rows; at 128 bits 0.5 with patience 2 stayed the best).
-# Known gap (see the README): at 384 bits the paper's loop, 45x slower, ends 0.7% lower; gd
-# keeps improving past its stop at about the paper loop's rate per row seen, which the time
-# budget (2x ITQ) does not allow.
+# Known gap (the stage-2 benchmark, docs/benchmarks.md): at 384 bits the paper's loop, 45x
+# slower, ends 0.7% lower; gd keeps improving past its stop at about the paper loop's rate
+# per row seen, which the time budget (2x ITQ) does not allow.
 GD_LEARNING_RATE = 0.5
 GD_MOMENTUM = 0.95
 GD_BATCH_SIZE = 512

@@ -82,6 +82,8 @@ class HouseholderQuantizer(BaseQuantizer):
         thread for small problems (see :func:`h2q.quantizers.base.auto_threads`) and the
         libraries' default otherwise.
 
+    Notes
+    -----
     Inputs may be numpy ``float32``/``float64`` or torch tensors; torch ``float16`` and
     ``bfloat16`` are computed in ``float32``.
 

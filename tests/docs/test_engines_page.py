@@ -1,6 +1,6 @@
-"""The README's "Scaling out" section runs as written, on tiny embeddings: every command of its
-bash block (the ``python -c`` step included) and its Python block, against the real Milvus Lite
-and Spark ``local[2]``; the results match ``HammingIndex``."""
+"""The engines page runs as written, on tiny embeddings: every command of its bash block (the
+``python -c`` step included) and its Python block, against the real Milvus Lite and Spark
+``local[2]``; the results match ``HammingIndex``."""
 
 from __future__ import annotations
 
@@ -26,17 +26,17 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning"),
 ]
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+PAGE = (Path(__file__).resolve().parents[2] / "docs" / "engines.md").read_text(encoding="utf-8")
 
 
 def _section(title: str) -> str:
-    start = README.index(f"## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+    start = PAGE.index(f"## {title}\n")
+    end = PAGE.find("\n## ", start + 1)
+    return PAGE[start : end if end != -1 else None]
 
 
 def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", _section("Scaling out"), re.S)
+    return re.findall(rf"```{language}\n(.*?)```", _section("On one machine"), re.S)
 
 
 def _steps(block: str) -> list[tuple[str, object]]:
@@ -50,7 +50,7 @@ def _steps(block: str) -> list[tuple[str, object]]:
             steps.append(("python", next(snippets)))
         elif line:
             argv = shlex.split(line)
-            assert argv[0] == "h2q", f"a README step that the test cannot run: {line!r}"
+            assert argv[0] == "h2q", f"a step that the test cannot run: {line!r}"
             steps.append(("h2q", argv[1:]))
     return steps
 
@@ -66,12 +66,12 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
     (python,) = _blocks("python")
     steps = _steps(bash)
     assert [s[1][0] if s[0] == "h2q" else s[0] for s in steps] == [
-        "fit", "export", "search", "python", "spark-encode", "encode", "spark-search",
+        "export", "search", "python", "spark-encode", "encode", "spark-search",
     ]  # fmt: skip
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("h2q.quantizers._solvers.GD_MAX_ITERATIONS", 20)  # keep it fast
-    # the run folder the README names, with small embeddings of 32 features
-    run_dir = Path(re.search(r"h2q fit (\S+)/embeddings\.npz", bash).group(1))
+    # the run folder the page names, with small embeddings of 32 features
+    run_dir = Path(re.search(r"--embeddings (\S+)/embeddings\.npz", bash).group(1))
     run_dir.mkdir(parents=True)
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(5, 32))
@@ -81,12 +81,15 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
         folds[fold] = (centers[y] + 0.5 * rng.normal(size=(n, 32))).astype(np.float32)
         folds[f"y_{fold}"] = y
     save_embeddings(run_dir / "embeddings.npz", **folds)
+    # the quantizer the page starts from (the README's quickstart fits it)
+    assert cli_main.main(["fit", str(run_dir / "embeddings.npz"), "--out", "q.npz",
+                          "--no-progress"]) == 0  # fmt: skip
 
     for kind, step in steps:
         if kind == "python":
-            exec(compile(step, "README.md (Scaling out, python -c)", "exec"), {})
+            exec(compile(step, "docs/engines.md (python -c)", "exec"), {})
             continue
-        argv = [*step, "--no-progress"] if step[0] == "fit" else step
+        argv = step
         status = cli_main.main(argv)
         _, err = capsys.readouterr()
         assert status == 0, (argv, err)
@@ -100,7 +103,7 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
     np.testing.assert_array_equal(table.column("id").to_numpy(), np.arange(len(db_codes)))
     stored = np.stack([np.frombuffer(b, np.uint8) for b in table.column("code").to_pylist()])
     np.testing.assert_array_equal(stored, db_codes)
-    for name in ("result.npz", "spark_result.npz"):  # Milvus Lite, then Spark
+    for name in ("milvus_result.npz", "spark_result.npz"):
         with np.load(name) as result:
             np.testing.assert_array_equal(result["D"], D_ref, err_msg=name)
             np.testing.assert_array_equal(result["I"], I_ref, err_msg=name)
@@ -110,7 +113,7 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
     assert '"items.parquet"' in python
     python = python.replace('"items.parquet"', repr(str(tmp_path / "items.parquet")))
     namespace: dict = {}
-    exec(compile(python, "README.md (Scaling out, python)", "exec"), namespace)
+    exec(compile(python, "docs/engines.md (python)", "exec"), namespace)
     try:
         np.testing.assert_array_equal(namespace["D"], D_ref)
         np.testing.assert_array_equal(namespace["I"], I_ref)

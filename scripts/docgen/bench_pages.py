@@ -1,0 +1,83 @@
+"""Kept benchmark tables, shown as the benchmark scripts wrote them.
+
+Each benchmark in ``benchmarks/`` writes a JSON record and a Markdown table made from it into
+``benchmarks/results/``; the benchmarks page shows the Markdown of :data:`SHOWN` under a line
+that names the machine (read from the JSON record) and the files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+#: The kept benchmark results shown, in order: (file stem, heading).
+SHOWN: tuple[tuple[str, str], ...] = (
+    ("stage2", "Stage 2: the default solver, the paper's loop and ITQ"),
+    ("bench_encode", "Encoding 10^6 embeddings"),
+    ("bench_contention", "Commands beside another job (threads)"),
+    ("bench_milvus", "Milvus Lite against HammingIndex"),
+    ("bench_spark", "Spark encode, 10^7 rows"),
+    ("bench_spark_1000000", "Spark encode, 10^6 rows"),
+    ("bench_embed_threads", "Text embedding on one and two threads"),
+    ("profile_reproduce", "The main job, one (method, bits) group"),
+    ("full_estimate", "Time estimate of `h2q reproduce --full`"),
+    ("bench_stage1", "Stage 1, per method"),
+)
+
+
+def environment(record: dict[str, Any]) -> dict[str, Any]:
+    """The machine record of a benchmark JSON (its key differs between benchmarks)."""
+    for candidate in (
+        record.get("environment"),
+        record.get("hardware"),
+        (record.get("meta") or {}).get("environment"),
+    ):
+        if isinstance(candidate, dict):
+            return candidate
+    raise ValueError("the record names no machine (no environment, hardware or meta.environment)")
+
+
+def machine_line(record: dict[str, Any]) -> str:
+    """``"AMD EPYC (2 CPUs), load average 5.1 -> 4.7"``."""
+    env = environment(record)
+    cpu = env.get("cpu") or env.get("cpu_model") or "an unrecorded CPU"
+    cpus = env.get("n_cpus") or env.get("cpus") or env.get("cpu_count") or "?"
+    start = env.get("load_average_start") or env.get("load_average_before")
+    end = env.get("load_average_end") or env.get("load_average_after")
+    load = f", load average {start[0]:.1f} -> {end[0]:.1f}" if start and end else ""
+    return f"{cpu} ({cpus} CPUs){load}"
+
+
+#: Lines of a benchmark's Markdown that name its machine or load, which the machine line above
+#: the table already gives (the machine is named once per table).
+_MACHINE_LINES = re.compile(r"^(- CPU: |- hardware: |- Load average |Environment: `)")
+
+
+def _demote(markdown: str) -> list[str]:
+    """The table's lines without its title and machine lines, its headings two levels down."""
+    lines = markdown.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    lines = [ln for ln in lines if not _MACHINE_LINES.match(ln)]
+    return [re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", ln) for ln in lines]
+
+
+def render(repo: Path, page_dir: Path) -> list[str]:
+    """Every table of :data:`SHOWN`, each under its heading and machine line."""
+    results = repo / "benchmarks" / "results"
+    out: list[str] = []
+    for stem, heading in SHOWN:
+        record = json.loads((results / f"{stem}.json").read_text(encoding="utf-8"))
+        markdown = (results / f"{stem}.md").read_text(encoding="utf-8")
+        out += [
+            f"### {heading}",
+            "",
+            f"Machine: {machine_line(record)}. Files: `benchmarks/results/{stem}.json` "
+            f"(record) and `{stem}.md` (this table).",
+            "",
+            *[line.rstrip() for line in _demote(markdown)],
+            "",
+        ]
+    return out[:-1]
