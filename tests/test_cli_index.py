@@ -103,6 +103,8 @@ def test_search_with_rescore(h2q, files, tmp_path):
         (["--radius", "-1"], "radius must be an integer >= 0"),
         (["-k", "5", "--rescore", "10"], "needs --query-vectors"),
         (["--radius", "2", "--rescore", "10"], "--radius takes neither"),
+        (["-k", "401"], "k=401 exceeds the 400 items in the index; pass -k <= 400."),
+        (["-k", "1000000000"], "k=1000000000 exceeds the 400 items in the index; pass -k <="),
     ],
 )
 def test_search_errors_exit_2(h2q, files, tmp_path, argv, match):
@@ -120,6 +122,19 @@ def test_search_errors_exit_2(h2q, files, tmp_path, argv, match):
         *argv,
     )
     assert status == 2 and match in err and "Traceback" not in err
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_multi_fold_npz_is_refused_without_naming_a_missing_option(h2q, files, tmp_path):
+    """`h2q index` has no --fold: the error asks for a one-matrix file instead."""
+    emb = tmp_path / "emb.npz"
+    dbv = np.load(files["dbv"])
+    np.savez(emb, train=dbv, database=dbv)
+    status, _, err = h2q(
+        "index", "build", "--codes", files["db"], "--out", tmp_path / "i.npz", "--features", emb
+    )
+    assert status == 2 and "--fold" not in err and "one matrix is expected" in err, err
+    assert "Traceback" not in err
 
 
 def test_build_errors_exit_2(h2q, files, tmp_path):

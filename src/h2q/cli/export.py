@@ -86,7 +86,7 @@ def _run_export_milvus(args: argparse.Namespace) -> int:
     if args.embeddings is not None:
         if quantizer is None:
             raise ValueError("--embeddings needs --quantizer QUANTIZER.npz to encode them.")
-        codes = quantizer.encode(load_matrix(args.embeddings, args.fold, "--embeddings"))
+        codes = quantizer.encode(load_matrix(args.embeddings, args.fold, "--embeddings", fold_option="--fold"))
     else:
         codes, _ = load_codes(args.codes, "--codes")
         if quantizer is not None and codes.shape[1] != (quantizer.n_bits_ + 7) // 8:
@@ -190,7 +190,7 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
             if quantizer is None:
                 D, I = index.search(load_codes(args.queries, "--queries")[0], args.k)
             else:
-                X = load_matrix(args.queries, args.fold, "--queries")
+                X = load_matrix(args.queries, args.fold, "--queries", fold_option="--fold")
                 D, I = index.search_embeddings(X, args.k, quantizer)
     _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
     print(f"searched {len(D)} queries in {args.milvus} [{args.collection}], k={args.k} -> {out}")

@@ -30,6 +30,7 @@ from ._common import (
     METHODS,
     SOLVERS,
     check_bits,
+    check_k_fits,
     check_memory,
     embeddings,
     fit_progress_bar,
@@ -200,7 +201,7 @@ def _run_encode(args: argparse.Namespace) -> int:
     if args.no_features and not bundle:
         raise UsageError("--no-features applies to a .npz --out; a .npy holds codes only.")
     quantizer = load_quantizer(args.quantizer)
-    X = load_matrix(args.embeddings, args.fold, "EMBEDDINGS")
+    X = load_matrix(args.embeddings, args.fold, "EMBEDDINGS", fold_option="--fold")
     if X.shape[1] != quantizer.n_features_in_:
         raise ValueError(
             f"{args.embeddings} has {X.shape[1]} features, but the quantizer {args.quantizer} "
@@ -297,11 +298,7 @@ def _run_search(args: argparse.Namespace) -> int:
             f"--database codes have {db_codes.shape[1]} bytes ({8 * db_codes.shape[1]} bits) "
             f"but --queries codes have {q_codes.shape[1]}; encode both with the same quantizer."
         )
-    if args.k > len(db_codes):
-        raise UsageError(
-            f"-k {args.k} is larger than the database ({len(db_codes)} codes); pass "
-            f"-k <= {len(db_codes)}."
-        )
+    check_k_fits(args.k, len(db_codes))
     check_memory(
         12 * len(q_codes) * args.k,  # D int32 + I int64
         f"the result of {len(q_codes)} queries x {args.k} neighbours",
