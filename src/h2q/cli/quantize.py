@@ -249,7 +249,9 @@ def _add_search(subparsers: Any) -> None:
         "given, else broken by database id. An existing --out is refused unless --force; "
         "--out may never be an input.",
     )
-    p.add_argument("--database", required=True, metavar="DB_CODES.npz", help=".npz or .npy")
+    p.add_argument(
+        "--database", metavar="DB_CODES.npz", help=".npz or .npy (required unless --milvus)"
+    )
     p.add_argument("--queries", required=True, metavar="Q_CODES.npz", help=".npz or .npy")
     p.add_argument("-k", "--k", type=int, required=True, help="neighbours per query")
     p.add_argument("--out", required=True, metavar="RESULT.npz")
@@ -276,10 +278,11 @@ def _add_search(subparsers: Any) -> None:
 
 def _run_search(args: argparse.Namespace) -> int:
     from ..search import HammingIndex
-    from .export import run_milvus_search
+    from .export import check_not_milvus, run_milvus_search
 
-    if (status := run_milvus_search(args)) is not None:
-        return status
+    if args.milvus is not None:
+        return run_milvus_search(args)
+    check_not_milvus(args)
     inputs = [args.database, args.queries, args.database_features, args.query_features]
     out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     if (args.database_features is None) != (args.query_features is None):

@@ -179,8 +179,8 @@ class MilvusHammingIndex:
         self.is_lite = not self.uri.startswith(_SERVER_SCHEMES)
         if self.is_lite and not create and not Path(self.uri).is_file():
             raise FileNotFoundError(
-                f"no Milvus Lite database {self.uri}; export codes into it first "
-                "(`h2q export milvus`), or pass n_bits to create it."
+                f"no Milvus Lite database {self.uri}; write codes into it first (`h2q export "
+                "milvus`, or MilvusHammingIndex.build), or check the path."
             )
         self._client = connect(self.uri, token)
         self._names = NameRecord(self._client)
