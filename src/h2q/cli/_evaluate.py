@@ -189,6 +189,13 @@ def run(args: argparse.Namespace) -> int:
     with user_input():
         for fold, labels in (("query", "y_query"), ("database", "y_database")):
             check_labels(data[labels], len(data[fold]), f"{labels} ({source.name})")
+    n_db = len(data["database"])
+    if args.k > n_db:  # the library clamps; say so rather than print mAP@n_db silently
+        print(
+            f"note: -k {args.k} is more than the {n_db} database items; mAP@{n_db} and "
+            f"P@{n_db} (the whole ranking) are reported.",
+            file=sys.stderr,
+        )
     quantizers, settings = (
         _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
     )
