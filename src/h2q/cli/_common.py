@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import numpy_read_error
 from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
 from ..exceptions import FileFormatError
@@ -154,7 +155,8 @@ def load_codes(path: str | os.PathLike, what: str) -> tuple[np.ndarray, np.ndarr
         else:
             arrays = {"codes": loaded}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise FileFormatError(f"{path} is not a readable numpy file ({exc}). {hint}") from exc
+        message = numpy_read_error(path, exc, f"{path} is not a readable numpy file")
+        raise FileFormatError(f"{message} {hint}") from exc
     if "codes" not in arrays:
         raise ValueError(f"{what} {path} holds {sorted(arrays)} but no 'codes'. {hint}")
     codes, features = arrays["codes"], arrays.get("features")

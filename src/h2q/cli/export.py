@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from .._io import numpy_read_error
 from ..embeddings import FOLDS
+from ..exceptions import FileFormatError
 from ..quantizers import load_quantizer
 from ._args import STAGE2_THREADS, add_threads_option, positive_int
 from ._errors import user_input
@@ -136,7 +138,11 @@ def _run_export_milvus(args: argparse.Namespace) -> int:
 def _load_ids(path: str, n: int) -> np.ndarray:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such ids file: {path}")
-    ids = np.load(path, allow_pickle=False)
+    try:
+        ids = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
+        message = numpy_read_error(path, exc, f"{path} is not a readable .npy")
+        raise FileFormatError(message) from exc
     if ids.ndim != 1 or len(ids) != n or ids.dtype.kind not in "iu":
         raise ValueError(
             f"--ids {path} holds {ids.dtype} of shape {ids.shape}; one integer id per code "
