@@ -119,6 +119,11 @@ def _run_export_milvus(args: argparse.Namespace) -> int:
     n_bits = args.bits or (quantizer.n_bits_ if quantizer is not None else 8 * codes.shape[1])
     ids = None if args.ids is None else _load_ids(args.ids, len(codes))
     with _milvus_errors():
+        if not args.force and milvus.collection_exists(args.uri, args.collection):
+            raise ValueError(
+                f"collection {args.collection!r} exists in {args.uri}; pass --force to replace "
+                "it, or choose another --collection."
+            )
         index = milvus.MilvusHammingIndex.build(
             args.uri,
             args.collection,

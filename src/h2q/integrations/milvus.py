@@ -378,8 +378,8 @@ class MilvusHammingIndex:
         if (old is not None or legacy) and not replace:
             self.close()
             raise ValueError(
-                f"collection {collection!r} exists in {self.uri}; pass replace=True (--force) "
-                "to replace it, or choose another name."
+                f"collection {collection!r} exists in {self.uri}; pass replace=True to replace "
+                "it, or choose another name."
             )
         if legacy and _h2q_metadata(self._client, collection) is None:
             self.close()
