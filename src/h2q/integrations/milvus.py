@@ -51,8 +51,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,9 @@ from ..codes import check_codes, check_n_bits
 from ..quantizers import BaseQuantizer
 from ..search import PAD_DISTANCE, PAD_ID
 from ._fingerprint import quantizer_checksum, quantizer_n_bits
+from ._milvus_connect import SERVER_SCHEMES as _SERVER_SCHEMES
+from ._milvus_connect import check_uri as _check_uri
+from ._milvus_connect import connect
 from ._milvus_names import NameRecord, check_name, is_h2q_collection, new_collection_name
 
 __all__ = ["INDEX_TYPES", "MilvusHammingIndex", "collection_exists", "connect"]
@@ -84,7 +86,6 @@ MAX_K = 16384
 _META_KEY = "h2q"
 _META_VERSION = 2
 _ID, _CODE, _PAYLOAD = "id", "code", "payload"
-_SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 
 
 class MilvusHammingIndex:
@@ -653,41 +654,6 @@ def collection_exists(uri: str | os.PathLike, collection: str, token: str = "") 
         client.close()
 
 
-#: Milvus Lite's server logs with glog: errors only, into the database's folder (not /tmp).
-_GLOG_DEFAULTS = {"GLOG_minloglevel": "2"}
-
-
-@contextlib.contextmanager
-def _quiet_lite(folder: str) -> Iterator[None]:
-    """Keep Milvus Lite's start quiet: no pkg_resources warning, no glog files in /tmp.
-
-    The server process copies the environment when it starts, so the ``GLOG_*`` variables
-    are set only around the client's creation (and left alone when the user set them).
-    """
-    wanted = {**_GLOG_DEFAULTS, "GLOG_log_dir": folder}
-    saved = {key: os.environ.get(key) for key in wanted}
-    for key, value in wanted.items():
-        os.environ.setdefault(key, value)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-
-
-def connect(uri: str | os.PathLike, token: str = "") -> MilvusClient:
-    """A ``MilvusClient`` for a checked URI; a Milvus Lite file starts quietly (see
-    :func:`_quiet_lite`). The caller closes it."""
-    uri = _check_uri(uri)
-    if uri.startswith(_SERVER_SCHEMES):
-        return MilvusClient(uri, token=token)
-    with _quiet_lite(str(Path(uri).parent)):
-        return MilvusClient(uri, token=token)
-
-
 def _h2q_metadata(client: MilvusClient, physical: str) -> dict[str, Any] | None:
     """h2q's metadata in a collection's description, None when it has none."""
     info = client.describe_collection(physical)
@@ -698,29 +664,6 @@ def _h2q_metadata(client: MilvusClient, physical: str) -> dict[str, Any] | None:
     except (ValueError, KeyError, TypeError):
         ok = False
     return meta if ok else None
-
-
-def _check_uri(uri: Any) -> str:
-    """A Milvus URI: ``http(s)://...`` as is, or a local ``.db`` file (absolute path)."""
-    if not isinstance(uri, (str, os.PathLike)):
-        raise TypeError(f"uri must be a path or an http(s):// URL, got {type(uri).__name__}.")
-    text = os.fspath(uri)
-    if text.startswith(_SERVER_SCHEMES):
-        return text
-    if "://" in text:
-        raise ValueError(
-            f"unsupported Milvus URI {text!r}: pass a local file ending in .db (Milvus Lite) or "
-            "http://host:19530 (a Milvus server)."
-        )
-    path = Path(text)
-    if path.suffix != ".db":
-        raise ValueError(
-            f"Milvus Lite file names end in .db, got {text!r}. Pass e.g. {path.stem}.db, or "
-            "http://host:19530 for a Milvus server."
-        )
-    if not path.parent.resolve().is_dir():
-        raise FileNotFoundError(f"cannot open {path}: folder {path.parent} does not exist.")
-    return str(path.resolve())
 
 
 def _check_ids(ids: Any, n: int) -> np.ndarray:

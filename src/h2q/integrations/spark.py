@@ -112,8 +112,7 @@ def spark_session(
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} "
-            f"-Dh2q.spark.logLevel={log_level}",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -Dh2q.spark.logLevel={log_level}",
         )
     )
     if master.startswith("local"):
