@@ -209,6 +209,7 @@ def run_milvus_search(args: argparse.Namespace) -> int:
     quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
     with _milvus_errors():
         with milvus.MilvusHammingIndex(args.milvus, args.collection) as index:
+            index.check_complete()  # before k: an interrupted write's count means nothing
             check_k_fits(args.k, index.ntotal)
             if quantizer is None:
                 D, I = index.search(load_codes(args.queries, "--queries")[0], args.k)

@@ -289,7 +289,9 @@ class MilvusHammingIndex:
         state = self._names.state(self.physical_name)
         return bool(state and state.get("complete"))
 
-    def _check_complete(self) -> None:
+    def check_complete(self) -> None:
+        """Raise ``ValueError`` (naming the command that rebuilds it) unless the collection
+        is complete."""
         if not self.complete:
             raise ValueError(
                 f"collection {self.collection!r} in {self.uri} is incomplete: a write to it was "
@@ -477,7 +479,7 @@ class MilvusHammingIndex:
         rows it added, and a killed process leaves the collection incomplete (searches are
         refused until it is rebuilt).
         """
-        self._check_complete()
+        self.check_complete()
         codes = check_codes(codes, "codes", n_bits=self.n_bits)
         n = len(codes)
         if ids is None:
@@ -560,7 +562,7 @@ class MilvusHammingIndex:
         query_codes = check_codes(query_codes, "query_codes", n_bits=self.n_bits)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer in [1, {MAX_K}] (Milvus's limit), got {k!r}.")
-        self._check_complete()
+        self.check_complete()
         k = int(k)
         D = np.full((len(query_codes), k), PAD_DISTANCE, dtype=np.int32)
         I = np.full((len(query_codes), k), PAD_ID, dtype=np.int64)
@@ -598,7 +600,7 @@ class MilvusHammingIndex:
             raise TypeError(f"ids must be a 1-D integer array, got {ids.dtype} {ids.shape}.")
         if ids.size == 0:
             return 0
-        self._check_complete()
+        self.check_complete()
         before = self.ntotal
         self._names.mark(self.physical_name, complete=False, ntotal=before)
         for start in range(0, len(ids), self.batch_size):
