@@ -185,10 +185,10 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
 def numpy_read_error(path: str | os.PathLike, exc: BaseException, fallback: str) -> str:
     """The message for a numpy file ``np.load(..., allow_pickle=False)`` could not read.
 
-    An array of Python objects (what ``allow_pickle`` refuses) gets its own message; anything
+    An ``.npy`` array of Python objects (``dtype=object``) gets its own message; anything
     else gets ``fallback`` with the reason in brackets.
     """
-    if "allow_pickle" in str(exc):
+    if "Object arrays" in str(exc):  # numpy: "Object arrays cannot be loaded when ..."
         return (
             f"{path} holds an array of Python objects (dtype object), which h2q never loads; "
             "save a numeric array instead (e.g. numpy.save(path, numpy.asarray(x, "

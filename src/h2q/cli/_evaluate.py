@@ -189,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
     with user_input():
         for fold, labels in (("query", "y_query"), ("database", "y_database")):
             check_labels(data[labels], len(data[fold]), f"{labels} ({source.name})")
+    quantizers, settings = (
+        _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
+    )
     n_db = len(data["database"])
     if args.k > n_db:  # the library clamps; say so rather than print mAP@n_db silently
         print(
@@ -196,9 +199,6 @@ def run(args: argparse.Namespace) -> int:
             f"P@{n_db} (the whole ranking) are reported.",
             file=sys.stderr,
         )
-    quantizers, settings = (
-        _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
-    )
     bars = _Bars(disable=args.no_progress)
     try:
         result = evaluate_quantizers(
