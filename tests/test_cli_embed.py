@@ -106,9 +106,29 @@ def test_embed_text_file(h2q, tmp_path):
     assert status == 2 and src.read_text(encoding="utf-8").startswith("kind 1 cat"), err
 
 
+def test_embed_keeps_one_row_per_line(h2q, tmp_path):
+    """U+2028, \\v, \\x1c, \\r and U+0085 stay inside their line: 3 lines, 3 rows."""
+    texts = ["kind 1 a\u2028kind 1 b", "kind 2 c\vkind 2 d\rkind 2 e", "kind 3 f\x1ckind 3 g\x85h"]
+    src = tmp_path / "in.txt"
+    src.write_bytes(("\r\n".join(texts) + "\n").encode("utf-8"))
+    status, _, err = h2q("embed", "--texts", src, "--out", tmp_path / "e.npz", "--texts-out",
+                         tmp_path / "t.jsonl", "--no-progress")  # fmt: skip
+    assert status == 0, err
+    X = load_embeddings(tmp_path / "e.npz")["train"]
+    np.testing.assert_allclose(X, KindEncoder().encode(texts, 1, True, False), rtol=1e-6)
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text("utf-8").split("\n")
+            if line]  # fmt: skip
+    assert [r["text"] for r in rows] == texts
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
+        (["--texts", "{tmp}/latin1.txt", "--out", "{tmp}/e.npz"], r"latin1.txt, line 2: byte 0xe9"),
+        (
+            ["--texts", "{tmp}/in.txt", "--out", "{tmp}/e.npz", "--cache-dir", "{tmp}/in.txt"],
+            r"cache folder .*in.txt is a file",
+        ),  # fmt: skip
         (["--texts", "{tmp}/missing.txt", "--out", "{tmp}/e.npz"], "no such text file"),
         (["--texts", "{tmp}/in.txt", "--out", "{tmp}/e.txt"], "must name a .npz"),
         (["--texts", "{tmp}/in.txt", "--out", "{tmp}/no/e.npz"], "does not exist"),
@@ -121,6 +141,7 @@ def test_embed_text_file(h2q, tmp_path):
 def test_embed_errors_write_nothing(h2q, tmp_path, argv, match):
     (tmp_path / "in.txt").write_text("kind 1 a\n")
     (tmp_path / "blank.txt").write_text("kind 1 a\n\nkind 2 b\n")
+    (tmp_path / "latin1.txt").write_bytes("kind 1 a\nkind 2 caf\u00e9\n".encode("latin-1"))
     status, _, err = h2q("embed", *[a.format(tmp=tmp_path) for a in argv], "--no-progress")
     assert status == 2 and re.search(match, err), err
     assert "Traceback" not in err and not (tmp_path / "e.npz").exists()
@@ -210,3 +231,22 @@ def test_reproduce_on_wordnet_reads_the_embed_cache_and_redoes_stage2(
     status, stdout, err = h2q(*args, "--redo-stage2")
     assert status == 0, err
     assert "5 cells computed, 0 stage-1 runs trained" in stdout  # ITQ and 4 H²Q losses
+
+
+@pytest.mark.slow
+def test_real_minilm_embed_keeps_one_row_per_line(cli_runner, tmp_path):
+    """The real all-MiniLM-L6-v2 through `h2q embed`: row i is line i embedded alone."""
+    texts = [
+        "a cat\u2028on a mat",
+        "tab\there, form\ffeed\x1cand more",
+        "\u00e9t\u00e9 \u2603\u2029end",
+    ]
+    src = tmp_path / "in.txt"
+    src.write_bytes(("\n".join(texts) + "\n").encode("utf-8"))
+    status, _, err = cli_runner(("embed",))("embed", "--texts", src, "--out", tmp_path / "e.npz",
+                                            "--cache-dir", tmp_path / "c", "--no-progress",
+                                            "--threads", 1)  # fmt: skip
+    assert status == 0, err
+    X = load_embeddings(tmp_path / "e.npz")["train"]
+    assert X.shape == (3, 384)
+    np.testing.assert_allclose(X, h2q_text.load_text_model().encode(texts), atol=1e-5)

@@ -97,7 +97,9 @@ def test_search_k_larger_than_the_database_is_refused_before_work(h2q, codes, mo
         "--out",
         codes / "r.npz",
     )
-    _one_line_error(status, err, "search", "-k 1000000000 is larger than the database (50")
+    _one_line_error(
+        status, err, "search", "k=1000000000 exceeds the 50 items in the index; pass -k <= 50."
+    )
     assert not (codes / "r.npz").exists()
 
 

@@ -103,6 +103,8 @@ def test_search_with_rescore(h2q, files, tmp_path):
         (["--radius", "-1"], "radius must be an integer >= 0"),
         (["-k", "5", "--rescore", "10"], "needs --query-vectors"),
         (["--radius", "2", "--rescore", "10"], "--radius takes neither"),
+        (["-k", "401"], "k=401 exceeds the 400 items in the index; pass -k <= 400."),
+        (["-k", "1000000000"], "k=1000000000 exceeds the 400 items in the index; pass -k <="),
     ],
 )
 def test_search_errors_exit_2(h2q, files, tmp_path, argv, match):
@@ -120,6 +122,19 @@ def test_search_errors_exit_2(h2q, files, tmp_path, argv, match):
         *argv,
     )
     assert status == 2 and match in err and "Traceback" not in err
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_a_multi_fold_npz_is_refused_without_naming_a_missing_option(h2q, files, tmp_path):
+    """`h2q index` has no --fold: the error asks for a one-matrix file instead."""
+    emb = tmp_path / "emb.npz"
+    dbv = np.load(files["dbv"])
+    np.savez(emb, train=dbv, database=dbv)
+    status, _, err = h2q(
+        "index", "build", "--codes", files["db"], "--out", tmp_path / "i.npz", "--features", emb
+    )
+    assert status == 2 and "--fold" not in err and "one matrix is expected" in err, err
+    assert "Traceback" not in err
 
 
 def test_build_errors_exit_2(h2q, files, tmp_path):
@@ -153,3 +168,44 @@ def test_build_errors_exit_2(h2q, files, tmp_path):
         tmp_path / "r.npz",
     )
     assert status == 2 and "error" in err
+
+
+def _craft(index_path, out, **changes):
+    """A copy of a saved index with some arrays replaced (its h2q header kept)."""
+    with np.load(index_path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays.update(changes)
+    np.savez(out, **arrays)
+    return out
+
+
+@pytest.mark.parametrize("method", ["mih", "flat"])
+def test_bad_index_files_are_one_line_errors(h2q, files, tmp_path, method):
+    index_path = tmp_path / "index.npz"
+    argv = ["--codes", files["db"], "--out", index_path, "--method", method]
+    assert h2q("index", "build", *argv, "--features", files["dbv"])[0] == 0
+    with np.load(index_path) as archive:
+        codes, features = archive["codes"], archive["features"]
+    nan = features.copy()
+    nan[3, 1] = np.nan
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    cases = [
+        (["--index", files["db"]], "is a single numpy array (.npy), not an h2q file"),
+        (
+            ["--index", _craft(index_path, tmp_path / "int16.npz", codes=codes.astype(np.int16))],
+            "re-create it",
+        ),  # fmt: skip
+        (["--index", _craft(index_path, tmp_path / "nan.npz", features=nan)], "re-create it"),
+        (["--index", index_path, "--queries", objects], "array of Python objects"),
+    ]
+    for extra, match in cases:
+        base = {"--index": index_path, "--queries": files["q"]}
+        for option, value in zip(extra[::2], extra[1::2], strict=True):
+            base[option] = value
+        flat = [str(a) for pair in base.items() for a in pair]
+        status, _, err = h2q("index", "search", *flat, "-k", 3, "--out", tmp_path / "r.npz")
+        lines = err.strip().splitlines()
+        assert status == 2 and len(lines) == 1, err
+        assert match.lower() in lines[0].lower(), err
+    assert not (tmp_path / "r.npz").exists()

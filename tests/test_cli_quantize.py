@@ -227,6 +227,17 @@ def test_evaluate_with_pca_and_subset(h2q, files, tmp_path):
     assert lines[2].startswith("| sign | 8 |") and lines[3].startswith("| itq | 8 |")
 
 
+def test_evaluate_says_when_k_exceeds_the_database(h2q, files):
+    root, _ = files
+    n_db = len(np.load(root / "emb.npz")["database"])
+    status, out, err = h2q(
+        "evaluate", root / "emb.npz", "--methods", "sign", "--k", 10 * n_db, "--no-progress"
+    )
+    assert status == 0, err
+    assert f"note: -k {10 * n_db} is more than the {n_db} database items; mAP@{n_db}" in err
+    assert f"mAP@{n_db} (top-k" in out.splitlines()[0]
+
+
 # --- failures: exit status 2, a one-line message, nothing written --------------------------------
 
 

@@ -165,3 +165,52 @@ def test_real_minilm_embeds_offline(tmp_path):
     path_X = embed_texts(texts, h2q_text.default_model_path(), cache_dir=tmp_path)
     np.testing.assert_allclose(path_X, X, atol=1e-5)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def _model_files(folder):
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    files = {
+        "model.safetensors": b"\x00weights" * 100,
+        "config.json": b'{"hidden_size": 8}',
+        "tokenizer.json": b'{"vocab": ["a", "b"]}',
+        "1_Pooling/config.json": b'{"pooling_mode_mean_tokens": true}',
+    }
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return files
+
+
+@pytest.mark.parametrize(
+    "changed", ["model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json"]
+)
+def test_changed_model_files_are_never_served_from_the_cache(fake, tmp_path, caplog, changed):
+    holder, model_dir = fake
+    files = _model_files(model_dir)
+    first = embed_texts(TEXTS, model_dir, chunk_size=10, cache_dir=tmp_path / "c")
+    embed_texts(TEXTS, model_dir, chunk_size=10, cache_dir=tmp_path / "c")
+    assert holder["loads"] == 1  # unchanged files: the cache answers
+    content = bytearray(files[changed])
+    content[-2] ^= 1  # same size, one bit
+    (model_dir / changed).write_bytes(bytes(content))
+    holder["encoder"] = FakeEncoder()
+    with caplog.at_level("WARNING", logger="h2q.text"):
+        again = embed_texts(TEXTS, model_dir, chunk_size=10, cache_dir=tmp_path / "c")
+    assert holder["loads"] == 2 and holder["encoder"].encoded == len(TEXTS)  # all recomputed
+    assert "changed since its embeddings were cached" in caplog.text
+    np.testing.assert_array_equal(again, first)  # the fake encoder ignores the files
+
+
+def test_model_digest_covers_weights_config_and_tokenizer(tmp_path):
+    _model_files(tmp_path)
+    before = h2q_text.model_digest(tmp_path)
+    (tmp_path / "README.md").write_text("notes")
+    assert h2q_text.model_digest(tmp_path) == before  # documentation does not count
+    (tmp_path / "vocab.txt").write_text("a\nb\n")
+    assert h2q_text.model_digest(tmp_path) != before
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(fake, tmp_path):
+    _, model_dir = fake
+    (tmp_path / "c").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=r"cache folder .*c is a file; pass a folder"):
+        embed_texts(TEXTS, model_dir, cache_dir=tmp_path / "c")

@@ -141,6 +141,13 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic == b"\x93NUMPY":
+        raise FileFormatError(
+            f"{path} is a single numpy array (.npy), not an h2q file; pass a file written by "
+            "an h2q object's save() (`h2q fit` writes quantizers, `h2q index build` indexes)."
+        )
     try:
         # numpy reads array members without checking their CRC-32; testzip does.
         with zipfile.ZipFile(path) as zf:
@@ -173,6 +180,21 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise FileFormatError(f"{path} is not an h2q file (unknown header).")
     return header, arrays
+
+
+def numpy_read_error(path: str | os.PathLike, exc: BaseException, fallback: str) -> str:
+    """The message for a numpy file ``np.load(..., allow_pickle=False)`` could not read.
+
+    An ``.npy`` array of Python objects (``dtype=object``) gets its own message; anything
+    else gets ``fallback`` with the reason in brackets.
+    """
+    if "Object arrays" in str(exc):  # numpy: "Object arrays cannot be loaded when ..."
+        return (
+            f"{path} holds an array of Python objects (dtype object), which h2q never loads; "
+            "save a numeric array instead (e.g. numpy.save(path, numpy.asarray(x, "
+            "dtype=numpy.float32)))."
+        )
+    return f"{fallback} ({exc})."
 
 
 def read_kind(path: str | os.PathLike) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
+from ._io import atomic_write, numpy_read_error
 from ._validation import check_embeddings, check_labels
 from .exceptions import FileFormatError
 
@@ -70,9 +70,8 @@ def load_embeddings(
             with np.load(path, allow_pickle=False) as archive:
                 data = {k: archive[k] for k in archive.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(
-            f"{path} is truncated or corrupted, or not a numpy file ({exc}). Re-create it."
-        ) from exc
+        fallback = f"{path} is truncated or corrupted, or not a numpy file. Re-create it"
+        raise FileFormatError(numpy_read_error(path, exc, fallback)) from exc
     missing = [k for k in required if k not in data]
     if missing:
         raise ValueError(

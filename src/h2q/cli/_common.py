@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import numpy_read_error
 from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
 from ..exceptions import FileFormatError
@@ -98,10 +99,14 @@ def embeddings(X: Any, what: str) -> np.ndarray:
         return check_embeddings(X, what, allow_torch=False)
 
 
-def load_matrix(path: str | os.PathLike, fold: str | None, what: str) -> np.ndarray:
+def load_matrix(
+    path: str | os.PathLike, fold: str | None, what: str, *, fold_option: str | None = None
+) -> np.ndarray:
     """A float matrix from a ``.npy`` file, or fold ``fold`` of an embeddings ``.npz``.
 
-    With a ``.npz`` and no ``fold``, the file must hold exactly one fold.
+    With a ``.npz`` and no ``fold``, the file must hold exactly one fold. ``fold_option``
+    names the command's option that picks a fold (``"--fold"``), or None when the command
+    has none: the error then asks for a one-matrix file instead.
     """
     path = Path(path)
     if path.suffix == ".npy":
@@ -116,15 +121,22 @@ def load_matrix(path: str | os.PathLike, fold: str | None, what: str) -> np.ndar
         data = load_embeddings(path)
         present = [f for f in FOLDS if f in data]
         if fold is None:
+            if len(present) != 1 and fold_option is not None:
+                raise ValueError(
+                    f"{path} holds the folds {present}; choose one with {fold_option} "
+                    f"({'|'.join(FOLDS)})."
+                )
             if len(present) != 1:
                 raise ValueError(
-                    f"{path} holds the folds {present}; choose one with --fold ({'|'.join(FOLDS)})."
+                    f"{what} {path} holds the folds {present}, but one matrix is expected here; "
+                    "pass a .npy of the fold you want (numpy.save('x.npy', numpy.load(path)"
+                    "[fold])) or an .npz with one fold."
                 )
             fold = present[0]
         if fold not in data:
             raise ValueError(
-                f"{path} has no fold {fold!r} (it holds {sorted(data)}); pass --fold with one "
-                f"of {present}."
+                f"{path} has no fold {fold!r} (it holds {sorted(data)}); pass "
+                f"{fold_option or '--fold'} with one of {present}."
             )
         key = fold
     return embeddings(data[key], f"{what} ({path.name}:{key})")
@@ -149,7 +161,8 @@ def load_codes(path: str | os.PathLike, what: str) -> tuple[np.ndarray, np.ndarr
         else:
             arrays = {"codes": loaded}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise FileFormatError(f"{path} is not a readable numpy file ({exc}). {hint}") from exc
+        message = numpy_read_error(path, exc, f"{path} is not a readable numpy file")
+        raise FileFormatError(f"{message} {hint}") from exc
     if "codes" not in arrays:
         raise ValueError(f"{what} {path} holds {sorted(arrays)} but no 'codes'. {hint}")
     codes, features = arrays["codes"], arrays.get("features")
@@ -170,6 +183,21 @@ def load_codes(path: str | os.PathLike, what: str) -> tuple[np.ndarray, np.ndarr
                 "re-create it with `h2q encode`."
             )
     return codes, features
+
+
+def check_k_fits(k: int, ntotal: int) -> None:
+    """Refuse a ``k`` larger than the searched collection: the one rule of every CLI search.
+
+    The library's indexes pad such rows with id -1 and distance ``np.iinfo(np.int32).max``
+    (faiss's rule); a command never hands the user padding they did not ask for.
+
+    Raises
+    ------
+    UsageError
+        ``k=<k> exceeds the <n> items in the index; pass -k <= <n>.``
+    """
+    if k > ntotal:
+        raise UsageError(f"k={k} exceeds the {ntotal} items in the index; pass -k <= {ntotal}.")
 
 
 def fit_progress_bar(method: str, quantizer: BaseQuantizer, disable: bool) -> Any:

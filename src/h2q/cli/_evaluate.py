@@ -192,6 +192,13 @@ def run(args: argparse.Namespace) -> int:
     quantizers, settings = (
         _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
     )
+    n_db = len(data["database"])
+    if args.k > n_db:  # the library clamps; say so rather than print mAP@n_db silently
+        print(
+            f"note: -k {args.k} is more than the {n_db} database items; mAP@{n_db} and "
+            f"P@{n_db} (the whole ranking) are reported.",
+            file=sys.stderr,
+        )
     bars = _Bars(disable=args.no_progress)
     try:
         result = evaluate_quantizers(

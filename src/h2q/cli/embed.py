@@ -41,7 +41,10 @@ def register(subparsers: Any) -> None:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="text data set name (wordnet, wordnet-nouns)")
-    source.add_argument("--texts", help="UTF-8 text file, one text per line (no labels)")
+    source.add_argument(
+        "--texts",
+        help="UTF-8 text file, one text per line: lines end at \\n (or \\r\\n) only (no labels)",
+    )
     p.add_argument("--out", required=True, help="output embeddings file (.npz)")
     p.add_argument("--root", default=None, help="data folder (default: the data set's own)")
     p.add_argument(
@@ -74,19 +77,6 @@ def _check_outputs(args: argparse.Namespace) -> list[Path]:
     outputs = {"--out": args.out, "--split-out": args.split_out, "--texts-out": args.texts_out}
     checked = check_outputs([args.texts, args.model], outputs, force=args.force)
     return list(checked.values())
-
-
-def _read_texts(path: str) -> list[str]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no such text file: {path}.")
-    with open(path, encoding="utf-8") as handle:
-        texts = handle.read().splitlines()
-    empty = next((i for i, t in enumerate(texts, start=1) if not t.strip()), None)
-    if empty is not None:
-        raise ValueError(f"{path}, line {empty}: empty line; give one non-empty text per line.")
-    if not texts:
-        raise ValueError(f"{path} holds no text; give one text per line.")
-    return texts
 
 
 def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
@@ -133,9 +123,9 @@ def _embed_dataset(args: argparse.Namespace, cache: str | os.PathLike | None) ->
 
 def _embed_file(args: argparse.Namespace, cache: str | os.PathLike | None) -> str:
     from ..embeddings import save_embeddings
-    from ..text import default_text_cache_dir, embed_texts
+    from ..text import default_text_cache_dir, embed_texts, read_lines
 
-    texts = _read_texts(args.texts)
+    texts = read_lines(args.texts)
     X = embed_texts(
         texts,
         args.model,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from .._io import numpy_read_error
 from ..embeddings import FOLDS
+from ..exceptions import FileFormatError
 from ..quantizers import load_quantizer
 from ._args import STAGE2_THREADS, add_threads_option, positive_int
+from ._errors import user_input
+from ._paths import check_outputs
 
 
 def register(subparsers: Any) -> None:
@@ -49,8 +54,8 @@ def register(subparsers: Any) -> None:
     m.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing collection (Milvus Lite cannot rename collections, so the "
-        "old one is dropped after every input is checked, before the new one is written)",
+        help="replace an existing collection: the new codes go into a fresh collection, and "
+        "the name switches to it (the old one is dropped) only once it is complete",
     )
     m.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per insert")
     add_threads_option(m, STAGE2_THREADS, "encoding is a small matrix product")
@@ -59,13 +64,21 @@ def register(subparsers: Any) -> None:
 
 @contextlib.contextmanager
 def _milvus_errors() -> Iterator[None]:
-    """Turn pymilvus's exceptions into one-line ``ValueError`` messages."""
+    """Turn pymilvus's exceptions into one-line ``ValueError`` messages, and keep pymilvus's
+    own error log lines off the terminal unless ``-v`` (the message says it once)."""
     from pymilvus.exceptions import MilvusException
 
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.CRITICAL)
     try:
-        yield
+        with user_input():  # the library's TypeErrors here are about the inputs
+            yield
     except MilvusException as exc:
         raise ValueError(f"Milvus refused the request: {exc.message}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _milvus_module() -> Any:
@@ -76,17 +89,26 @@ def _milvus_module() -> Any:
     return milvus
 
 
+def _database_is_not_an_input(uri: str, inputs: list[str | None]) -> None:
+    """A Milvus Lite file is written in place: it may not be one of the command's inputs."""
+    if "://" not in uri:
+        check_outputs(inputs, {"URI": uri}, force=True)
+
+
 def _run_export_milvus(args: argparse.Namespace) -> int:
     from ._common import load_codes, load_matrix
 
     milvus = _milvus_module()
     if (args.codes is None) == (args.embeddings is None):
         raise ValueError("give either --codes or --embeddings (with --quantizer), not both.")
+    inputs = [args.codes, args.embeddings, args.quantizer, args.ids]
+    _database_is_not_an_input(args.uri, inputs)
     quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
     if args.embeddings is not None:
         if quantizer is None:
             raise ValueError("--embeddings needs --quantizer QUANTIZER.npz to encode them.")
-        codes = quantizer.encode(load_matrix(args.embeddings, args.fold, "--embeddings"))
+        X = load_matrix(args.embeddings, args.fold, "--embeddings", fold_option="--fold")
+        codes = quantizer.encode(X)
     else:
         codes, _ = load_codes(args.codes, "--codes")
         if quantizer is not None and codes.shape[1] != (quantizer.n_bits_ + 7) // 8:
@@ -97,30 +119,35 @@ def _run_export_milvus(args: argparse.Namespace) -> int:
     n_bits = args.bits or (quantizer.n_bits_ if quantizer is not None else 8 * codes.shape[1])
     ids = None if args.ids is None else _load_ids(args.ids, len(codes))
     with _milvus_errors():
-        exists = milvus.collection_exists(args.uri, args.collection)
-        if exists and not args.force:
+        if not args.force and milvus.collection_exists(args.uri, args.collection):
             raise ValueError(
                 f"collection {args.collection!r} exists in {args.uri}; pass --force to replace "
                 "it, or choose another --collection."
             )
-        if exists:
-            milvus.MilvusHammingIndex(args.uri, args.collection).drop()
-        with milvus.MilvusHammingIndex(
-            args.uri, args.collection, n_bits, quantizer=quantizer, batch_size=args.batch_size
-        ) as index:
-            index.add(codes, ids=ids)
+        index = milvus.MilvusHammingIndex.build(
+            args.uri,
+            args.collection,
+            codes,
+            n_bits=n_bits,
+            ids=ids,
+            quantizer=quantizer,
+            replace=args.force,
+            batch_size=args.batch_size,
+        )
+        with index:
             total = index.ntotal
-    print(
-        f"exported {len(codes)} {n_bits}-bit codes -> {args.uri} [{args.collection}] "
-        f"({total} codes in all)"
-    )
+    print(f"exported {total} {n_bits}-bit codes -> {args.uri} [{args.collection}]")
     return 0
 
 
 def _load_ids(path: str, n: int) -> np.ndarray:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such ids file: {path}")
-    ids = np.load(path, allow_pickle=False)
+    try:
+        ids = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
+        message = numpy_read_error(path, exc, f"{path} is not a readable .npy")
+        raise FileFormatError(message) from exc
     if ids.ndim != 1 or len(ids) != n or ids.dtype.kind not in "iu":
         raise ValueError(
             f"--ids {path} holds {ids.dtype} of shape {ids.shape}; one integer id per code "
@@ -134,13 +161,9 @@ def _load_ids(path: str, n: int) -> np.ndarray:
 
 
 def add_milvus_search_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--milvus URI``, ``--collection`` and ``--quantizer`` to ``h2q search``.
-
-    With ``--milvus`` the database is the collection, so ``--database`` becomes optional.
-    """
-    for action in parser._actions:
-        if action.dest == "database":
-            action.required = False
+    """Add ``--milvus URI``, ``--collection``, ``--quantizer`` and ``--fold`` to ``h2q search``
+    (whose ``--database`` is then optional: with ``--milvus`` the collection is the
+    database)."""
     group = parser.add_argument_group("search a Milvus collection instead of --database")
     group.add_argument("--milvus", metavar="URI", help="Milvus Lite file (.db) or server URI")
     group.add_argument("--collection", help="collection written by `h2q export milvus`")
@@ -157,16 +180,18 @@ def add_milvus_search_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_milvus_search(args: argparse.Namespace) -> int | None:
-    """Run ``h2q search --milvus``; None when the search is a plain ``--database`` one."""
-    if args.milvus is None:
-        if args.database is None:
-            raise ValueError("give --database DB_CODES.npy, or --milvus URI --collection NAME.")
-        if args.collection is not None or args.quantizer is not None or args.fold is not None:
-            raise ValueError("--collection, --quantizer and --fold apply only with --milvus URI.")
-        return None
-    from ._common import load_codes, load_matrix
-    from ._paths import check_outputs
+def check_not_milvus(args: argparse.Namespace) -> None:
+    """For a plain ``h2q search``: ``--database`` given, the Milvus options absent."""
+    if args.database is None:
+        raise ValueError("give --database DB_CODES.npy, or --milvus URI --collection NAME.")
+    if args.collection is not None or args.quantizer is not None or args.fold is not None:
+        raise ValueError("--collection, --quantizer and --fold apply only with --milvus URI.")
+
+
+def run_milvus_search(args: argparse.Namespace) -> int:
+    """Run ``h2q search --milvus``: the collection is the database, and the database file is
+    one of the inputs (``--out`` may never name it). A missing database is not created."""
+    from ._common import check_k_fits, load_codes, load_matrix
 
     if args.database is not None:
         raise ValueError("--milvus searches the collection; drop --database.")
@@ -178,19 +203,18 @@ def run_milvus_search(args: argparse.Namespace) -> int | None:
         raise ValueError("--fold picks embeddings to encode; give --quantizer QUANTIZER.npz too.")
     if args.k < 1:
         raise ValueError(f"-k must be a positive integer, got {args.k}.")
-    out = check_outputs([args.queries, args.quantizer], {"--out": args.out}, force=args.force)[
-        "--out"
-    ]
+    inputs = [args.queries, args.quantizer, args.milvus]
+    out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     milvus = _milvus_module()
     quantizer = None if args.quantizer is None else load_quantizer(args.quantizer)
     with _milvus_errors():
-        if not milvus.collection_exists(args.milvus, args.collection):
-            raise ValueError(f"no collection {args.collection!r} in {args.milvus}.")
         with milvus.MilvusHammingIndex(args.milvus, args.collection) as index:
+            index.check_complete()  # before k: an interrupted write's count means nothing
+            check_k_fits(args.k, index.ntotal)
             if quantizer is None:
                 D, I = index.search(load_codes(args.queries, "--queries")[0], args.k)
             else:
-                X = load_matrix(args.queries, args.fold, "--queries")
+                X = load_matrix(args.queries, args.fold, "--queries", fold_option="--fold")
                 D, I = index.search_embeddings(X, args.k, quantizer)
     _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
     print(f"searched {len(D)} queries in {args.milvus} [{args.collection}], k={args.k} -> {out}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _io
 from ._args import STAGE2_THREADS, add_threads_option, positive_int
-from ._common import load_codes, load_matrix
+from ._common import check_k_fits, load_codes, load_matrix
 from ._paths import add_force_option, check_outputs
 
 _THREADS_WHY = "one thread: the compiled scan is fastest alone on a busy machine"
@@ -166,6 +166,7 @@ def _run_search(args: argparse.Namespace) -> int:
                 "database_vectors": load_matrix(args.database_vectors, None, "--database-vectors"),
                 "metric": args.metric,
             }
+        check_k_fits(args.k, index.ntotal)
         D, I = index.search(queries, args.k, qf, **vectors)
         _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
         found = f"k={args.k}" + (f", rescored from the top {args.rescore}" if vectors else "")

@@ -30,6 +30,7 @@ from ._common import (
     METHODS,
     SOLVERS,
     check_bits,
+    check_k_fits,
     check_memory,
     embeddings,
     fit_progress_bar,
@@ -209,7 +210,7 @@ def _run_encode(args: argparse.Namespace) -> int:
     if args.no_features and not bundle:
         raise UsageError("--no-features applies to a .npz --out; a .npy holds codes only.")
     quantizer = load_quantizer(args.quantizer)
-    X = load_matrix(args.embeddings, args.fold, "EMBEDDINGS")
+    X = load_matrix(args.embeddings, args.fold, "EMBEDDINGS", fold_option="--fold")
     if X.shape[1] != quantizer.n_features_in_:
         raise ValueError(
             f"{args.embeddings} has {X.shape[1]} features, but the quantizer {args.quantizer} "
@@ -257,7 +258,9 @@ def _add_search(subparsers: Any) -> None:
         "given, else broken by database id. An existing --out is refused unless --force; "
         "--out may never be an input.",
     )
-    p.add_argument("--database", required=True, metavar="DB_CODES.npz", help=".npz or .npy")
+    p.add_argument(
+        "--database", metavar="DB_CODES.npz", help=".npz or .npy (required unless --milvus)"
+    )
     p.add_argument("--queries", required=True, metavar="Q_CODES.npz", help=".npz or .npy")
     p.add_argument("-k", "--k", type=int, required=True, help="neighbours per query")
     p.add_argument("--out", required=True, metavar="RESULT.npz")
@@ -284,10 +287,11 @@ def _add_search(subparsers: Any) -> None:
 
 def _run_search(args: argparse.Namespace) -> int:
     from ..search import HammingIndex
-    from .export import run_milvus_search
+    from .export import check_not_milvus, run_milvus_search
 
-    if (status := run_milvus_search(args)) is not None:
-        return status
+    if args.milvus is not None:
+        return run_milvus_search(args)
+    check_not_milvus(args)
     inputs = [args.database, args.queries, args.database_features, args.query_features]
     out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     if (args.database_features is None) != (args.query_features is None):
@@ -306,11 +310,7 @@ def _run_search(args: argparse.Namespace) -> int:
             f"--database codes have {db_codes.shape[1]} bytes ({8 * db_codes.shape[1]} bits) "
             f"but --queries codes have {q_codes.shape[1]}; encode both with the same quantizer."
         )
-    if args.k > len(db_codes):
-        raise UsageError(
-            f"-k {args.k} is larger than the database ({len(db_codes)} codes); pass "
-            f"-k <= {len(db_codes)}."
-        )
+    check_k_fits(args.k, len(db_codes))
     check_memory(
         12 * len(q_codes) * args.k,  # D int32 + I int64
         f"the result of {len(q_codes)} queries x {args.k} neighbours",

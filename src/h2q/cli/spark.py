@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import numpy as np
 from .. import _io
 from ..quantizers import load_quantizer
 from ._args import add_threads_option, positive_int
+from ._errors import user_input
 
 _THREADS_WHY = "the driver's own work; Spark's executors set theirs"
 
@@ -78,17 +81,46 @@ def _spark_module() -> Any:
 
 
 @contextlib.contextmanager
-def _session(args: argparse.Namespace) -> Iterator[Any]:
-    """A quiet Spark session for one command, stopped at the end."""
-    spark_mod = _spark_module()
+def _jvm_output(verbose: bool) -> Iterator[None]:
+    """Start the JVM with its stderr on /dev/null unless ``-v``: the JVM's own notices (Java's
+    incubator-module warning) and a failed task's traces never reach the terminal; h2q
+    reports the error in one line. This process's stderr is restored at once."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     try:
-        session = spark_mod.spark_session(args.master, driver_memory=args.driver_memory)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Any]:
+    """A quiet Spark session for one command, stopped at the end (the JVM's log and traces
+    only with ``-v``)."""
+    spark_mod = _spark_module()
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        with _jvm_output(verbose):
+            session = spark_mod.spark_session(
+                args.master,
+                driver_memory=args.driver_memory,
+                log_level="WARN" if verbose else "OFF",
+            )
     except Exception as exc:  # a JVM that cannot start: Java missing, a bad master URL
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"Spark could not start ({first}). Is Java 17+ installed?") from None
-    session.sparkContext.setLogLevel("ERROR")
+        raise ValueError(
+            f"Spark could not start ({first}). Is Java 17+ installed? Run with -v to see the "
+            "JVM's output."
+        ) from None
     try:
-        yield session
+        with user_input():  # the library's TypeErrors here are about the input columns
+            yield session
     finally:
         session.stop()
 
@@ -124,7 +156,7 @@ def _run_encode(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from ._common import load_codes
+    from ._common import check_k_fits, load_codes
     from ._paths import check_outputs
 
     inputs = [args.database, args.queries]
@@ -135,8 +167,9 @@ def _run_search(args: argparse.Namespace) -> int:
     spark_mod = _spark_module()
     with _session(args) as session:
         db = session.read.parquet(str(Path(args.database).resolve()))  # the JVM's cwd may differ
+        check_k_fits(args.k, spark_mod.check_ids(db, args.id_col))
         D, I = spark_mod.batch_search(
-            db, queries, args.k, id_col=args.id_col, code_col=args.code_col
+            db, queries, args.k, id_col=args.id_col, code_col=args.code_col, check=False
         )
     _io.atomic_write(out, lambda f: np.savez(f, D=D, I=I))
     print(f"searched {len(queries)} queries in {args.database}, k={args.k} -> {out}")

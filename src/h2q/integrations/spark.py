@@ -27,6 +27,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from ..quantizers import BaseQuantizer
 from ..search import PAD_DISTANCE, PAD_ID, HammingIndex
 from ._fingerprint import quantizer_n_bits
 
-__all__ = ["batch_search", "encode_dataframe", "encode_parquet", "spark_session"]
+__all__ = ["batch_search", "check_ids", "encode_dataframe", "encode_parquet", "spark_session"]
 
 #: Master of :func:`spark_session` when none is given.
 DEFAULT_MASTER = "local[2]"
@@ -58,11 +59,17 @@ DEFAULT_MASTER = "local[2]"
 ARROW_BATCH_ROWS = 1 << 16
 
 
+#: Log4j 2 configuration of the JVMs :func:`spark_session` starts (level set per session).
+LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+_LOG_LEVELS = ("ALL", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+
+
 def spark_session(
     master: str | None = None,
     *,
     app_name: str = "h2q",
     driver_memory: str = "2g",
+    log_level: str = "ERROR",
     config: dict[str, str] | None = None,
 ) -> SparkSession:
     """A Spark session for h2q's jobs (an already running session is returned as it is).
@@ -75,6 +82,11 @@ def spark_session(
     driver_memory : str, default "2g"
         JVM heap of the driver (in local mode also the executor). Takes effect only when this
         call starts the JVM.
+    log_level : str, default "ERROR"
+        Level of the JVM's log (Log4j 2): ``"ERROR"`` keeps Spark's start-up warnings quiet,
+        ``"OFF"`` also a failed task's Java trace, ``"WARN"`` is Spark's own default. The
+        JVM reads :data:`LOG4J2_CONFIG` when this call starts it (unless ``config`` sets
+        ``spark.driver.extraJavaOptions``); a running session gets the level only.
     config : dict, optional
         More Spark settings, applied last.
 
@@ -85,6 +97,9 @@ def spark_session(
     needed.
     """
     master = master or DEFAULT_MASTER
+    if not isinstance(log_level, str) or log_level.upper() not in _LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}.")
+    log_level = log_level.upper()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
@@ -95,6 +110,10 @@ def spark_session(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -Dh2q.spark.logLevel={log_level}",
+        )
     )
     if master.startswith("local"):
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
@@ -102,7 +121,9 @@ def spark_session(
         )
     for key, value in (config or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(log_level)
+    return session
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,6 +260,7 @@ def encode_parquet(
         if not local:
             out.write.mode("overwrite" if force else "errorifexists").parquet(dst)
             return spark.read.parquet(dst).count()
+        _remove_stale_temporaries(Path(dst).resolve())
         tmp = Path(dst).resolve().parent / f".{Path(dst).name}.{uuid.uuid4().hex}.tmp"
         try:
             out.write.parquet(str(tmp))
@@ -249,6 +271,17 @@ def encode_parquet(
         return n_rows
     except PythonException as exc:
         raise ValueError(_task_error(exc)) from None
+
+
+def _remove_stale_temporaries(dst: Path) -> None:
+    """Delete what a killed earlier write to ``dst`` left beside it (``.<name>.<hex>.tmp``
+    and ``.old`` folders): only one writer of an output runs at a time."""
+    for stale in dst.parent.glob(f".{glob_escape(dst.name)}.*"):
+        if stale.suffix in (".tmp", ".old") and len(stale.name) == len(dst.name) + 38:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def _is_parquet_output(path: Path) -> bool:
@@ -285,6 +318,7 @@ def batch_search(
     code_col: str = "code",
     n_bits: int | None = None,
     threads_per_task: int | None = 1,
+    check: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact Hamming top ``k`` of each query over a database DataFrame.
 
@@ -302,6 +336,9 @@ def batch_search(
     n_bits : int, optional
         Bits per code; default ``8 * code_size``.
     threads_per_task : int or None, default 1
+    check : bool, default True
+        Check the ids first (:func:`check_ids`, one more Spark job); pass False when the
+        caller already did.
 
     Returns
     -------
@@ -320,6 +357,8 @@ def batch_search(
         raise TypeError(f"column {id_col!r} must hold integer ids (int or bigint).")
     if not isinstance(_field(db_df, code_col).dataType, T.BinaryType):
         raise TypeError(f"column {code_col!r} must hold packed codes of type binary.")
+    if check:
+        check_ids(db_df, id_col)
     broadcast = db_df.sparkSession.sparkContext.broadcast(queries)
 
     def partition_topk(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -349,6 +388,52 @@ def batch_search(
         return _unpack(rows.treeReduce(merge_rows, depth=2), shape)
     except PythonException as exc:
         raise ValueError(_task_error(exc)) from None
+
+
+def check_ids(db_df: DataFrame, id_col: str = "id") -> int:
+    """Check that ``id_col`` holds distinct non-negative integer ids; return the row count.
+
+    One Spark job (count, distinct count, minimum and nulls of the column).
+
+    Raises
+    ------
+    TypeError
+        When the column is not ``int`` or ``bigint``.
+    ValueError
+        When the DataFrame is empty, or an id is null, negative (-1 marks padding in search
+        results) or repeated.
+    """
+    from pyspark.sql import functions as F
+
+    if not isinstance(_field(db_df, id_col).dataType, (T.LongType, T.IntegerType)):
+        raise TypeError(
+            f"column {id_col!r} has type {_field(db_df, id_col).dataType.simpleString()}, but "
+            "integer ids (int or bigint) are expected; cast the column, e.g. "
+            f"df.withColumn({id_col!r}, df[{id_col!r}].cast('bigint'))."
+        )
+    column = F.col(id_col)
+    row = db_df.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.count(column).alias("n_ids"),
+        F.countDistinct(column).alias("distinct"),
+        F.min(column).alias("low"),
+    ).first()
+    n, n_ids, distinct, low = row["n"], row["n_ids"], row["distinct"], row["low"]
+    if n == 0:
+        raise ValueError("the database DataFrame is empty; there is nothing to search.")
+    if n_ids != n:
+        raise ValueError(f"column {id_col!r} holds {n - n_ids} null ids; give every code an id.")
+    if low < 0:
+        raise ValueError(
+            f"column {id_col!r} holds negative ids (the smallest is {low}); ids must be >= 0 "
+            "(-1 marks padding in search results)."
+        )
+    if distinct != n:
+        raise ValueError(
+            f"column {id_col!r} holds {n - distinct} repeated ids ({n} rows, {distinct} "
+            "distinct); give every code its own id."
+        )
+    return int(n)
 
 
 def merge_topk(

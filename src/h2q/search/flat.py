@@ -337,6 +337,7 @@ class HammingIndex:
                         features.ndim == 2
                         and features.dtype in (np.float32, np.float64)
                         and features.shape == (codes.shape[0], n_features)
+                        and bool(np.isfinite(features).all())
                     )
                 )
             )

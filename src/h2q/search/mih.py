@@ -298,6 +298,7 @@ class MultiIndexHammingIndex:
             features = arrays.get("features")
             ok = (
                 alive.dtype == np.bool_
+                and codes.dtype == np.uint8
                 and alive.shape == (meta["n_ids"],)
                 and codes.shape == (meta["n_ids"], index.code_size)
                 and (features is None) == (meta["n_features"] is None)
@@ -313,7 +314,13 @@ class MultiIndexHammingIndex:
                 "MultiIndexHammingIndex.save()."
             )
         if len(codes):
-            index.add(codes, features)
+            try:
+                index.add(codes, features)
+            except (TypeError, ValueError) as exc:  # e.g. NaN features in a crafted file
+                raise FileFormatError(
+                    f"{path} holds invalid MultiIndexHammingIndex data ({exc}); re-create it "
+                    "with MultiIndexHammingIndex.save()."
+                ) from exc
             index._alive = alive.copy()
             index._n_alive = int(alive.sum())
         return index
