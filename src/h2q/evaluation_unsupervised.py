@@ -32,6 +32,7 @@ from ._validation import ArrayLike, check_embeddings, check_positive_int
 from .codes import encode_sign
 from .metrics import recall_at_k
 from .quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
+from .quantizers.random import RandomRotationQuantizer, random_orthogonal
 from .search import rank_database, rescore
 from .search.exact import exact_neighbors
 
@@ -58,62 +59,6 @@ UNSUPERVISED_METHODS: dict[str, str] = {
 _TIES = ("id", "float", "rescored")
 
 
-def random_orthogonal(n: int, seed: int) -> np.ndarray:
-    """A seeded random orthogonal (n, n) matrix: QR of a Gaussian, signs fixed (Haar)."""
-    n = check_positive_int(n, "n")
-    A = np.random.default_rng(seed).standard_normal((n, n))
-    Q, R = np.linalg.qr(A)
-    return Q * np.sign(np.diag(R))
-
-
-class RandomRotationQuantizer:
-    """Centre (and optionally PCA-project), apply a seeded random rotation, take signs.
-
-    The "random rotation" baseline: it spreads variance over the bits like ITQ and H²Q but
-    learns nothing from the data beyond the mean (and the PCA directions).
-
-    Parameters
-    ----------
-    n_bits : int, optional
-        Code length; defaults to the embedding width (smaller needs ``projection="pca"``).
-    projection : {None, "pca"}
-    random_state : int, default 0
-    """
-
-    def __init__(
-        self, n_bits: int | None = None, *, projection: str | None = None, random_state: int = 0
-    ) -> None:
-        self.n_bits = n_bits
-        self.projection = projection
-        self.random_state = random_state
-
-    def fit(self, X: ArrayLike, X_val: ArrayLike | None = None) -> RandomRotationQuantizer:
-        """Learn the mean (and projection); draw the rotation. ``X_val`` is ignored."""
-        self._base = SignQuantizer(
-            self.n_bits, center=True, projection=self.projection, rescale=False
-        ).fit(X)
-        self.n_bits_ = int(self._base.n_bits_)
-        self.n_features_in_ = int(self._base.n_features_in_)
-        self.rotation_ = random_orthogonal(self.n_bits_, self.random_state).astype(np.float32)
-        return self
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Centred (projected) and rotated embeddings, shape (n_samples, n_bits)."""
-        return np.asarray(self._base.transform(X)) @ self.rotation_.T
-
-    def encode(self, X: ArrayLike) -> np.ndarray:
-        """Packed sign codes, shape (n_samples, ceil(n_bits / 8)), dtype uint8."""
-        Z = np.asarray(self._base.transform(X))
-        return encode_sign(Z, rotation=self.rotation_.astype(Z.dtype))
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "n_bits": self.n_bits,
-            "projection": self.projection,
-            "random_state": self.random_state,
-        }
-
-
 def baseline_quantizers(
     n_bits: int | None = None,
     *,
@@ -133,7 +78,7 @@ def baseline_quantizers(
         "sign": lambda: SignQuantizer(n_bits, projection=projection),
         "centred-sign": lambda: SignQuantizer(n_bits, center=True, projection=projection),
         "random-rotation": lambda: RandomRotationQuantizer(
-            n_bits, projection=projection, random_state=seed
+            n_bits, center=True, projection=projection, rescale=False, random_state=seed
         ),
         "itq": lambda: ITQQuantizer(n_bits, center=True, projection=projection, random_state=seed),
         "h2q": lambda: HouseholderQuantizer(

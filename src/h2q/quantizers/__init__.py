@@ -1,4 +1,4 @@
-"""Stage-2 quantizers: H²Q, ITQ and the sign baseline, all with one estimator interface."""
+"""Stage-2 quantizers: H²Q, ITQ, the random rotation and the sign baseline, all with one estimator interface."""
 
 from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
@@ -11,6 +11,7 @@ from .registry import (
     make_quantizer,
     quantizer_class,
 )
+from .random import RandomRotationQuantizer
 from .sign import SignQuantizer
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ITQQuantizer",
     "LOSSES",
     "QUANTIZERS",
+    "RandomRotationQuantizer",
     "SOLVERS",
     "SignQuantizer",
     "load_quantizer",
