@@ -1,8 +1,9 @@
-"""Stage-2 quantizers: H²Q, ITQ, the random rotation and the sign baseline, all with one estimator interface."""
+"""Stage-2 quantizers: H²Q, ITQ, random rotation and sign, with one estimator interface."""
 
 from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
+from .random import RandomRotationQuantizer
 from .registry import (
     LOSSES,
     QUANTIZERS,
@@ -11,7 +12,6 @@ from .registry import (
     make_quantizer,
     quantizer_class,
 )
-from .random import RandomRotationQuantizer
 from .sign import SignQuantizer
 
 __all__ = [

@@ -1,0 +1,245 @@
+"""Compiled kernels of asymmetric scoring (internal): bit-plane dot products, top-k, codes.
+
+Database codes are stored as bit planes, word-major: ``planes_t`` of shape
+``(bits_per_dim, n_words, n)``, ``uint64``, plane 0 the most significant bit of each
+dimension's code (for 1 bit per dimension, the sign bit). A query is quantized to
+``query_bits`` planes, ``q_planes`` of shape ``(query_bits, n_words)``, plane ``j`` of weight
+``2**j``. The integer dot product of an item's code ``u`` with the quantized query ``qu`` is
+
+    <u, qu> = sum over planes p, j of 2**(B - 1 - p + j) * popcount(u_p AND qu_j),
+
+computed for a tile of items at a time (the loop over items vectorises: AND, ``vpopcntq``,
+shift, add), and turned into the estimate by the affine formula of
+:mod:`h2q.search._rabitq`::
+
+    key = A[i] + B[i] * (delta * <u, qu> + lo * sum(u) - h * sum_q) + const
+
+(smaller keys rank first). Selection keeps, per query, a buffer of candidates below the
+current k-th key; a full buffer is cut back to its k best.
+
+Importing this module imports numba (when available); kernels compile on first call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._threads import thread_limit
+from ._jit import jit, make_popcount, prange_or_range
+from ._kernels import query_block
+
+popcount = make_popcount()
+prange = prange_or_range()
+
+#: Bytes of bit planes per tile (kept in the L1 data cache while a block of queries reads it).
+TILE_BYTES = 16384
+
+
+@jit()
+def _tile_items(n_words, n_planes):
+    return max(64, TILE_BYTES // (8 * n_words * n_planes) // 64 * 64)
+
+
+@jit()
+def tile_code_sums(planes_t, t0, t1, out):
+    """``out[j] = sum(u)`` of items ``t0 + j``: the sum of each item's integer code."""
+    nb = planes_t.shape[0]
+    m = t1 - t0
+    out[:m] = 0
+    for p in range(nb):
+        shift = nb - 1 - p
+        for w in range(planes_t.shape[1]):
+            a = planes_t[p, w, t0:t1]
+            for j in range(m):
+                out[j] += np.int64(popcount(a[j])) << shift
+
+
+@jit()
+def tile_dots(planes_t, q_planes, t0, t1, out):
+    """``out[j] = <u, qu>`` of items ``t0 + j`` with one quantized query (its bit planes)."""
+    nb = planes_t.shape[0]
+    qb = q_planes.shape[0]
+    m = t1 - t0
+    out[:m] = 0
+    for p in range(nb):
+        for w in range(planes_t.shape[1]):
+            a = planes_t[p, w, t0:t1]
+            for jq in range(qb):
+                qv = q_planes[jq, w]
+                if qv == 0:
+                    continue
+                shift = nb - 1 - p + jq
+                for j in range(m):
+                    out[j] += np.int64(popcount(a[j] & qv)) << shift
+
+
+@jit()
+def _cut(cand_k, cand_i, n, k):
+    """Keep the k smallest keys of a buffer (by key, then arrival); return the k-th key."""
+    order = np.argsort(cand_k[:n], kind="mergesort")[:k]
+    keys = cand_k[order].copy()
+    ids = cand_i[order].copy()
+    cand_k[:k] = keys
+    cand_i[:k] = ids
+    return keys[k - 1]
+
+
+@jit(parallel=True)
+def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_out):
+    """Top k (smallest keys) of each query over every item; positions in storage order.
+
+    Parameters
+    ----------
+    planes_t : uint64 (nb, n_words, n)
+    seg : int64 (n_centroids + 1,)
+        Items of centroid ``c`` are stored at positions ``seg[c]:seg[c + 1]``.
+    A, B : float32 (n,)
+        Per-item factors of the estimate.
+    q_planes : uint64 (n_q, n_centroids, qb, n_words)
+        Each query quantized relative to each centroid.
+    q_par : float64 (n_q, n_centroids, 4)
+        ``delta, lo, sum_q, const`` of each quantized query.
+    h : float
+        Offset of the code grid, ``(2**nb - 1) / 2``.
+    keys_out, pos_out : (n_q, k) arrays, filled with padding on entry.
+    """
+    n_q = q_planes.shape[0]
+    n_c = seg.shape[0] - 1
+    n_words = planes_t.shape[1]
+    tile = _tile_items(n_words, planes_t.shape[0])
+    cap = 2 * k + 64
+    n_blocks = (n_q + block - 1) // block
+    for b in prange(n_blocks):
+        q0 = b * block
+        c_n = min(block, n_q - q0)
+        cand_k = np.empty((c_n, cap), dtype=np.float32)
+        cand_i = np.empty((c_n, cap), dtype=np.int64)
+        count = np.zeros(c_n, dtype=np.int64)
+        lim = np.full(c_n, np.inf, dtype=np.float32)
+        dots = np.empty(tile, dtype=np.int64)
+        sums = np.empty(tile, dtype=np.int64)
+        for c in range(n_c):
+            for t0 in range(seg[c], seg[c + 1], tile):
+                t1 = min(t0 + tile, seg[c + 1])
+                tile_code_sums(planes_t, t0, t1, sums)
+                for r in range(c_n):
+                    q = q0 + r
+                    tile_dots(planes_t, q_planes[q, c], t0, t1, dots)
+                    delta, lo = q_par[q, c, 0], q_par[q, c, 1]
+                    off = q_par[q, c, 3]
+                    hs = h * q_par[q, c, 2]
+                    n = count[r]
+                    lr = lim[r]
+                    for j in range(t1 - t0):
+                        i = t0 + j
+                        key = np.float32(A[i] + B[i] * (delta * dots[j] + lo * sums[j] - hs) + off)
+                        if key < lr:
+                            cand_k[r, n] = key
+                            cand_i[r, n] = i
+                            n += 1
+                            if n == cap:
+                                lr = _cut(cand_k[r], cand_i[r], n, k)
+                                n = k
+                    count[r] = n
+                    lim[r] = lr
+        for r in range(c_n):
+            n = count[r]
+            order = np.argsort(cand_k[r, :n], kind="mergesort")
+            for p in range(min(k, n)):
+                keys_out[q0 + r, p] = cand_k[r, order[p]]
+                pos_out[q0 + r, p] = cand_i[r, order[p]]
+
+
+@jit(parallel=True)
+def asym_keys_at(planes_t, assign, A, B, q_planes, q_par, h, pos, out):
+    """Keys of given items (storage positions ``pos``, shape (n_q, C); -1 = none) per query."""
+    n_q, n_cand = pos.shape
+    nb, n_words = planes_t.shape[0], planes_t.shape[1]
+    qb = q_planes.shape[2]
+    for q in prange(n_q):
+        for t in range(n_cand):
+            i = pos[q, t]
+            if i < 0:
+                out[q, t] = np.inf
+                continue
+            c = assign[i]
+            dot = np.int64(0)
+            s = np.int64(0)
+            for p in range(nb):
+                for w in range(n_words):
+                    a = planes_t[p, w, i]
+                    s += np.int64(popcount(a)) << (nb - 1 - p)
+                    for jq in range(qb):
+                        dot += np.int64(popcount(a & q_planes[q, c, jq, w])) << (nb - 1 - p + jq)
+            par = q_par[q, c]
+            out[q, t] = A[i] + B[i] * (par[0] * dot + par[1] * s - h * par[2]) + par[3]
+
+
+@jit(parallel=True)
+def best_grid_codes(a, bits, out):
+    """Extended RaBitQ codes: per row, the grid code of ``bits`` bits nearest in angle.
+
+    ``a`` (n, d) holds the absolute values of unit rows. A dimension's magnitude level is
+    ``k_i in 0 .. 2**(bits - 1) - 1`` (reconstruction ``k_i + 0.5``, sign from the row); the
+    codes reachable by rescaling, ``k_i = min(K, floor(t * a_i))``, change only at
+    ``t = k / a_i``, so every one of them is visited in order of ``t`` while the cosine with
+    the row is updated incrementally, and the best is kept (exact, as the paper's search).
+    ``out`` (n, d) receives the levels ``k_i``.
+    """
+    n, d = a.shape
+    K = (1 << (bits - 1)) - 1
+    for r in prange(n):
+        row = a[r]
+        n_ev = 0
+        ev_t = np.empty(d * K, dtype=np.float64)
+        ev_i = np.empty(d * K, dtype=np.int64)
+        for i in range(d):
+            if row[i] > 0:
+                for kk in range(1, K + 1):
+                    ev_t[n_ev] = kk / row[i]
+                    ev_i[n_ev] = i
+                    n_ev += 1
+        order = np.argsort(ev_t[:n_ev], kind="mergesort")
+        num = 0.5 * row.sum()
+        den2 = 0.25 * d
+        best = num / np.sqrt(den2)
+        best_p = -1
+        lev = np.zeros(d, dtype=np.int64)
+        for p in range(n_ev):
+            i = ev_i[order[p]]
+            lev[i] += 1
+            num += row[i]
+            den2 += 2.0 * lev[i]
+            cos = num / np.sqrt(den2)
+            if cos > best:
+                best = cos
+                best_p = p
+        out[r, :] = 0
+        for p in range(best_p + 1):
+            out[r, ev_i[order[p]]] += 1
+
+
+def topk(planes_t, seg, A, B, q_planes, q_par, h, k):
+    """Run :func:`asym_topk` into fresh padded ``(keys, positions)`` arrays."""
+    n_q = q_planes.shape[0]
+    keys = np.full((n_q, k), np.inf, dtype=np.float32)
+    pos = np.full((n_q, k), -1, dtype=np.int64)
+    with thread_limit(None):  # H2Q_NUM_THREADS, when set
+        asym_topk(planes_t, seg, A, B, q_planes, q_par, float(h), k, query_block(n_q), keys, pos)
+    return keys, pos
+
+
+def keys_at(planes_t, assign, A, B, q_planes, q_par, h, pos):
+    """Run :func:`asym_keys_at`; float64 keys of shape ``pos.shape``."""
+    out = np.empty(pos.shape, dtype=np.float64)
+    with thread_limit(None):
+        asym_keys_at(planes_t, assign, A, B, q_planes, q_par, float(h), pos, out)
+    return out
+
+
+def grid_levels(a: np.ndarray, bits: int) -> np.ndarray:
+    """Run :func:`best_grid_codes`; levels ``k_i`` of shape ``a.shape``, int64."""
+    out = np.empty(a.shape, dtype=np.int64)
+    with thread_limit(None):
+        best_grid_codes(np.ascontiguousarray(a, dtype=np.float64), int(bits), out)
+    return out
