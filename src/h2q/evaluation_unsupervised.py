@@ -29,7 +29,6 @@ from typing import Any, Literal
 import numpy as np
 
 from ._validation import ArrayLike, check_embeddings, check_positive_int
-from .codes import encode_sign
 from .metrics import recall_at_k
 from .quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from .quantizers.random import RandomRotationQuantizer, random_orthogonal

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from .. import _io
+from .asymmetric import AsymmetricIndex
 from .base import BaseIndex
 from .flat import HammingIndex
 from .mih import MultiIndexHammingIndex
@@ -18,6 +19,7 @@ __all__ = ["BACKENDS", "INDEX_KINDS", "index_class", "load_index"]
 INDEX_KINDS: dict[str, type[BaseIndex]] = {
     "flat": HammingIndex,
     "mih": MultiIndexHammingIndex,
+    "asymmetric": AsymmetricIndex,
 }
 #: Back ends of the flat Hamming scan; ``"auto"`` picks the fastest available.
 BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy", "faiss")
