@@ -78,6 +78,12 @@ def add_parser(subparsers: Any) -> None:
         help="break Hamming ties by database id instead of the feature distance (faster)",
     )
     p.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
+    p.add_argument(
+        "--no-asymmetric",
+        action="store_true",
+        help="skip the asymmetric columns (float queries scored against the codes by "
+        "RaBitQ's estimator, beside Hamming ranking)",
+    )
     u = p.add_argument_group(
         "unsupervised evaluation (a file without y_query/y_database, or --unsupervised)",
         "recall@10 and @100 of the exact float top-k for sign, centred sign, random "
@@ -207,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             tie_break=not args.no_tie_break,
             progress=bars,
             refit=refit,
+            asymmetric=not args.no_asymmetric,
         )
     finally:
         bars.close()
@@ -262,6 +269,7 @@ def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int
         folds["database"],
         rescore_size=args.rescore,
         metric=args.metric,
+        asymmetric=not args.no_asymmetric,
     )
     table = render_recall_markdown(result)
     print(table, end="")
