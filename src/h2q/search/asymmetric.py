@@ -527,10 +527,11 @@ def _quantizer_state(quantizer: Any, arrays: dict[str, np.ndarray]) -> dict[str,
 
 
 def _quantizer_from_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
-    from ..quantizers import QUANTIZERS, RandomRotationQuantizer
+    from ..quantizers.registry import quantizer_class_for_kind
 
-    classes = {c.__name__: c for c in (*QUANTIZERS.values(), RandomRotationQuantizer)}
-    cls = classes[meta["quantizer"]]
+    cls = quantizer_class_for_kind(meta["quantizer"])
+    if cls is None:
+        raise ValueError(f"unknown quantizer class {meta['quantizer']!r}")
     q_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("quantizer.")}
     return cls._from_state(
         q_arrays, {"params": meta["quantizer_params"], "fitted": meta["quantizer_fitted"]}
