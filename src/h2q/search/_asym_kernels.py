@@ -56,21 +56,31 @@ def tile_code_sums(planes_t, t0, t1, out):
 
 @jit()
 def tile_dots(planes_t, q_planes, t0, t1, out):
-    """``out[j] = <u, qu>`` of items ``t0 + j`` with one quantized query (its bit planes)."""
+    """``out[j] = <u, qu>`` of items ``t0 + j`` with one quantized query (its bit planes).
+
+    Query planes are taken four at a time, kept in registers, so that each word of the
+    tile is loaded once per group of four: ``popcount(x & q0) + 2 popcount(x & q1) + ...``.
+    """
     nb = planes_t.shape[0]
     qb = q_planes.shape[0]
     m = t1 - t0
     out[:m] = 0
+    zero = np.uint64(0)
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     for p in range(nb):
         for w in range(planes_t.shape[1]):
             a = planes_t[p, w, t0:t1]
-            for jq in range(qb):
-                qv = q_planes[jq, w]
-                if qv == 0:
-                    continue
-                shift = nb - 1 - p + jq
+            for j0 in range(0, qb, 4):
+                q0 = q_planes[j0, w]
+                q1 = q_planes[j0 + 1, w] if j0 + 1 < qb else zero
+                q2 = q_planes[j0 + 2, w] if j0 + 2 < qb else zero
+                q3 = q_planes[j0 + 3, w] if j0 + 3 < qb else zero
+                shift = nb - 1 - p + j0
                 for j in range(m):
-                    out[j] += np.int64(popcount(a[j] & qv)) << shift
+                    x = a[j]
+                    s = popcount(x & q0) + (popcount(x & q1) << one)
+                    s += (popcount(x & q2) << two) + (popcount(x & q3) << three)
+                    out[j] += np.int64(s) << shift
 
 
 @jit()
@@ -217,6 +227,42 @@ def best_grid_codes(a, bits, out):
         out[r, :] = 0
         for p in range(best_p + 1):
             out[r, ev_i[order[p]]] += 1
+
+
+@jit(parallel=True)
+def quantize_queries(Yq, C, qb, random, noise, planes, par):
+    """Each query relative to each centroid, quantized to ``qb`` bits, as bit planes.
+
+    ``planes`` (n_q, n_c, qb, n_words) receives plane ``j`` (weight ``2**j``) of the levels
+    ``floor((q_c - lo) / delta + r)`` with ``r = noise[q, c, i]`` when ``random`` else 0.5;
+    ``par[q, c]`` receives ``delta, lo, sum of the quantized q_c``.
+    """
+    n_q, D = Yq.shape
+    n_c = C.shape[0]
+    levels = (1 << qb) - 1
+    for q in prange(n_q):
+        qc = np.empty(D)
+        for c in range(n_c):
+            lo, hi = np.inf, -np.inf
+            for i in range(D):
+                v = Yq[q, i] - C[c, i]
+                qc[i] = v
+                lo = min(lo, v)
+                hi = max(hi, v)
+            delta = (hi - lo) / levels if hi > lo else 1.0
+            planes[q, c] = 0
+            total = 0
+            for i in range(D):
+                r = noise[q, c, i] if random else 0.5
+                u = min(levels, max(0, int(np.floor((qc[i] - lo) / delta + r))))
+                total += u
+                bit = np.uint64(1) << np.uint64(i & 63)
+                for j in range(qb):
+                    if (u >> j) & 1:
+                        planes[q, c, j, i >> 6] |= bit
+            par[q, c, 0] = delta
+            par[q, c, 1] = lo
+            par[q, c, 2] = delta * total + D * lo
 
 
 def topk(planes_t, seg, A, B, q_planes, q_par, h, k):

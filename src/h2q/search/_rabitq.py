@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._popcount import to_words
+from .._threads import thread_limit
 
 #: Rows per chunk when mapping floats into the rotated space (bounds the temporary memory).
 CHUNK_ROWS = 1 << 15
@@ -146,27 +147,21 @@ def query_planes(
     """Quantized queries per centroid: ``(planes, (delta, lo, sum_q))``.
 
     ``planes`` is uint64 of shape (n_q, n_c, qb, n_words) (plane ``j`` of weight ``2**j``);
-    the parameters have shape (n_q, n_c, 3), float64.
+    the parameters have shape (n_q, n_c, 3), float64. Levels are
+    ``floor((q_c - lo) / delta + 1/2)`` (deterministic) or ``+ U[0, 1)`` (random, unbiased).
     """
-    Qc = Yq[:, None, :] - C[None, :, :]
-    lo = Qc.min(axis=2)
-    span = Qc.max(axis=2) - lo
-    levels = (1 << qb) - 1
-    delta = np.where(span > 0, span / levels, 1.0)
-    scaled = (Qc - lo[..., None]) / delta[..., None]
-    noise = 0.5 if rounding == "deterministic" else rng.random(scaled.shape)
-    qu = np.clip(np.floor(scaled + noise), 0, levels).astype(np.int64)
-    n_q, n_c, D = qu.shape
-    flat = qu.reshape(n_q * n_c, D)
-    planes = np.stack(
-        [
-            to_words(np.packbits(((flat >> j) & 1).astype(np.uint8), axis=1, bitorder="little"))
-            for j in range(qb)
-        ],
-        axis=1,
-    ).reshape(n_q, n_c, qb, -1)
-    sum_q = delta * qu.sum(axis=2) + D * lo
-    return planes, np.stack([delta, lo, sum_q], axis=2)
+    from . import _asym_kernels
+
+    n_q, D = Yq.shape
+    n_c = len(C)
+    random = rounding == "random"
+    noise = rng.random((n_q, n_c, D)) if random else np.zeros((1, 1, 1))
+    planes = np.empty((n_q, n_c, qb, (D + 63) // 64), dtype=np.uint64)
+    par = np.empty((n_q, n_c, 3))
+    Yq, C = np.ascontiguousarray(Yq, dtype=np.float64), np.ascontiguousarray(C, dtype=np.float64)
+    with thread_limit(None):
+        _asym_kernels.quantize_queries(Yq, C, qb, random, noise, planes, par)
+    return planes, par
 
 
 def query_constants(
