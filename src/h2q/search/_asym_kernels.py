@@ -242,6 +242,7 @@ def quantize_queries(Yq, C, qb, random, noise, planes, par):
     levels = (1 << qb) - 1
     for q in prange(n_q):
         qc = np.empty(D)
+        uq = np.empty(D, dtype=np.int64)
         for c in range(n_c):
             lo, hi = np.inf, -np.inf
             for i in range(D):
@@ -250,16 +251,18 @@ def quantize_queries(Yq, C, qb, random, noise, planes, par):
                 lo = min(lo, v)
                 hi = max(hi, v)
             delta = (hi - lo) / levels if hi > lo else 1.0
-            planes[q, c] = 0
             total = 0
             for i in range(D):
                 r = noise[q, c, i] if random else 0.5
                 u = min(levels, max(0, int(np.floor((qc[i] - lo) / delta + r))))
+                uq[i] = u
                 total += u
-                bit = np.uint64(1) << np.uint64(i & 63)
-                for j in range(qb):
-                    if (u >> j) & 1:
-                        planes[q, c, j, i >> 6] |= bit
+            for j in range(qb):
+                for w in range(planes.shape[3]):
+                    word = np.uint64(0)
+                    for b in range(min(64, D - 64 * w)):
+                        word |= np.uint64((uq[64 * w + b] >> j) & 1) << np.uint64(b)
+                    planes[q, c, j, w] = word
             par[q, c, 0] = delta
             par[q, c, 1] = lo
             par[q, c, 2] = delta * total + D * lo
