@@ -183,7 +183,7 @@ def test_grid_codes_are_best_in_angle(bits):
 def test_first_plane_is_the_sign_code():
     X, _ = _data()
     quantizer = RandomRotationQuantizer().fit(X)
-    index = AsymmetricIndex(quantizer, bits_per_dim=4)
+    index = AsymmetricIndex(quantizer, bits_per_dim=4, n_centroids=1)
     index.add(X)
     Y = (X.astype(np.float64) - quantizer.mean_) @ quantizer.rotation_.T.astype(np.float64)
     signs = (Y - Y.mean(axis=0)) >= 0
@@ -316,9 +316,10 @@ def test_indexes_share_the_base_and_the_registry():
     for cls in (HammingIndex, MultiIndexHammingIndex, AsymmetricIndex):
         assert issubclass(cls, BaseIndex)
     X, _ = _data()
-    index = AsymmetricIndex(SignQuantizer().fit(X), bits_per_dim=2)
+    index = AsymmetricIndex(SignQuantizer().fit(X), bits_per_dim=2, n_centroids=1)
     index.add(X)
-    assert index.bytes_per_item() == 2 * 8 + 8
+    assert index.bytes_per_item() == 2 * 8 + 8  # two planes of one 64-bit word, two floats
+    assert AsymmetricIndex(SignQuantizer().fit(X)).bytes_per_item() == 8 + 8 + 4
     assert index.memory_bytes() >= len(X) * index.bytes_per_item()
     assert "AsymmetricIndex(" in repr(index)
 

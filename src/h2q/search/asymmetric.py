@@ -57,10 +57,13 @@ class AsymmetricIndex(BaseIndex):
     keep_vectors : bool or path, default False
         Keep the float rows for ``search(..., rescore=R)``: ``True`` in memory, a path to
         keep them in that ``.npy`` file, memory-mapped (rewritten at each ``add``).
-    n_centroids : int, default 1
+    n_centroids : int, default 16
         Codes are taken relative to the nearest of this many k-means centroids (1: the mean),
-        fitted on the first ``add``; the estimator's error scales with the distances to it.
-        At most 256; above 1 each item costs 4 more bytes (its position in the scan order).
+        fitted on the first ``add`` (give it a representative batch, at least a few hundred
+        rows per centroid); the estimator's error scales with the item's and the query's
+        distances to the centroid. At most 256. Above 1 each item costs 4 more bytes (its
+        position in the scan order) and each query ``n_centroids`` quantizations; 16 is the
+        measured default (``benchmarks/results/bench_asymmetric.md``), 1 the most compact.
     query_rounding : {"deterministic", "random"}, default "deterministic"
         Round the scaled query to the nearest level, or at random (unbiased, as the paper).
     seed : int, default 0
@@ -88,7 +91,7 @@ class AsymmetricIndex(BaseIndex):
         bits_per_dim: int = 1,
         keep_vectors: bool | str | os.PathLike = False,
         *,
-        n_centroids: int = 1,
+        n_centroids: int = 16,
         query_rounding: str = "deterministic",
         seed: int = 0,
     ) -> None:
@@ -286,7 +289,9 @@ class AsymmetricIndex(BaseIndex):
                 pad = depth - pos.shape[1]
                 keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=np.inf)
                 pos = np.pad(pos, ((0, 0), (0, pad)), constant_values=PAD_ID)
-        ids = pos if perm is None else np.where(pos >= 0, perm[np.maximum(pos, 0)], PAD_ID)
+        if perm is None:
+            return keys, pos
+        ids = np.where(pos >= 0, perm[np.maximum(pos, 0)].astype(np.int64), PAD_ID)
         return keys, ids
 
     def _quantize(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
