@@ -94,6 +94,20 @@ def _cut(cand_k, cand_i, n, k):
     return keys[k - 1]
 
 
+@jit()
+def _tile_keys(A, B, dots, sums, t0, t1, par, lim, out):
+    """Keys of items ``t0 .. t1 - 1`` into ``out``; how many are below ``lim`` (one
+    vectorised pass, so that tiles without a candidate are skipped)."""
+    delta, lo, hs, off = par
+    a, b = A[t0:t1], B[t0:t1]
+    hits = 0
+    for j in range(t1 - t0):
+        key = np.float32(a[j] + b[j] * (delta * dots[j] + lo * sums[j] - hs) + off)
+        out[j] = key
+        hits += key < lim
+    return hits
+
+
 @jit(parallel=True)
 def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_out):
     """Top k (smallest keys) of each query over every item; positions in storage order.
@@ -128,6 +142,7 @@ def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_o
         lim = np.full(c_n, np.inf, dtype=np.float32)
         dots = np.empty(tile, dtype=np.int64)
         sums = np.empty(tile, dtype=np.int64)
+        tkeys = np.empty(tile, dtype=np.float32)
         for c in range(n_c):
             for t0 in range(seg[c], seg[c + 1], tile):
                 t1 = min(t0 + tile, seg[c + 1])
@@ -138,14 +153,16 @@ def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_o
                     delta, lo = q_par[q, c, 0], q_par[q, c, 1]
                     off = q_par[q, c, 3]
                     hs = h * q_par[q, c, 2]
-                    n = count[r]
                     lr = lim[r]
+                    par = (delta, lo, hs, off)
+                    if _tile_keys(A, B, dots, sums, t0, t1, par, lr, tkeys) == 0:
+                        continue
+                    n = count[r]
                     for j in range(t1 - t0):
-                        i = t0 + j
-                        key = np.float32(A[i] + B[i] * (delta * dots[j] + lo * sums[j] - hs) + off)
+                        key = tkeys[j]
                         if key < lr:
                             cand_k[r, n] = key
-                            cand_i[r, n] = i
+                            cand_i[r, n] = t0 + j
                             n += 1
                             if n == cap:
                                 lr = _cut(cand_k[r], cand_i[r], n, k)
