@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             tie_break=not args.no_tie_break,
             progress=bars,
             refit=refit,
-            asymmetric=not args.no_asymmetric,
+            asymmetric=_asymmetric_wanted(args),
         )
     finally:
         bars.close()
@@ -269,7 +269,7 @@ def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int
         folds["database"],
         rescore_size=args.rescore,
         metric=args.metric,
-        asymmetric=not args.no_asymmetric,
+        asymmetric=_asymmetric_wanted(args),
     )
     table = render_recall_markdown(result)
     print(table, end="")
@@ -391,6 +391,22 @@ def _write_files(out_dir: Path, files: dict[str, bytes], no_plot: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             (out_dir / _PLOT).unlink()
     print(f"wrote {', '.join(files)} -> {out_dir}")
+
+
+def _asymmetric_wanted(args: argparse.Namespace) -> bool:
+    """The asymmetric columns unless --no-asymmetric; skipped (with a note) without numba,
+    whose compiled kernels they need to run at a useful speed."""
+    from ..search._jit import numba_available
+
+    if args.no_asymmetric:
+        return False
+    if not numba_available():
+        print(
+            "note: the asymmetric columns need numba (pip install 'h2q[fast]'); skipped.",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _require_matplotlib() -> None:
