@@ -31,17 +31,13 @@ def _data(n=600, d=32, n_q=12, seed=0, clusters=6):
 
 def _codes_in_id_order(index: AsymmetricIndex) -> np.ndarray:
     """The integer codes ``u`` (n, n_bits) unpacked from the index's bit planes, id order."""
-    planes, _, _, _, perm = index._get_layout()
+    planes = index._get_layout()[0]
     nb, _, n = planes.shape
     u = np.zeros((n, index.n_bits), dtype=np.int64)
     for p in range(nb):
         as_bytes = np.ascontiguousarray(planes[p].T).view(np.uint8)
         bits = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, : index.n_bits]
         u += bits.astype(np.int64) << (nb - 1 - p)
-    if perm is not None:
-        out = np.empty_like(u)
-        out[perm] = u
-        u = out
     return u
 
 
@@ -60,17 +56,17 @@ def _reference_keys(index: AsymmetricIndex, X: np.ndarray, Xq: np.ndarray) -> np
     h = ((1 << index.bits_per_dim) - 1) / 2
     o_bar = (u - h) / np.linalg.norm(u - h, axis=1, keepdims=True)
     o = R / np.linalg.norm(R, axis=1, keepdims=True)
-    q_planes, q_par = index._quantize(Xq)
+    q_planes, q_par, _ = index._quantize(Xq)
     keys = np.empty((len(Xq), len(X)))
     for q in range(len(Xq)):
+        delta, lo = q_par[q, 0], q_par[q, 1]
+        qu = np.zeros(index.n_bits)
+        for j in range(index.query_bits):
+            as_bytes = q_planes[q, j][None].view(np.uint8)
+            qu += np.unpackbits(as_bytes, bitorder="little")[: index.n_bits] * 2.0**j
         for c in range(len(C)):
             rows = np.flatnonzero(a == c)
-            delta, lo = q_par[q, c, 0], q_par[q, c, 1]
-            qu = np.zeros(index.n_bits)
-            for j in range(index.query_bits):
-                as_bytes = q_planes[q, c, j][None].view(np.uint8)
-                qu += np.unpackbits(as_bytes, bitorder="little")[: index.n_bits] * 2.0**j
-            q_tilde = delta * qu + lo
+            q_tilde = delta * qu + lo - C[c]  # the query is quantized once, then centred
             est = np.linalg.norm(R[rows], axis=1) * (o_bar[rows] @ q_tilde)
             est /= (o_bar[rows] * o[rows]).sum(axis=1)
             qc = Yq[q] - C[c]
@@ -84,14 +80,11 @@ def _reference_keys(index: AsymmetricIndex, X: np.ndarray, Xq: np.ndarray) -> np
 
 def _all_keys(index: AsymmetricIndex, Xq: np.ndarray) -> np.ndarray:
     """The compiled kernel's keys of every item (id order) for each query."""
-    planes, A, B, seg, perm = index._get_layout()
-    q_planes, q_par = index._quantize(Xq)
-    n = planes.shape[2]
-    pos = np.tile(np.arange(n), (len(Xq), 1))
-    assign = np.searchsorted(seg, np.arange(n), side="right") - 1
+    layout = index._get_layout()
+    q_planes, q_par, off = index._quantize(Xq)
+    pos = np.tile(np.arange(index.ntotal), (len(Xq), 1))
     h = ((1 << index.bits_per_dim) - 1) / 2
-    keys = _asym_kernels.keys_at(planes, assign, A, B, q_planes, q_par, h, pos)
-    return keys if perm is None else keys[:, np.argsort(perm)]
+    return _asym_kernels.keys_at(layout, q_planes, q_par, off, h, pos)
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
@@ -104,13 +97,14 @@ def test_estimator_matches_float64_reference(metric, bits, n_centroids):
     )
     index.add(X)
     ref = _reference_keys(index, X, Xq)
-    np.testing.assert_allclose(_all_keys(index, Xq), ref, rtol=1e-5, atol=1e-4)
+    tol = 2e-3 * np.abs(ref).max()  # the factors are stored as half floats
+    np.testing.assert_allclose(_all_keys(index, Xq), ref, rtol=0, atol=tol)
     # the scan returns the reference's best k (scores are the negated keys for "ip")
     scores, ids = index.search(Xq, 10)
     ref_ids = np.argsort(ref, axis=1, kind="stable")[:, :10]
     best = np.take_along_axis(ref, ref_ids, axis=1)
-    np.testing.assert_allclose(scores, -best if metric == "ip" else best, rtol=1e-4, atol=1e-3)
-    assert (np.sort(ids, axis=1) == np.sort(ref_ids, axis=1)).mean() > 0.97  # float32 near-ties
+    np.testing.assert_allclose(scores, -best if metric == "ip" else best, rtol=0, atol=tol)
+    assert (np.sort(ids, axis=1) == np.sort(ref_ids, axis=1)).mean() > 0.9  # near-ties
 
 
 def test_estimator_is_unbiased_and_informative():
@@ -318,8 +312,8 @@ def test_indexes_share_the_base_and_the_registry():
     X, _ = _data()
     index = AsymmetricIndex(SignQuantizer().fit(X), bits_per_dim=2, n_centroids=1)
     index.add(X)
-    assert index.bytes_per_item() == 2 * 8 + 8  # two planes of one 64-bit word, two floats
-    assert AsymmetricIndex(SignQuantizer().fit(X)).bytes_per_item() == 8 + 8 + 4
+    assert index.bytes_per_item() == 2 * 8 + 4  # two planes of one 64-bit word, two halves
+    assert AsymmetricIndex(SignQuantizer().fit(X)).bytes_per_item() == 8 + 4 + 1
     assert index.memory_bytes() >= len(X) * index.bytes_per_item()
     assert "AsymmetricIndex(" in repr(index)
 

@@ -95,42 +95,60 @@ def _cut(cand_k, cand_i, n, k):
 
 
 @jit()
-def _tile_keys(A, B, dots, sums, t0, t1, par, lim, out):
-    """Keys of items ``t0 .. t1 - 1`` into ``out``; how many are below ``lim`` (one
-    vectorised pass, so that tiles without a candidate are skipped)."""
-    delta, lo, hs, off = par
-    a, b = A[t0:t1], B[t0:t1]
-    hits = 0
+def decode_half(h, t0, t1, scale, out_bits, out):
+    """``out[j] = scale * float(h[t0 + j])``: IEEE half floats stored as uint16 (numba has no
+    float16), normal numbers exact, subnormals flushed to zero."""
     for j in range(t1 - t0):
-        key = np.float32(a[j] + b[j] * (delta * dots[j] + lo * sums[j] - hs) + off)
+        x = np.uint32(h[t0 + j])
+        e = x & np.uint32(0x7C00)
+        sign = (x & np.uint32(0x8000)) << np.uint32(16)
+        body = ((e + np.uint32(0x1C000)) | (x & np.uint32(0x3FF))) << np.uint32(13)
+        out_bits[j] = sign | body if e != 0 else sign
+    as_float = out_bits.view(np.float32)
+    for j in range(t1 - t0):
+        out[j] = as_float[j] * scale
+
+
+@jit()
+def _tile_keys(a, b, dots, sums, assign, t0, m, par, h, off, lim, out):
+    """Keys of items ``t0 .. t0 + m - 1`` into ``out``; how many are below ``lim`` (one
+    vectorised pass, so that tiles without a candidate are skipped)."""
+    delta, lo, hs = par[0], par[1], h * par[2]
+    cid = assign[t0 : t0 + m]
+    hits = 0
+    for j in range(m):
+        key = np.float32(a[j] + b[j] * (delta * dots[j] + lo * sums[j] - hs) + off[cid[j]])
         out[j] = key
         hits += key < lim
     return hits
 
 
 @jit(parallel=True)
-def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_out):
-    """Top k (smallest keys) of each query over every item; positions in storage order.
+def asym_topk(
+    planes_t, assign, A16, B16, scales, q_planes, q_par, off, h, k, block, keys_out, pos_out
+):
+    """Top k (smallest keys) of each query over every item, by id.
 
     Parameters
     ----------
     planes_t : uint64 (nb, n_words, n)
-    seg : int64 (n_centroids + 1,)
-        Items of centroid ``c`` are stored at positions ``seg[c]:seg[c + 1]``.
-    A, B : float32 (n,)
-        Per-item factors of the estimate.
-    q_planes : uint64 (n_q, n_centroids, qb, n_words)
-        Each query quantized relative to each centroid.
-    q_par : float64 (n_q, n_centroids, 4)
-        ``delta, lo, sum_q, const`` of each quantized query.
+    assign : uint8 (n,)
+        Each item's centroid.
+    A16, B16 : uint16 (n,)
+        Per-item factors of the estimate, half floats, times ``scales[0]``, ``scales[1]``.
+    q_planes : uint64 (n_q, qb, n_words)
+        The quantized queries' bit planes.
+    q_par : float64 (n_q, 3)
+        ``delta, lo, sum_q`` of each quantized query.
+    off : float64 (n_q, n_centroids)
+        The exact per (query, centroid) part of the key.
     h : float
         Offset of the code grid, ``(2**nb - 1) / 2``.
     keys_out, pos_out : (n_q, k) arrays, filled with padding on entry.
     """
     n_q = q_planes.shape[0]
-    n_c = seg.shape[0] - 1
-    n_words = planes_t.shape[1]
-    tile = _tile_items(n_words, planes_t.shape[0])
+    n = planes_t.shape[2]
+    tile = _tile_items(planes_t.shape[1], planes_t.shape[0])
     cap = 2 * k + 64
     n_blocks = (n_q + block - 1) // block
     for b in prange(n_blocks):
@@ -143,53 +161,57 @@ def asym_topk(planes_t, seg, A, B, q_planes, q_par, h, k, block, keys_out, pos_o
         dots = np.empty(tile, dtype=np.int64)
         sums = np.empty(tile, dtype=np.int64)
         tkeys = np.empty(tile, dtype=np.float32)
-        for c in range(n_c):
-            for t0 in range(seg[c], seg[c + 1], tile):
-                t1 = min(t0 + tile, seg[c + 1])
-                tile_code_sums(planes_t, t0, t1, sums)
-                for r in range(c_n):
-                    q = q0 + r
-                    tile_dots(planes_t, q_planes[q, c], t0, t1, dots)
-                    delta, lo = q_par[q, c, 0], q_par[q, c, 1]
-                    off = q_par[q, c, 3]
-                    hs = h * q_par[q, c, 2]
-                    lr = lim[r]
-                    par = (delta, lo, hs, off)
-                    if _tile_keys(A, B, dots, sums, t0, t1, par, lr, tkeys) == 0:
-                        continue
-                    n = count[r]
-                    for j in range(t1 - t0):
-                        key = tkeys[j]
-                        if key < lr:
-                            cand_k[r, n] = key
-                            cand_i[r, n] = t0 + j
-                            n += 1
-                            if n == cap:
-                                lr = _cut(cand_k[r], cand_i[r], n, k)
-                                n = k
-                    count[r] = n
-                    lim[r] = lr
+        bits = np.empty(tile, dtype=np.uint32)
+        fa = np.empty(tile, dtype=np.float32)
+        fb = np.empty(tile, dtype=np.float32)
+        for t0 in range(0, n, tile):
+            t1 = min(t0 + tile, n)
+            m = t1 - t0
+            tile_code_sums(planes_t, t0, t1, sums)
+            decode_half(A16, t0, t1, scales[0], bits, fa)
+            decode_half(B16, t0, t1, scales[1], bits, fb)
+            for r in range(c_n):
+                q = q0 + r
+                tile_dots(planes_t, q_planes[q], t0, t1, dots)
+                lr = lim[r]
+                hits = _tile_keys(fa, fb, dots, sums, assign, t0, m, q_par[q], h, off[q], lr, tkeys)
+                if hits == 0:
+                    continue
+                n_c = count[r]
+                for j in range(m):
+                    key = tkeys[j]
+                    if key < lr:
+                        cand_k[r, n_c] = key
+                        cand_i[r, n_c] = t0 + j
+                        n_c += 1
+                        if n_c == cap:
+                            lr = _cut(cand_k[r], cand_i[r], n_c, k)
+                            n_c = k
+                count[r] = n_c
+                lim[r] = lr
         for r in range(c_n):
-            n = count[r]
-            order = np.argsort(cand_k[r, :n], kind="mergesort")
-            for p in range(min(k, n)):
+            cnt = count[r]
+            order = np.argsort(cand_k[r, :cnt], kind="mergesort")
+            for p in range(min(k, cnt)):
                 keys_out[q0 + r, p] = cand_k[r, order[p]]
                 pos_out[q0 + r, p] = cand_i[r, order[p]]
 
 
 @jit(parallel=True)
-def asym_keys_at(planes_t, assign, A, B, q_planes, q_par, h, pos, out):
-    """Keys of given items (storage positions ``pos``, shape (n_q, C); -1 = none) per query."""
+def asym_keys_at(planes_t, assign, A16, B16, scales, q_planes, q_par, off, h, pos, out):
+    """Keys of given items (ids ``pos``, shape (n_q, C); -1 = none) for each query."""
     n_q, n_cand = pos.shape
     nb, n_words = planes_t.shape[0], planes_t.shape[1]
-    qb = q_planes.shape[2]
+    qb = q_planes.shape[1]
     for q in prange(n_q):
+        bits = np.empty(1, dtype=np.uint32)
+        fa = np.empty(1, dtype=np.float32)
+        fb = np.empty(1, dtype=np.float32)
         for t in range(n_cand):
             i = pos[q, t]
             if i < 0:
                 out[q, t] = np.inf
                 continue
-            c = assign[i]
             dot = np.int64(0)
             s = np.int64(0)
             for p in range(nb):
@@ -197,9 +219,12 @@ def asym_keys_at(planes_t, assign, A, B, q_planes, q_par, h, pos, out):
                     a = planes_t[p, w, i]
                     s += np.int64(popcount(a)) << (nb - 1 - p)
                     for jq in range(qb):
-                        dot += np.int64(popcount(a & q_planes[q, c, jq, w])) << (nb - 1 - p + jq)
-            par = q_par[q, c]
-            out[q, t] = A[i] + B[i] * (par[0] * dot + par[1] * s - h * par[2]) + par[3]
+                        dot += np.int64(popcount(a & q_planes[q, jq, w])) << (nb - 1 - p + jq)
+            decode_half(A16, i, i + 1, scales[0], bits, fa)
+            decode_half(B16, i, i + 1, scales[1], bits, fb)
+            par = q_par[q]
+            key = fa[0] + fb[0] * (par[0] * dot + par[1] * s - h * par[2]) + off[q, assign[i]]
+            out[q, t] = key
 
 
 @jit(parallel=True)
@@ -285,21 +310,27 @@ def quantize_queries(Yq, C, qb, random, noise, planes, par):
             par[q, c, 2] = delta * total + D * lo
 
 
-def topk(planes_t, seg, A, B, q_planes, q_par, h, k):
-    """Run :func:`asym_topk` into fresh padded ``(keys, positions)`` arrays."""
+def topk(layout, q_planes, q_par, off, h, k):
+    """Run :func:`asym_topk` on ``layout = (planes, A16, B16, assign, scales)``; fresh
+    padded ``(keys, ids)`` arrays."""
+    planes, A16, B16, assign, scales = layout
     n_q = q_planes.shape[0]
     keys = np.full((n_q, k), np.inf, dtype=np.float32)
     pos = np.full((n_q, k), -1, dtype=np.int64)
     with thread_limit(None):  # H2Q_NUM_THREADS, when set
-        asym_topk(planes_t, seg, A, B, q_planes, q_par, float(h), k, query_block(n_q), keys, pos)
+        block = query_block(n_q)
+        asym_topk(
+            planes, assign, A16, B16, scales, q_planes, q_par, off, float(h), k, block, keys, pos
+        )
     return keys, pos
 
 
-def keys_at(planes_t, assign, A, B, q_planes, q_par, h, pos):
+def keys_at(layout, q_planes, q_par, off, h, pos):
     """Run :func:`asym_keys_at`; float64 keys of shape ``pos.shape``."""
+    planes, A16, B16, assign, scales = layout
     out = np.empty(pos.shape, dtype=np.float64)
     with thread_limit(None):
-        asym_keys_at(planes_t, assign, A, B, q_planes, q_par, float(h), pos, out)
+        asym_keys_at(planes, assign, A16, B16, scales, q_planes, q_par, off, float(h), pos, out)
     return out
 
 

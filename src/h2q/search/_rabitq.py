@@ -117,14 +117,38 @@ def item_factors(
     e: np.ndarray,
     xm: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item ``(A, B)`` (float32) of ``key = A + B <x_bar, q_c~> + const``."""
+    """Per-item ``(A, B)`` (float64) of ``key = A + B <x_bar, y_q~> + off[q, c]``.
+
+    The query is quantized once, not per centroid: ``<x_bar, q_c> = <x_bar, y_q> - <x_bar, c>``
+    and the second term is exact per item, so it moves into ``A``.
+    """
     h = ((1 << bits) - 1) / 2.0
-    xbar_r = ((u.astype(np.float64) - h) * R).sum(axis=1)
+    xbar = u.astype(np.float64) - h
+    xbar_r = (xbar * R).sum(axis=1)
+    xbar_c = (xbar * C_of).sum(axis=1)
     nr2 = (R * R).sum(axis=1)
     f = np.divide(nr2, xbar_r, out=np.zeros_like(nr2), where=xbar_r > 0)
     if metric == "ip":
-        return (-((R * C_of).sum(axis=1) + xm)).astype(np.float32), (-f).astype(np.float32)
-    return (nr2 + e).astype(np.float32), (-2.0 * f).astype(np.float32)
+        return f * xbar_c - (R * C_of).sum(axis=1) - xm, -f
+    return nr2 + e + 2.0 * f * xbar_c, -2.0 * f
+
+
+def half_scale(values: np.ndarray) -> float:
+    """A power of two near ``max |values|``: values divided by it are stored as half floats
+    (about 3 significant digits; room for values 60,000 times larger)."""
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    return float(2.0 ** np.round(np.log2(peak))) if peak > 0 else 1.0
+
+
+def to_half(values: np.ndarray, scale: float, name: str) -> np.ndarray:
+    """``values / scale`` as half floats, viewed as uint16 (what the kernels read)."""
+    half = (values / scale).astype(np.float16)
+    if not np.isfinite(half).all():
+        raise ValueError(
+            f"item factor {name} is out of range for this index (rows far larger than those "
+            "of the first add()); build a new index, adding a representative batch first."
+        )
+    return half.view(np.uint16)
 
 
 def pack_planes(u: np.ndarray, bits: int, plane_offset: int = 0) -> np.ndarray:

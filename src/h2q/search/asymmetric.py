@@ -138,8 +138,9 @@ class AsymmetricIndex(BaseIndex):
     def reset(self) -> None:
         """Remove every item (the centroids are fitted again by the next ``add``)."""
         self._centroids: np.ndarray | None = None
-        self._chunks: list[tuple[np.ndarray, ...]] = []  # (planes, A, B, assign) in id order
-        self._layout: tuple[np.ndarray, ...] | None = None  # planes, A, B, seg, perm
+        self._chunks: list[tuple[np.ndarray, ...]] = []  # (planes, A16, B16, assign), by id
+        self._layout: tuple[np.ndarray, ...] | None = None  # planes, A16, B16, assign, scales
+        self._scales: np.ndarray | None = None
         self._vector_chunks: list[np.ndarray] = []
         self._vectors: np.ndarray | None = None
         self._ntotal = 0
@@ -177,7 +178,11 @@ class AsymmetricIndex(BaseIndex):
         R = Y - C[assign]
         u = _rabitq.item_codes(R, self.bits_per_dim)
         A, B = _rabitq.item_factors(R, u, self.bits_per_dim, self.metric, C[assign], e, xm)
-        return _rabitq.pack_planes(u, self.bits_per_dim), A, B, assign.astype(np.uint8)
+        if self._scales is None:
+            self._scales = np.array([_rabitq.half_scale(A), _rabitq.half_scale(B)], np.float32)
+        A16 = _rabitq.to_half(A, float(self._scales[0]), "A")
+        B16 = _rabitq.to_half(B, float(self._scales[1]), "B")
+        return _rabitq.pack_planes(u, self.bits_per_dim), A16, B16, assign.astype(np.uint8)
 
     def _store_vectors(self) -> None:
         X = np.concatenate(
@@ -271,38 +276,32 @@ class AsymmetricIndex(BaseIndex):
     def _search_block(self, Xq, depth, candidates, candidate_index):
         from . import _asym_kernels
 
-        planes, A, B, seg, perm = self._get_layout()
-        q_planes, q_par = self._quantize(Xq)
+        layout = self._get_layout()
+        q_planes, q_par, off = self._quantize(Xq)
         h = ((1 << self.bits_per_dim) - 1) / 2.0
         if candidates is None:
-            keys, pos = _asym_kernels.topk(planes, seg, A, B, q_planes, q_par, h, depth)
-        else:
-            pos = self._hamming_candidates(Xq, candidates, candidate_index)
-            assign = np.searchsorted(seg, np.arange(planes.shape[2]), side="right") - 1
-            all_keys = _asym_kernels.keys_at(
-                planes, assign.astype(np.int64), A, B, q_planes, q_par, h, pos
-            )
-            order = np.argsort(all_keys, axis=1, kind="stable")[:, :depth]
-            keys = np.take_along_axis(all_keys, order, axis=1).astype(np.float32)
-            pos = np.take_along_axis(pos, order, axis=1)
-            if depth > pos.shape[1]:
-                pad = depth - pos.shape[1]
-                keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=np.inf)
-                pos = np.pad(pos, ((0, 0), (0, pad)), constant_values=PAD_ID)
-        if perm is None:
-            return keys, pos
-        ids = np.where(pos >= 0, perm[np.maximum(pos, 0)].astype(np.int64), PAD_ID)
-        return keys, ids
+            return _asym_kernels.topk(layout, q_planes, q_par, off, h, depth)
+        pos = self._hamming_candidates(Xq, candidates, candidate_index)
+        all_keys = _asym_kernels.keys_at(layout, q_planes, q_par, off, h, pos)
+        order = np.argsort(all_keys, axis=1, kind="stable")[:, :depth]
+        keys = np.take_along_axis(all_keys, order, axis=1).astype(np.float32)
+        pos = np.take_along_axis(pos, order, axis=1)
+        if depth > pos.shape[1]:
+            pad = depth - pos.shape[1]
+            keys = np.pad(keys, ((0, 0), (0, pad)), constant_values=np.inf)
+            pos = np.pad(pos, ((0, 0), (0, pad)), constant_values=PAD_ID)
+        return keys, pos
 
-    def _quantize(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _quantize(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Query bit planes (n_q, qb, n_words), ``(delta, lo, sum)`` (n_q, 3), offsets (n_q, c)."""
         Yq, e_q, xqm = _rabitq.rotate(Xq, self._mean, self._M)
         if self._mean is not None:
             xqm = xqm + float(self._mean @ self._mean)  # <x_q, m> = <x_q - m, m> + |m|^2
         rng = np.random.default_rng(self.seed)
-        C = self._centroids
-        planes, par = _rabitq.query_planes(Yq, C, self.query_bits, self.query_rounding, rng)
-        const = _rabitq.query_constants(Yq, C, e_q, xqm, self.metric)
-        return planes, np.ascontiguousarray(np.concatenate([par, const[..., None]], axis=2))
+        zero = np.zeros((1, self.n_bits))
+        planes, par = _rabitq.query_planes(Yq, zero, self.query_bits, self.query_rounding, rng)
+        off = _rabitq.query_constants(Yq, self._centroids, e_q, xqm, self.metric)
+        return planes[:, 0], np.ascontiguousarray(par[:, 0]), np.ascontiguousarray(off)
 
     def _hamming_candidates(self, Xq, candidates, candidate_index) -> np.ndarray:
         """Storage positions of the Hamming top ``candidates`` by the sign codes, -1 padded."""
@@ -341,36 +340,20 @@ class AsymmetricIndex(BaseIndex):
     # -- layout ---------------------------------------------------------------------------
 
     def _get_layout(self) -> tuple[np.ndarray, ...]:
-        """Items in scan order (grouped by centroid): planes, A, B, seg, perm (None: ids)."""
+        """Items by id: bit planes, half-float factors A and B, centroid ids, factor scales."""
         if self._layout is None:
-            planes = np.concatenate([c[0] for c in self._chunks], axis=2)
-            A = np.concatenate([c[1] for c in self._chunks])
-            B = np.concatenate([c[2] for c in self._chunks])
-            assign = np.concatenate([c[3] for c in self._chunks])
-            n_c = len(self._centroids)
-            seg = np.zeros(n_c + 1, dtype=np.int64)
-            np.cumsum(np.bincount(assign, minlength=n_c), out=seg[1:])
-            perm = None
-            if n_c > 1:
-                perm = np.argsort(assign, kind="stable").astype(np.uint32)
-                planes, A, B = planes[:, :, perm], A[perm], B[perm]
-            self._layout = (np.ascontiguousarray(planes), A, B, seg, perm)
+            parts = [np.concatenate([c[0] for c in self._chunks], axis=2)]
+            parts += [np.concatenate([c[i] for c in self._chunks]) for i in (1, 2, 3)]
+            self._layout = (np.ascontiguousarray(parts[0]), *parts[1:], self._scales)
             self._chunks = []
         return self._layout
 
     def _unfreeze(self) -> None:
-        """Turn the scan layout back into one chunk in id order (before an ``add``)."""
+        """Turn the scan layout back into one chunk (before an ``add``)."""
         self._mih = None
-        if self._layout is None:
-            return
-        planes, A, B, seg, perm = self._layout
-        assign = (np.searchsorted(seg, np.arange(len(A)), side="right") - 1).astype(np.uint8)
-        if perm is not None:
-            inv = np.empty_like(perm)
-            inv[perm] = np.arange(len(perm), dtype=perm.dtype)
-            planes, A, B, assign = planes[:, :, inv], A[inv], B[inv], assign[inv]
-        self._chunks = [(planes, A, B, assign)]
-        self._layout = None
+        if self._layout is not None:
+            self._chunks = [self._layout[:4]]
+            self._layout = None
 
     def memory_bytes(self) -> int:
         """Bytes held in memory: codes, factors, scan order, centroids, map, kept vectors.
@@ -378,9 +361,9 @@ class AsymmetricIndex(BaseIndex):
         Vectors kept in a file (memory-mapped) are not counted.
         """
         if self._ntotal:
-            planes, A, B, seg, perm = self._get_layout()
-            total = planes.nbytes + A.nbytes + B.nbytes + seg.nbytes
-            total += 0 if perm is None else perm.nbytes
+            planes, A16, B16, assign, _ = self._get_layout()
+            total = planes.nbytes + A16.nbytes + B16.nbytes
+            total += assign.nbytes if self.n_centroids > 1 else 0
         else:
             total = 0
         total += self._M.nbytes + (0 if self._centroids is None else self._centroids.nbytes)
@@ -391,9 +374,9 @@ class AsymmetricIndex(BaseIndex):
         return int(total)
 
     def bytes_per_item(self) -> float:
-        """Code and factor bytes per item (and its scan position when ``n_centroids > 1``)."""
-        per = self.bits_per_dim * 8 * ((self.n_bits + 63) // 64) + 8
-        return float(per + (4 if self.n_centroids > 1 else 0))
+        """Code and factor bytes per item (and its centroid id when ``n_centroids > 1``)."""
+        per = self.bits_per_dim * 8 * ((self.n_bits + 63) // 64) + 4
+        return float(per + (1 if self.n_centroids > 1 else 0))
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -428,10 +411,9 @@ class AsymmetricIndex(BaseIndex):
         }
         meta.update(_quantizer_state(self.quantizer, arrays))
         if self._ntotal:
-            planes, A, B, seg, perm = self._get_layout()
-            arrays.update(planes=planes, A=A, B=B, seg=seg, centroids=self._centroids)
-            if perm is not None:
-                arrays["perm"] = perm
+            planes, A16, B16, assign, scales = self._get_layout()
+            arrays.update(planes=planes, A=A16, B=B16, assign=assign, scales=scales)
+            arrays["centroids"] = self._centroids
             if self.keep_vectors is True:
                 arrays["vectors"] = np.asarray(self._vectors)
         _io.save_state(path, _FILE_KIND, _FILE_VERSION, arrays, meta)
@@ -479,23 +461,23 @@ class AsymmetricIndex(BaseIndex):
         n = int(meta["ntotal"])
         if n == 0:
             return index
-        planes, A, B, seg = arrays["planes"], arrays["A"], arrays["B"], arrays["seg"]
-        perm = arrays.get("perm")
+        planes, A16, B16, assign = arrays["planes"], arrays["A"], arrays["B"], arrays["assign"]
+        centroids, scales = arrays["centroids"], arrays["scales"]
         n_words = (index.n_bits + 63) // 64
         ok = (
             planes.dtype == np.uint64
             and planes.shape == (index.bits_per_dim, n_words, n)
-            and A.shape == (n,)
-            and B.shape == (n,)
-            and A.dtype == B.dtype == np.float32
-            and seg.shape == (len(arrays["centroids"]) + 1,)
-            and int(seg[-1]) == n
-            and (perm is None or perm.shape == (n,))
+            and A16.shape == B16.shape == assign.shape == (n,)
+            and A16.dtype == B16.dtype == np.uint16
+            and assign.dtype == np.uint8
+            and centroids.shape[1:] == (index.n_bits,)
+            and int(assign.max()) < len(centroids)
+            and scales.shape == (2,)
         )
         if not ok:
             raise ValueError(f"arrays of inconsistent shapes for {n} items")
-        index._centroids = arrays["centroids"]
-        index._layout = (planes, A, B, seg, perm)
+        index._centroids, index._scales = centroids, scales
+        index._layout = (planes, A16, B16, assign, scales)
         index._ntotal = n
         if keep is True:
             index._vectors = arrays["vectors"]
