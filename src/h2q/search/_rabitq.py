@@ -13,9 +13,10 @@ SIGMOD 2025). Notation, for a float row ``x``:
 - the estimator of ``<o, q>`` for any vector ``q``: ``<x_bar, q> / <x_bar, o>``, unbiased
   under the random rotation. So ``<r, q> ~= f <x_bar, q>`` with ``f = ||r||^2 / <x_bar, r>``.
 
-A query row gives ``q_c = y_q - c`` per centroid, quantized to ``qb`` bits as
-``q~ = delta * qu + lo`` (``qu`` integers, rounded to nearest or at random as the paper), so
-that ``<x_bar, q~> = delta <u, qu> + lo sum(u) - h sum(q~)``, all integer bit-plane work.
+A query row ``y_q`` is quantized once to ``qb`` bits as ``q~ = delta * qu + lo`` (``qu``
+integers, rounded to nearest or at random as the paper), so that
+``<x_bar, q~> = delta <u, qu> + lo sum(u) - h sum(q~)``, all integer bit-plane work; relative to
+the item's centroid, ``<x_bar, q_c> = <x_bar, y_q> - <x_bar, c>``, the second term exact per item.
 
 The scores: inner product ``<x, x_q> = <r, q_c> + <r, c> + <x - m, m> + <c, y_q> + <m, x_q>``
 (the middle terms exact per item, the last two per query); squared L2

@@ -1,7 +1,7 @@
 """Asymmetric scoring: float queries against binary (or few-bit) codes, RaBitQ's estimator.
 
 Each item is stored as its code (``bits_per_dim`` bits per rotated dimension, relative to the
-nearest of ``n_centroids`` centroids) plus two float factors; a query stays a float vector,
+nearest of ``n_centroids`` centroids) plus two half-float factors; a query stays a float vector,
 quantized to ``query_bits`` bits per dimension for speed, and each item's inner product or
 squared L2 distance to it is estimated without bias (see :mod:`h2q.search._rabitq` for the
 equations). The first bit plane of every code is the item's sign code, so a Hamming scan
@@ -61,9 +61,9 @@ class AsymmetricIndex(BaseIndex):
         Codes are taken relative to the nearest of this many k-means centroids (1: the mean),
         fitted on the first ``add`` (give it a representative batch, at least a few hundred
         rows per centroid); the estimator's error scales with the item's and the query's
-        distances to the centroid. At most 256. Above 1 each item costs 4 more bytes (its
-        position in the scan order) and each query ``n_centroids`` quantizations; 16 is the
-        measured default (``benchmarks/results/bench_asymmetric.md``), 1 the most compact.
+        distances to the centroid. At most 256. Above 1 each item costs one more byte (its
+        centroid's id); 16 is the measured default (``benchmarks/results/bench_asymmetric.md``),
+        1 the most compact.
     query_rounding : {"deterministic", "random"}, default "deterministic"
         Round the scaled query to the nearest level, or at random (unbiased, as the paper).
     seed : int, default 0
