@@ -44,7 +44,7 @@ def test_npy_matrix_end_to_end(h2q, tmp_path):
     # the same split by hand through the library gives the same recall figures
     order = np.random.default_rng(0).permutation(len(M))
     Q, X = M[np.sort(order[:40])], M[np.sort(order[40:])]
-    expected = evaluate_recall(baseline_quantizers(), X, None, Q, X)
+    expected = evaluate_recall(baseline_quantizers(), X, None, Q, X, asymmetric=True)
     for row, want in zip(report["rows"], expected.rows, strict=True):
         assert row["recall"] == pytest.approx(want.recall)
     csv_lines = (out / "table.csv").read_text().splitlines()

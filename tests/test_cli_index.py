@@ -209,3 +209,46 @@ def test_bad_index_files_are_one_line_errors(h2q, files, tmp_path, method):
         assert status == 2 and len(lines) == 1, err
         assert match.lower() in lines[0].lower(), err
     assert not (tmp_path / "r.npz").exists()
+
+
+@pytest.fixture
+def float_files(tmp_path):
+    from h2q.quantizers import RandomRotationQuantizer
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 24)).astype(np.float32)
+    paths = {"x": tmp_path / "x.npy", "q": tmp_path / "xq.npy", "quantizer": tmp_path / "rr.npz"}
+    np.save(paths["x"], X)
+    np.save(paths["q"], X[:7] + 0.1 * rng.standard_normal((7, 24)).astype(np.float32))
+    RandomRotationQuantizer().fit(X).save(paths["quantizer"])
+    return paths
+
+
+def test_asymmetric_build_then_search_matches_the_library(h2q, float_files, tmp_path):
+    from h2q import AsymmetricIndex
+    from h2q.quantizers import load_quantizer
+
+    index_path, result = tmp_path / "asym.npz", tmp_path / "res.npz"
+    build = ("index", "build", "--scoring", "asymmetric", "--vectors", float_files["x"])
+    build += ("--quantizer", float_files["quantizer"], "--out", index_path)
+    status, out, err = h2q(*build, "--bits-per-dim", 2, "--keep-vectors", "--centroids", 3)
+    assert status == 0, err
+    assert "built an asymmetric index of 300 items" in out
+    search = ("index", "search", "--index", index_path, "--queries", float_files["q"])
+    status, _, err = h2q(*search, "-k", 10, "--rescore", 30, "--out", result)
+    assert status == 0, err
+    index = AsymmetricIndex(
+        load_quantizer(float_files["quantizer"]), bits_per_dim=2, keep_vectors=True, n_centroids=3
+    )
+    index.add(np.load(float_files["x"]))
+    S, I = index.search(np.load(float_files["q"]), 10, rescore=30)
+    with np.load(result) as r:
+        np.testing.assert_array_equal(r["I"], I)
+        np.testing.assert_array_equal(r["D"], S)
+        assert (r["I"][:, 0] == np.arange(7)).all()  # each query's own row is its best match
+    status, _, err = h2q(*search, "-k", 301, "--out", tmp_path / "r2.npz")
+    assert status == 2 and "k=301 exceeds the 300 items in the index; pass -k <= 300." in err
+    status, _, err = h2q(*build[:-2], "--out", tmp_path / "x2.npz", "--codes", float_files["x"])
+    assert status == 2 and "drop --codes" in err
+    status, _, err = h2q("index", "build", "--scoring", "asymmetric", "--out", tmp_path / "y.npz")
+    assert status == 2 and "needs --vectors" in err and "Traceback" not in err

@@ -303,3 +303,24 @@ def test_errors(change, match):
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         evaluate_quantizers(**kwargs)
+
+
+def test_asymmetric_map_sits_beside_hamming_and_matches_its_ranking():
+    from h2q.metrics import mean_average_precision
+    from h2q.search import AsymmetricIndex
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(5, 16))
+    X_train, _ = _clusters(rng, 200, centers)
+    X_q, y_q = _clusters(rng, 30, centers)
+    X_db, y_db = _clusters(rng, 150, centers)
+    args = (X_train, None, X_q, y_q, X_db, y_db)
+    plain = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, *args, k=50)
+    both = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, *args, k=50, asymmetric=True)
+    assert plain.rows[0].map_at_k == both.rows[0].map_at_k  # the Hamming default is unchanged
+    assert "asymmetric" not in render_markdown(plain) and "asymmetric" in render_markdown(both)
+    index = AsymmetricIndex(both_quantizer := ITQQuantizer(max_iter=5).fit(X_train), "ip")
+    index.add(X_db)
+    expected = mean_average_precision(index.search(X_q, 50)[1], y_q, y_db, 50)
+    assert both.rows[0].map_at_k_asymmetric == pytest.approx(expected)
+    assert both_quantizer.n_bits_ == 16

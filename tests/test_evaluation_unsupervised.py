@@ -146,3 +146,17 @@ def test_unknown_method():
         baseline_quantizers(methods=("pq",))
     with pytest.raises(ValueError, match="X_query has 4 features, but X_fit has 3"):
         evaluate_recall(baseline_quantizers(), np.ones((5, 3)), None, np.ones((2, 4)), None)
+
+
+def test_asymmetric_columns_sit_beside_hamming():
+    X_fit, Q, X = _data()
+    plain = evaluate_recall(baseline_quantizers(methods=("itq",)), X_fit, None, Q, X)
+    both = evaluate_recall(
+        baseline_quantizers(methods=("itq",)), X_fit, None, Q, X, asymmetric=True
+    )
+    assert "R@10 asymmetric" in both.columns() and "R@10 asymmetric" not in plain.columns()
+    for column in plain.columns():  # the Hamming columns do not change
+        assert both.rows[0].recall[column] == plain.rows[0].recall[column]
+    # the estimator ranks the float neighbours better than Hamming distance does
+    assert both.rows[0].recall["R@10 asymmetric"] > both.rows[0].recall["R@10 ties by id"]
+    assert "asymmetric" in render_recall_markdown(both) and both.to_dict()["asymmetric"]

@@ -7,7 +7,8 @@ The public API, by stage of the pipeline:
   :class:`HouseholderRotation`;
 - codes and search: :func:`binarize`, :func:`pack_bits`, :func:`unpack_bits`,
   :func:`encode_sign`, :func:`hamming_distances`, :class:`HammingIndex`,
-  :class:`MultiIndexHammingIndex`, :func:`rank_database` (more in :mod:`h2q.search`);
+  :class:`MultiIndexHammingIndex`, :class:`AsymmetricIndex` (float queries against codes),
+  :func:`rank_database` (more in :mod:`h2q.search`);
 - metrics: :func:`mean_average_precision` and friends (:mod:`h2q.metrics`), the side-by-side
   :func:`evaluate_quantizers`;
 - stage 1: the losses in :mod:`h2q.losses`, models in :mod:`h2q.models`, the training loop
@@ -43,9 +44,16 @@ from .quantizers import (
     load_quantizer,
 )
 from .rotation import HouseholderRotation, reflections_rotation
-from .search import HammingIndex, MultiIndexHammingIndex, iter_rank_database, rank_database
+from .search import (
+    AsymmetricIndex,
+    HammingIndex,
+    MultiIndexHammingIndex,
+    iter_rank_database,
+    rank_database,
+)
 
 __all__ = [
+    "AsymmetricIndex",
     "BaseQuantizer",
     "FileFormatError",
     "HammingIndex",

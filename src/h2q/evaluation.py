@@ -51,6 +51,7 @@ from .codes import hamming_distances
 from .metrics import (
     _ranking_scores,
     map_within_radius,
+    mean_average_precision,
     precision_recall_curve,
     variant_name,
 )
@@ -108,6 +109,9 @@ class MethodResult:
     pr_recall: list[float] = field(default_factory=list)
     ap_at_k: list[float] = field(default_factory=list)
     """AP@k of each query, in query order (their mean is ``map_at_k``); for intervals."""
+    map_at_k_asymmetric: float = math.nan
+    """mAP@k of the ranking by :class:`h2q.AsymmetricIndex` (the float query scored against
+    the codes, inner product estimate); NaN when not asked for."""
 
 
 @dataclass
@@ -144,6 +148,11 @@ class EvaluationResult:
                 "map_radius",
             ),
             (f"P@{self.k}", "precision_at_k"),
+            *(
+                [(f"{self.map_variant}, asymmetric scoring", "map_at_k_asymmetric")]
+                if any(_finite(r.map_at_k_asymmetric) for r in self.rows)
+                else []
+            ),
             (f"quantization loss (l2, {self.loss_fold})", "quantization_loss"),
             ("fit time (s)", "fit_time_s"),
         ]
@@ -187,6 +196,7 @@ def evaluate_quantizers(
     tie_break: bool = True,
     progress: ProgressCallback | None = None,
     refit: bool = True,
+    asymmetric: bool = False,
 ) -> EvaluationResult:
     """Fit, encode, rank and score each quantizer with the paper's retrieval protocol.
 
@@ -225,6 +235,10 @@ def evaluate_quantizers(
         Fit each quantizer on ``X_train`` (and ``X_val``) first. False scores fitted
         quantizers (e.g. loaded with :func:`~h2q.quantizers.load_quantizer`) without
         changing them; their fit time is reported as NaN.
+    asymmetric : bool, default False
+        Also score the ranking of :class:`h2q.AsymmetricIndex` (the float query against the
+        codes, RaBitQ's inner-product estimate, default options): its mAP@k is the
+        ``map_at_k_asymmetric`` column. The Hamming columns do not change.
 
     Returns
     -------
@@ -286,6 +300,10 @@ def evaluate_quantizers(
                 refit=bool(refit),
             )
         )
+        if asymmetric:
+            rows[-1].map_at_k_asymmetric = _asymmetric_map(
+                quantizer, X_query, y_query, X_db, y_db, k
+            )
     return EvaluationResult(
         rows=rows,
         k=k,
@@ -392,6 +410,23 @@ def _evaluate_one(
         pr_recall=[float(r) for r in pr.recall],
         ap_at_k=ap_k.tolist(),
     )
+
+
+def _asymmetric_map(
+    quantizer: BaseQuantizer,
+    X_query: np.ndarray,
+    y_query: np.ndarray,
+    X_db: np.ndarray,
+    y_db: np.ndarray,
+    k: int,
+) -> float:
+    """mAP@k of the asymmetric ranking (inner-product estimate) of a fitted quantizer."""
+    from .search import AsymmetricIndex
+
+    index = AsymmetricIndex(quantizer, "ip")
+    index.add(X_db)
+    _, I = index.search(X_query, k)
+    return float(mean_average_precision(I, y_query, y_db, k))
 
 
 def _fit(

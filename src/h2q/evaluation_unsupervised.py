@@ -10,7 +10,9 @@ product or squared L2) the binary search finds in its own top ``k``
   the L2-normalised *original* vectors (the cosine; :func:`h2q.search.rank_database` with
   features), then id;
 - ``rescored``: the Hamming top ``R`` (ties by id) re-ordered by the exact float score
-  (:func:`h2q.search.rescore`), the "binary quantization with rescoring" of vector databases.
+  (:func:`h2q.search.rescore`), the "binary quantization with rescoring" of vector databases;
+- ``asymmetric`` (with ``asymmetric=True``): the float query scored against the codes by
+  :class:`h2q.AsymmetricIndex` (RaBitQ's estimator, 1 bit per dimension, default options).
 
 :func:`baseline_quantizers` builds the side-by-side set: raw sign, centred sign, a seeded
 random rotation (:class:`RandomRotationQuantizer`), ITQ and H²Q.
@@ -29,10 +31,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ._validation import ArrayLike, check_embeddings, check_positive_int
-from .codes import encode_sign
 from .metrics import recall_at_k
 from .quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
-from .search import rank_database, rescore
+from .quantizers.random import RandomRotationQuantizer, random_orthogonal
+from .search import AsymmetricIndex, rank_database, rescore
 from .search.exact import exact_neighbors
 
 __all__ = [
@@ -58,62 +60,6 @@ UNSUPERVISED_METHODS: dict[str, str] = {
 _TIES = ("id", "float", "rescored")
 
 
-def random_orthogonal(n: int, seed: int) -> np.ndarray:
-    """A seeded random orthogonal (n, n) matrix: QR of a Gaussian, signs fixed (Haar)."""
-    n = check_positive_int(n, "n")
-    A = np.random.default_rng(seed).standard_normal((n, n))
-    Q, R = np.linalg.qr(A)
-    return Q * np.sign(np.diag(R))
-
-
-class RandomRotationQuantizer:
-    """Centre (and optionally PCA-project), apply a seeded random rotation, take signs.
-
-    The "random rotation" baseline: it spreads variance over the bits like ITQ and H²Q but
-    learns nothing from the data beyond the mean (and the PCA directions).
-
-    Parameters
-    ----------
-    n_bits : int, optional
-        Code length; defaults to the embedding width (smaller needs ``projection="pca"``).
-    projection : {None, "pca"}
-    random_state : int, default 0
-    """
-
-    def __init__(
-        self, n_bits: int | None = None, *, projection: str | None = None, random_state: int = 0
-    ) -> None:
-        self.n_bits = n_bits
-        self.projection = projection
-        self.random_state = random_state
-
-    def fit(self, X: ArrayLike, X_val: ArrayLike | None = None) -> RandomRotationQuantizer:
-        """Learn the mean (and projection); draw the rotation. ``X_val`` is ignored."""
-        self._base = SignQuantizer(
-            self.n_bits, center=True, projection=self.projection, rescale=False
-        ).fit(X)
-        self.n_bits_ = int(self._base.n_bits_)
-        self.n_features_in_ = int(self._base.n_features_in_)
-        self.rotation_ = random_orthogonal(self.n_bits_, self.random_state).astype(np.float32)
-        return self
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Centred (projected) and rotated embeddings, shape (n_samples, n_bits)."""
-        return np.asarray(self._base.transform(X)) @ self.rotation_.T
-
-    def encode(self, X: ArrayLike) -> np.ndarray:
-        """Packed sign codes, shape (n_samples, ceil(n_bits / 8)), dtype uint8."""
-        Z = np.asarray(self._base.transform(X))
-        return encode_sign(Z, rotation=self.rotation_.astype(Z.dtype))
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "n_bits": self.n_bits,
-            "projection": self.projection,
-            "random_state": self.random_state,
-        }
-
-
 def baseline_quantizers(
     n_bits: int | None = None,
     *,
@@ -133,7 +79,7 @@ def baseline_quantizers(
         "sign": lambda: SignQuantizer(n_bits, projection=projection),
         "centred-sign": lambda: SignQuantizer(n_bits, center=True, projection=projection),
         "random-rotation": lambda: RandomRotationQuantizer(
-            n_bits, projection=projection, random_state=seed
+            n_bits, center=True, projection=projection, rescale=False, random_state=seed
         ),
         "itq": lambda: ITQQuantizer(n_bits, center=True, projection=projection, random_state=seed),
         "h2q": lambda: HouseholderQuantizer(
@@ -180,10 +126,12 @@ class RecallResult:
     n_fit: int
     n_queries: int
     n_database: int
+    asymmetric: bool = False
 
     def columns(self) -> list[str]:
         """Keys of ``RecallRow.recall`` (``"R@10 ties by id"``, ...), in table order."""
-        return [_column(k, tie) for k in self.ks for tie in _TIES]
+        ties = (*_TIES, "asymmetric") if self.asymmetric else _TIES
+        return [_column(k, tie) for k in self.ks for tie in ties]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the settings and rows."""
@@ -191,6 +139,7 @@ class RecallResult:
             "metric": self.metric,
             "ks": list(self.ks),
             "rescore": self.rescore,
+            "asymmetric": self.asymmetric,
             "truth": f"exact float top-k by {_METRIC_NAMES[self.metric]}, ties by id",
             "n_fit": self.n_fit,
             "n_queries": self.n_queries,
@@ -200,10 +149,11 @@ class RecallResult:
 
 
 _METRIC_NAMES = {"ip": "inner product", "l2": "squared L2 distance"}
+_ASYMMETRIC_NOTE = "; asymmetric: the float query scored against the codes (RaBitQ's estimator)"
 
 
 def _column(k: int, tie: str) -> str:
-    return f"R@{k} rescored" if tie == "rescored" else f"R@{k} ties by {tie}"
+    return f"R@{k} {tie}" if tie in ("rescored", "asymmetric") else f"R@{k} ties by {tie}"
 
 
 def _headers(result: RecallResult) -> list[str]:
@@ -220,6 +170,7 @@ def evaluate_recall(
     ks: tuple[int, ...] = (10, 100),
     rescore_size: int = 100,
     metric: Literal["ip", "l2"] = "ip",
+    asymmetric: bool = False,
 ) -> RecallResult:
     """Fit each quantizer on ``X_fit`` and score recall@k of the exact float neighbours.
 
@@ -239,6 +190,9 @@ def evaluate_recall(
         Shortlist length ``R`` of the rescored column, ``>= max(ks)``; lowered to ``n_db``.
     metric : {"ip", "l2"}, default "ip"
         Score of the exact neighbours and of rescoring.
+    asymmetric : bool, default False
+        Add the ``R@k asymmetric`` columns: the float queries scored against the codes by
+        :class:`h2q.AsymmetricIndex` (same ``metric``, default options).
 
     Returns
     -------
@@ -275,15 +229,19 @@ def evaluate_recall(
             )[1],
         }
         ranked["rescored"] = rescore(ranked["id"][:, :R], X_query, X_db, ks[-1], metric)[1]
+        if asymmetric:
+            index = AsymmetricIndex(quantizer, metric)
+            index.add(X_db)
+            ranked["asymmetric"] = index.search(X_query, ks[-1])[1]
         recall = {
             _column(k, tie): recall_at_k(ranked[tie], k=k, true_neighbors=truth)
             for k in ks
-            for tie in _TIES
+            for tie in ranked
         }
         rows.append(
             RecallRow(str(name), type(quantizer).__name__, int(quantizer.n_bits_), fit_time, recall)
         )
-    return RecallResult(rows, ks, R, metric, len(X_fit), len(X_query), n_db)
+    return RecallResult(rows, ks, R, metric, len(X_fit), len(X_query), n_db, bool(asymmetric))
 
 
 def _same_width(X: ArrayLike, name: str, width: int) -> np.ndarray:
@@ -311,7 +269,9 @@ def render_recall_markdown(result: RecallResult, *, digits: int = 2) -> str:
     caption = (
         f"Recall@k of the exact float top-k by {_METRIC_NAMES[result.metric]}. Hamming ties by "
         f"database id, or by the cosine of the float vectors; rescored: the Hamming top "
-        f"{result.rescore} re-ordered by the exact float score. {result.n_queries} queries, "
+        f"{result.rescore} re-ordered by the exact float score"
+        + (_ASYMMETRIC_NOTE if result.asymmetric else "")
+        + f". {result.n_queries} queries, "
         f"{result.n_database} database items, quantizers fitted on {result.n_fit} items."
     )
     return "\n".join(lines) + "\n\n" + caption + "\n"

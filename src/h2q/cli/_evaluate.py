@@ -78,6 +78,12 @@ def add_parser(subparsers: Any) -> None:
         help="break Hamming ties by database id instead of the feature distance (faster)",
     )
     p.add_argument("--seed", type=int, default=0, help="random state (default: 0)")
+    p.add_argument(
+        "--no-asymmetric",
+        action="store_true",
+        help="skip the asymmetric columns (float queries scored against the codes by "
+        "RaBitQ's estimator, beside Hamming ranking)",
+    )
     u = p.add_argument_group(
         "unsupervised evaluation (a file without y_query/y_database, or --unsupervised)",
         "recall@10 and @100 of the exact float top-k for sign, centred sign, random "
@@ -214,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             tie_break=not args.no_tie_break,
             progress=bars,
             refit=refit,
+            asymmetric=_asymmetric_wanted(args),
         )
     finally:
         bars.close()
@@ -269,6 +276,7 @@ def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int
         folds["database"],
         rescore_size=args.rescore,
         metric=args.metric,
+        asymmetric=_asymmetric_wanted(args),
     )
     table = render_recall_markdown(result)
     print(table, end="")
@@ -390,6 +398,22 @@ def _write_files(out_dir: Path, files: dict[str, bytes], no_plot: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             (out_dir / _PLOT).unlink()
     print(f"wrote {', '.join(files)} -> {out_dir}")
+
+
+def _asymmetric_wanted(args: argparse.Namespace) -> bool:
+    """The asymmetric columns unless --no-asymmetric; skipped (with a note) without numba,
+    whose compiled kernels they need to run at a useful speed."""
+    from ..search._jit import numba_available
+
+    if args.no_asymmetric:
+        return False
+    if not numba_available():
+        print(
+            "note: the asymmetric columns need numba (pip install 'h2q[fast]'); skipped.",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _require_matplotlib() -> None:

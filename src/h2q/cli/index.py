@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from . import _asymmetric
 from ._args import STAGE2_THREADS, add_threads_option, positive_int
 from ._common import check_k_fits, load_codes, load_matrix
+from ._errors import UsageError
 from ._paths import add_force_option, check_outputs
 
 _THREADS_WHY = "one thread: the compiled scan is fastest alone on a busy machine"
@@ -40,7 +42,7 @@ def _add_build(subparsers: Any) -> None:
         description="Build an index over packed codes (a .npy from `h2q encode`) and save it "
         "to a .npz file.",
     )
-    p.add_argument("--codes", required=True, metavar="DB_CODES.npy")
+    p.add_argument("--codes", metavar="DB_CODES.npy", help="packed codes (Hamming scoring)")
     p.add_argument("--out", required=True, metavar="INDEX.npz")
     p.add_argument(
         "--method",
@@ -64,6 +66,14 @@ def _add_build(subparsers: Any) -> None:
         metavar="DB_FEATURES.npy",
         help="continuous features of the items, to re-rank Hamming ties at search time",
     )
+    p.add_argument(
+        "--scoring",
+        default="hamming",
+        choices=("hamming", "asymmetric"),
+        help="hamming: codes ranked by Hamming distance (default); asymmetric: float "
+        "queries scored against codes made from --vectors",
+    )
+    _asymmetric.add_build_options(p)
     add_force_option(p)
     add_threads_option(p, STAGE2_THREADS, _THREADS_WHY)
     p.set_defaults(func=_run_build)
@@ -78,7 +88,9 @@ def _add_search(subparsers: Any) -> None:
         "as faiss lays them out) to a .npz file.",
     )
     p.add_argument("--index", required=True, metavar="INDEX.npz")
-    p.add_argument("--queries", required=True, metavar="Q_CODES.npy")
+    p.add_argument(
+        "--queries", required=True, metavar="Q_CODES.npy", help="codes (float vectors: asymmetric)"
+    )
     p.add_argument("--out", required=True, metavar="RESULT.npz")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("-k", "--k", type=positive_int, help="neighbours per query")
@@ -93,6 +105,7 @@ def _add_search(subparsers: Any) -> None:
     p.add_argument("--query-vectors", metavar="Q_VECTORS.npy", help="float vectors (rescore)")
     p.add_argument("--database-vectors", metavar="DB_VECTORS.npy", help="float vectors (rescore)")
     p.add_argument("--metric", default="ip", choices=("ip", "l2"), help="rescore score")
+    _asymmetric.add_search_options(p)
     add_force_option(p)
     add_threads_option(p, STAGE2_THREADS, _THREADS_WHY)
     p.set_defaults(func=_run_search)
@@ -101,6 +114,12 @@ def _add_search(subparsers: Any) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from ..search import HammingIndex, MultiIndexHammingIndex
 
+    if args.scoring == "asymmetric":
+        inputs = [args.vectors, args.quantizer]
+        out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
+        return _asymmetric.build(args, out)
+    if args.codes is None:
+        raise UsageError("--codes DB_CODES.npy is required (or --scoring asymmetric --vectors).")
     inputs = [args.codes, args.features]
     out = check_outputs(inputs, {"--out": args.out}, force=args.force)["--out"]
     codes, features = load_codes(args.codes, "--codes")  # features: those `h2q encode` stored
@@ -126,9 +145,11 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _load_index(path: str) -> Any:
-    from ..search import HammingIndex, MultiIndexHammingIndex
+    from ..search import AsymmetricIndex, HammingIndex, MultiIndexHammingIndex
 
     kind = _io.read_kind(path)
+    if kind == "AsymmetricIndex":
+        return AsymmetricIndex.load(path)
     if kind == "MultiIndexHammingIndex":
         return MultiIndexHammingIndex.load(path)
     if kind == "HammingIndex":
@@ -144,6 +165,8 @@ def _run_search(args: argparse.Namespace) -> int:
         "--out"
     ]
     index = _load_index(args.index)
+    if type(index).__name__ == "AsymmetricIndex":
+        return _asymmetric.search(args, index, out)
     queries, stored_features = load_codes(args.queries, "--queries")
     start = time.perf_counter()
     if args.radius is not None:

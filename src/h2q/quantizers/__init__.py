@@ -1,8 +1,9 @@
-"""Stage-2 quantizers: H²Q, ITQ and the sign baseline, all with one estimator interface."""
+"""Stage-2 quantizers: H²Q, ITQ, random rotation and sign, with one estimator interface."""
 
 from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
+from .random import RandomRotationQuantizer
 from .registry import (
     LOSSES,
     QUANTIZERS,
@@ -19,6 +20,7 @@ __all__ = [
     "ITQQuantizer",
     "LOSSES",
     "QUANTIZERS",
+    "RandomRotationQuantizer",
     "SOLVERS",
     "SignQuantizer",
     "load_quantizer",

@@ -16,6 +16,7 @@ from .base import BaseQuantizer
 from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
 from .objectives import OBJECTIVES
+from .random import RandomRotationQuantizer
 from .sign import SignQuantizer
 
 #: Quantizer names (as the CLI and the grid spell them) -> classes; baselines first.
@@ -47,7 +48,8 @@ def make_quantizer(name: str, **params: Any) -> BaseQuantizer:
 
 def quantizer_class_for_kind(kind: str) -> type[BaseQuantizer] | None:
     """The class whose name a saved file records (``"HouseholderQuantizer"``), or None."""
-    return {cls.__name__: cls for cls in QUANTIZERS.values()}.get(kind)
+    classes = (*QUANTIZERS.values(), RandomRotationQuantizer)  # the baseline is loadable too
+    return {cls.__name__: cls for cls in classes}.get(kind)
 
 
 def load_quantizer(path: str | os.PathLike) -> BaseQuantizer:

@@ -46,6 +46,7 @@ from ._common import (
     resolve_backend,
 )
 from ._scan import Scan
+from .base import BaseIndex
 from .rescore import Metric, search_and_rescore
 
 __all__ = ["HammingIndex"]
@@ -56,7 +57,7 @@ _FILE_KIND = "HammingIndex"
 _FILE_VERSION = 1
 
 
-class HammingIndex:
+class HammingIndex(BaseIndex):
     """Exact (brute-force) Hamming index over packed binary codes.
 
     Parameters

@@ -44,6 +44,7 @@ from ._common import (
 from ._jit import numba_available
 from ._pad import PAD_DISTANCE, PAD_ID
 from ._scan import Scan, rerank
+from .base import BaseIndex
 from .rescore import Metric, search_and_rescore
 
 __all__ = ["MultiIndexHammingIndex"]
@@ -75,7 +76,7 @@ _SCAN_SHARE = 0.8
 _SAMPLE_BUDGET_SHARE = 0.5
 
 
-class MultiIndexHammingIndex:
+class MultiIndexHammingIndex(BaseIndex):
     """Exact Hamming k-NN and range search by multi-index hashing.
 
     Parameters
