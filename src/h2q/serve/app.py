@@ -46,7 +46,7 @@ class SearchRequest(BaseModel):
 
 class SearchRow(BaseModel):
     ids: list[int]
-    scores: list[float]
+    scores: list[int | float]
     labels: list[Any] | None = None
 
 

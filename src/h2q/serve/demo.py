@@ -39,7 +39,7 @@ def _fit_digits(out: Path, progress: bool) -> None:
     from ..experiments.config import get_config
     from ..experiments.grid import run_grid
 
-    config = get_config("quick", bits=(DEMO_BITS,), rows=DEMO_ROWS, name="serve-demo")
+    config = get_config("quick", bits=(DEMO_BITS,), rows=DEMO_ROWS)
     run_grid(config, out, device="cpu", progress=progress, threads=1)
 
 

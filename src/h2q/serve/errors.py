@@ -51,6 +51,11 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
         return f"the body is not valid JSON ({ctx.get('error', 'parse error')}); send a JSON object."
     if kind == "missing" and where == "the request body":
         return 'the request has no JSON body; send e.g. {"k": 10, "id": 0}.'
+    if where == "the request body" and kind in ("model_attributes_type", "dict_type"):
+        return (
+            "the body must be a JSON object sent with Content-Type: application/json, e.g. "
+            '{"k": 10, "id": 0}.'
+        )
     if kind == "extra_forbidden":
         return (
             f"unknown field {where!r}; the fields are k, index, id, ids, vector, vectors, code, "
