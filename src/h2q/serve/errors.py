@@ -85,6 +85,11 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Any, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "bad request"
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = (  # FastAPI's words for a body json cannot read (e.g. nested too deep)
+                "the body could not be read as JSON (nested too deep or not UTF-8); send a "
+                'flat JSON object such as {"k": 10, "id": 0}.'
+            )
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,8 @@ class ServerProcess:
         Arguments after ``serve`` (without ``--port``: a free port is picked).
     env : dict, optional
         Extra environment variables.
+    cwd : path-like, optional
+        Working folder of the server.
     startup_timeout : float
         Seconds to wait for the server to answer ``/healthz``.
 
@@ -57,9 +60,14 @@ class ServerProcess:
     """
 
     def __init__(
-        self, args: Sequence[str], env: dict[str, str] | None = None, startup_timeout: float = 300
+        self,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike | None = None,
+        startup_timeout: float = 300,
     ) -> None:
         self.args = [str(a) for a in args]
+        self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.startup_timeout = startup_timeout
         self.url = ""
@@ -71,7 +79,7 @@ class ServerProcess:
         """Start the server on ``port`` (0: a free one) and wait until it answers."""
         argv = [sys.executable, "-m", "h2q.cli.main", "serve", *self.args, "--port", str(port)]
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.cwd
         )
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout
