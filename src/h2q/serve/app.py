@@ -1,8 +1,8 @@
 """The FastAPI application: the JSON API, the page at ``/`` and its static files.
 
 ``create_app(catalog)`` builds the app over loaded indexes; nothing is loaded or written here.
-Every search goes through the :class:`~h2q.serve.batcher.Batcher` of its index (one search
-thread per index), so the event loop only parses, validates and answers.
+Every search goes through the service's :class:`~h2q.serve.batcher.Batcher` (one search
+thread for all indexes), so the event loop only parses, validates and answers.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _rows(catalog: Catalog, D: Any, I: Any) -> list[SearchRow]:
     ]
 
 
-def _add_api(app: FastAPI, catalog: Catalog) -> None:
+def _add_api(app: FastAPI, catalog: Catalog, batcher: Batcher) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         """Liveness: ``{"status": "ok"}`` once the indexes are loaded."""
@@ -117,8 +117,7 @@ def _add_api(app: FastAPI, catalog: Catalog) -> None:
         served = _pick_index(catalog, request.index)
         _check(request, served)
         queries = query_rows(served, request)
-        assert served.batcher is not None
-        D, I = await asyncio.wrap_future(served.batcher.submit(queries, request.k))
+        D, I = await asyncio.wrap_future(batcher.submit(served.search, queries, request.k))
         took = 1000 * (time.perf_counter() - start)
         return SearchResponse(
             index=served.name, scoring=served.scoring, results=_rows(catalog, D, I), took_ms=took
@@ -180,17 +179,18 @@ def create_app(
     fastapi.FastAPI
     """
 
+    batcher = Batcher(n_threads=n_threads)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        batcher.start()
         for served in catalog.indexes.values():
-            served.batcher = Batcher(served.search, n_threads=n_threads)
-            served.batcher.start()
+            # A first search compiles (or loads) the scan's kernels: before the first request.
+            await asyncio.wrap_future(batcher.submit(served.search, served.warmup_query(), 1))
         try:
             yield
         finally:
-            for served in catalog.indexes.values():
-                if served.batcher is not None:
-                    served.batcher.stop()
+            batcher.stop()
             if catalog.close is not None:
                 catalog.close()
 
@@ -201,7 +201,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    _add_api(app, catalog)
+    app.state.batcher = batcher
+    _add_api(app, catalog, batcher)
     _add_page(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

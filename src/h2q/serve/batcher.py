@@ -1,14 +1,14 @@
-"""One search thread per index that runs the queries waiting together in one call.
+"""One search thread for the whole service, which runs the queries waiting together.
 
-Requests arrive on the event loop's thread; each one's queries go to the :class:`Batcher` of
-its index, which runs every request waiting at that moment in one call of the index's search
-(the compiled scan reads the database once per block of queries, so eight waiting queries cost
-little more than one). The top ``K = max(k)`` of a batch is cut to each request's ``k``: the
-ranking is a total order (score, then id), so the first ``k`` of the top ``K`` are the top ``k``.
+Requests arrive on the event loop's thread; each one's queries go to the :class:`Batcher`,
+whose one thread runs every request waiting at that moment, one call per index (the compiled
+scan reads the database once per block of queries, so eight waiting queries cost little more
+than one). The top ``K = max(k)`` of a call is cut to each request's ``k``: the ranking is a
+total order (score, then id), so the first ``k`` of the top ``K`` are the top ``k``.
 
-One thread per index means the service never runs two scans at once: the scan's own threads
-(numba's, limited per call by :mod:`h2q._threads`) are the only parallelism, so the HTTP
-server's threads and the scan's never fight over the cores.
+One thread means the service never runs two scans at once: the scan's own threads (numba's,
+limited once for the thread's life by :func:`h2q._threads.thread_limit`) are the only
+parallelism, so the HTTP server's threads and the scan's never fight over the cores.
 """
 
 from __future__ import annotations
@@ -30,28 +30,30 @@ SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class _Job:
+    search: SearchFn
     queries: np.ndarray
     k: int
     future: Future
 
 
 class Batcher:
-    """Run ``search(queries, k) -> (D, I)`` in one thread, batching the waiting requests.
+    """Run ``search(queries, k) -> (D, I)`` calls in one thread, batching waiting requests.
 
     Parameters
     ----------
-    search : callable
-        ``search(queries, k)`` with ``queries`` of shape ``(n, ...)``; returns ``(D, I)`` of
-        shape ``(n, k)``, best first, ranked by a total order (ties by id).
     max_rows : int
-        Most query rows per call; a single request with more rows runs alone.
+        Most query rows taken from the queue at once; a single request with more rows runs
+        alone.
     n_threads : int, optional
-        Thread limit of the search calls (:func:`h2q._threads.thread_limit`), set in the
-        search thread.
+        Thread limit of the search thread (:func:`h2q._threads.thread_limit`).
+
+    Attributes
+    ----------
+    calls, rows : int
+        Search calls made and query rows they held (``rows / calls`` is the mean batch).
     """
 
-    def __init__(self, search: SearchFn, max_rows: int = 64, n_threads: int | None = None) -> None:
-        self._search = search
+    def __init__(self, max_rows: int = 64, n_threads: int | None = None) -> None:
         self._max_rows = max_rows
         self._n_threads = n_threads
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -79,10 +81,13 @@ class Batcher:
             if job is not None:
                 job.future.set_exception(RuntimeError("the search service is shutting down"))
 
-    def submit(self, queries: np.ndarray, k: int) -> Future:
-        """Queue ``queries`` (shape ``(n, ...)``); the future gives ``(D, I)`` of shape ``(n, k)``."""
+    def submit(self, search: SearchFn, queries: np.ndarray, k: int) -> Future:
+        """Queue ``search(queries, k)``; the future gives ``(D, I)`` of shape ``(n, k)``.
+
+        Requests with the same ``search`` (the same index) that wait together run as one call.
+        """
         future: Future = Future()
-        self._queue.put(_Job(queries, k, future))
+        self._queue.put(_Job(search, queries, k, future))
         return future
 
     def _take(self, first: _Job) -> tuple[list[_Job], bool]:
@@ -95,9 +100,6 @@ class Batcher:
                 break
             if job is None:
                 return jobs, True
-            if rows + len(job.queries) > self._max_rows:
-                self._queue.put(job)  # runs in the next call (order among requests is free)
-                break
             jobs.append(job)
             rows += len(job.queries)
         return jobs, False
@@ -110,14 +112,19 @@ class Batcher:
                 if first is None:
                     return
                 jobs, stop = self._take(first)
-                self._run_jobs(jobs)
+                groups: dict[SearchFn, list[_Job]] = {}
+                for job in jobs:  # bound methods of the same index compare equal
+                    groups.setdefault(job.search, []).append(job)
+                for group in groups.values():
+                    self._run_group(group)
 
-    def _run_jobs(self, jobs: list[_Job]) -> None:
+    def _run_group(self, jobs: list[_Job]) -> None:
+        """One search call for jobs of the same index; each future gets its rows."""
         k = max(job.k for job in jobs)
         try:
             parts = [job.queries for job in jobs]
             queries = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            D, I = self._search(queries, k)
+            D, I = jobs[0].search(queries, k)
         except Exception as exc:  # handed to each waiting request, which answers it
             for job in jobs:
                 job.future.set_exception(exc)

@@ -9,12 +9,11 @@ kinds are one mapping, :data:`INDEX_KINDS`; the asymmetric kind is imported only
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .batcher import Batcher
 from .items import ItemStore
 
 __all__ = ["INDEX_KINDS", "Catalog", "ServedIndex", "build_index"]
@@ -97,7 +96,6 @@ class ServedIndex:
     quantizer: Any = None
     vectors: np.ndarray | None = None
     description: str = ""
-    batcher: Batcher | None = field(default=None, repr=False)
 
     @property
     def ntotal(self) -> int:
@@ -117,6 +115,12 @@ class ServedIndex:
         if self.quantizer is None:
             return None
         return int(self.quantizer.n_features_in_)
+
+    def warmup_query(self) -> np.ndarray:
+        """One query row of the index's form (the first database item's code or vector)."""
+        rows = self.codes if self.takes_codes else self.vectors
+        assert rows is not None
+        return rows[:1]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Run the index's search directly (the batcher calls this)."""
