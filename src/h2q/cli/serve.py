@@ -8,8 +8,11 @@ socket opens; the server then answers until SIGTERM or Ctrl-C (a clean shutdown 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ._args import add_threads_option, positive_int
@@ -145,6 +148,23 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    with _quiet_after_shutdown():
+        uvicorn.Server(config).run(sockets=[sock])
     print("h2q serve: stopped", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_after_shutdown() -> Iterator[None]:
+    """Exit status 0 after a shutdown by SIGTERM or Ctrl-C.
+
+    Note: uvicorn shuts down cleanly on those signals, then raises the signal again to the
+    handler that was there before it started; that handler is this one, which ignores it.
+    """
+    signals = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda *_: None) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

@@ -27,7 +27,7 @@ def _hamming(kind: str, codes: np.ndarray, n_bits: int) -> Any:
     return index
 
 
-def _asymmetric(quantizer: Any, vectors: np.ndarray) -> Any:
+def _asymmetric_class() -> Any:
     try:
         from .. import AsymmetricIndex  # type: ignore[attr-defined]
     except ImportError:
@@ -35,7 +35,11 @@ def _asymmetric(quantizer: Any, vectors: np.ndarray) -> Any:
             "--index asymmetric needs h2q.AsymmetricIndex, which this version of h2q does not "
             "have; use --index flat or --index mih."
         ) from None
-    index = AsymmetricIndex(quantizer, metric="ip")
+    return AsymmetricIndex
+
+
+def _asymmetric(quantizer: Any, vectors: np.ndarray) -> Any:
+    index = _asymmetric_class()(quantizer, metric="ip")
     index.add(vectors)
     return index
 
@@ -55,6 +59,7 @@ def build_index(
     if kind not in INDEX_KINDS:
         raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
     if kind == "asymmetric":
+        _asymmetric_class()  # absent: say so first
         if vectors is None:
             raise ValueError(
                 "--index asymmetric scores float queries against the database vectors; pass "

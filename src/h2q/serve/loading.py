@@ -44,8 +44,12 @@ _ROW_TEXT = {
 def _read_codes(path: Path) -> np.ndarray:
     """Packed codes from a ``.npy`` or the ``codes`` of a ``.npz`` of ``h2q encode``."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            codes = data["codes"] if isinstance(data, np.lib.npyio.NpzFile) else np.asarray(data)
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                codes = data["codes"]
+        else:
+            codes = data
     except KeyError:
         raise FileFormatError(
             f"{path} has no 'codes' array; pass the file `h2q encode --out` wrote."
