@@ -98,8 +98,14 @@ def _rows(catalog: Catalog, D: Any, I: Any) -> list[SearchRow]:
 def _add_api(app: FastAPI, catalog: Catalog, batcher: Batcher) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        """Liveness: ``{"status": "ok"}`` once the indexes are loaded."""
-        return {"status": "ok", "indexes": len(catalog.indexes), "ntotal": catalog.ntotal}
+        """Liveness once the indexes are loaded, with the search thread's call and row counts."""
+        return {
+            "status": "ok",
+            "indexes": len(catalog.indexes),
+            "ntotal": catalog.ntotal,
+            "search_calls": batcher.calls,
+            "search_rows": batcher.rows,
+        }
 
     @app.get("/api/indexes")
     async def indexes() -> dict[str, Any]:
