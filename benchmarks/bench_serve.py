@@ -45,10 +45,12 @@ def make_files(workdir: Path, n: int, n_queries: int) -> tuple[Path, Path, np.nd
 
     rng = np.random.default_rng(0)
     quantizer = SignQuantizer(N_BITS).fit(rng.standard_normal((10_000, N_BITS), dtype=np.float32))
-    codes = np.concatenate([
-        quantizer.encode(rng.standard_normal((min(200_000, n - i), N_BITS), dtype=np.float32))
-        for i in range(0, n, 200_000)
-    ])
+    codes = np.concatenate(
+        [
+            quantizer.encode(rng.standard_normal((min(200_000, n - i), N_BITS), dtype=np.float32))
+            for i in range(0, n, 200_000)
+        ]
+    )
     queries = quantizer.encode(rng.standard_normal((n_queries, N_BITS), dtype=np.float32))
     q_path, db_path = workdir / "q.npz", workdir / "db.npy"
     quantizer.save(q_path)
@@ -122,9 +124,9 @@ async def _load(url: str, bodies: list[bytes], concurrency: int):
     answers: list[bytes | None] = [None] * len(bodies)
     order = iter(range(len(bodies)))
     start = time.perf_counter()
-    await asyncio.gather(*[
-        _client(host, int(port), bodies, order, lat, status, answers) for _ in range(concurrency)
-    ])
+    await asyncio.gather(
+        *[_client(host, int(port), bodies, order, lat, status, answers) for _ in range(concurrency)]
+    )
     return lat, status, answers, time.perf_counter() - start
 
 
@@ -168,8 +170,16 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     best = max(anchors.values(), key=lambda a: a["queries_per_s"])
     served = []
     for n_threads in args.server_threads:
-        server_args = ["--quantizer", q_path, "--database", db_path, "--index", "flat",
-                       "--threads", str(n_threads)]
+        server_args = [
+            "--quantizer",
+            q_path,
+            "--database",
+            db_path,
+            "--index",
+            "flat",
+            "--threads",
+            str(n_threads),
+        ]
         with ServerProcess(server_args, env={"PYTHONUNBUFFERED": "1"}) as server:
             for c in CONCURRENCY:
                 row = over_http(server.url, queries, expected, c)
@@ -179,8 +189,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 served.append(row)
                 print(json.dumps(row), flush=True)
     return {
-        "config": {"n_db": args.n, "n_bits": N_BITS, "k": K, "requests": args.requests,
-                   "concurrency": list(CONCURRENCY), "index": "flat"},
+        "config": {
+            "n_db": args.n,
+            "n_bits": N_BITS,
+            "k": K,
+            "requests": args.requests,
+            "concurrency": list(CONCURRENCY),
+            "index": "flat",
+        },
         "in_process": [anchors[n] for n in (1, 2)],
         "served": served,
     }
@@ -211,7 +227,7 @@ def table(record: dict[str, Any]) -> str:
         )
     lines.append(
         "\nLatency is what the client saw (send to last byte). The client runs on the same "
-        "cores as the server. \"wrong\" counts answers whose ids differ from the in-process "
+        'cores as the server. "wrong" counts answers whose ids differ from the in-process '
         "search of the same query."
     )
     return "\n".join(lines) + "\n"

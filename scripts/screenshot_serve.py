@@ -31,8 +31,9 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(["--demo"], cwd=tmp) as server:
-        with headless_chromium(Path(tmp) / "profile", args.chromium, args.chromedriver,
-                               size=(1200, 900)) as driver:
+        with headless_chromium(
+            Path(tmp) / "profile", args.chromium, args.chromedriver, size=(1200, 900)
+        ) as driver:
             run_query(driver, server.url, args.item, args.k)
             driver.execute_script(
                 "return Promise.all([...document.images].map(i => i.decode().catch(() => 0)))"

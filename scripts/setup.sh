@@ -4,7 +4,8 @@
 #
 #   bash scripts/setup.sh          # the extras of the main job (h2q reproduce) and Fashion-MNIST
 #   bash scripts/setup.sh --test   # every extra (h2q[test] = h2q[all] + test tools), Fashion-MNIST,
-#                                  # WordNet (text extra) and Java (spark extra)
+#                                  # WordNet (text extra), Java (spark extra) and headless
+#                                  # Chromium (the page test of h2q serve)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +60,9 @@ if [ -n "$everything" ]; then
     # Spark (the spark extra) runs on a JVM: Java 17 or later.
     need_debian "$(command -v java || echo /nonexistent/java)" openjdk-17-jre-headless \
         "Java for Spark"
+    # The page test of `h2q serve` drives Debian's Chromium through its WebDriver (selenium,
+    # in the test extra); nothing downloads a browser.
+    need_debian /usr/bin/chromium chromium "Chromium (headless browser test)"
+    need_debian /usr/bin/chromedriver chromium-driver "Chromium's WebDriver"
 fi
 echo "setup: done ($(.venv/bin/python -c 'import h2q, torch; print("h2q", h2q.__version__, "torch", torch.__version__)'))"

@@ -49,8 +49,9 @@ def test_a_folder_that_is_neither_run_nor_results(run, tmp_path):
 
 
 def test_codes_of_another_width_than_the_quantizer(run, files):
-    status, _, err = run("serve", "--quantizer", files / "q.npz", "--database", files / "wide.npy",
-                         "--port", "0")
+    status, _, err = run(
+        "serve", "--quantizer", files / "q.npz", "--database", files / "wide.npy", "--port", "0"
+    )
     assert status == 2 and "makes 16-bit codes; pass the codes it encoded." in err
 
 
@@ -59,8 +60,15 @@ def test_a_port_in_use(run, files):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        status, _, err = run("serve", "--quantizer", files / "q.npz", "--database",
-                             files / "codes.npy", "--port", port)
+        status, _, err = run(
+            "serve",
+            "--quantizer",
+            files / "q.npz",
+            "--database",
+            files / "codes.npy",
+            "--port",
+            port,
+        )
     assert status == 2 and f"cannot listen on 127.0.0.1:{port}" in err
 
 
@@ -69,6 +77,15 @@ def test_asymmetric_without_the_index_class_says_so(run, files):
 
     if hasattr(h2q, "AsymmetricIndex"):
         pytest.skip("this h2q has AsymmetricIndex; the error path does not exist")
-    status, _, err = run("serve", "--quantizer", files / "q.npz", "--database",
-                         files / "codes.npy", "--index", "asymmetric", "--port", "0")
+    status, _, err = run(
+        "serve",
+        "--quantizer",
+        files / "q.npz",
+        "--database",
+        files / "codes.npy",
+        "--index",
+        "asymmetric",
+        "--port",
+        "0",
+    )
     assert status == 2 and "--index asymmetric needs h2q.AsymmetricIndex" in err

@@ -85,6 +85,7 @@ def test_a_nested_block_with_the_limit_in_force_is_free(monkeypatch):
             with thread_limit(None):
                 assert torch.get_num_threads() == 1
         assert calls == [1]
+
         def elsewhere():
             with thread_limit(2):
                 pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +29,31 @@ def served_files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("served")
     X_train, y_train = _clustered(rng, 400)
     X_db, y_db = _clustered(rng, N_DB)
-    save_embeddings(root / "embeddings.npz", train=X_train, y_train=y_train, database=X_db,
-                    y_database=y_db)
+    save_embeddings(
+        root / "embeddings.npz", train=X_train, y_train=y_train, database=X_db, y_database=y_db
+    )
     q = ITQQuantizer(N_FEATURES, max_iter=20, random_state=0).fit(X_train)
     q.save(root / "q.npz")
     np.savez(root / "db.npz", codes=q.encode(X_db))
-    return {"root": root, "quantizer": root / "q.npz", "database": root / "db.npz",
-            "embeddings": root / "embeddings.npz"}
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {
+        "root": root,
+        "quantizer": root / "q.npz",
+        "database": root / "db.npz",
+        "embeddings": root / "embeddings.npz",
+    }
 
 
 def files_args(files: dict[str, Path]) -> list[str]:
-    return ["--quantizer", str(files["quantizer"]), "--database", str(files["database"]),
-            "--embeddings", str(files["embeddings"]), "--threads", "1"]
+    return [
+        "--quantizer",
+        str(files["quantizer"]),
+        "--database",
+        str(files["database"]),
+        "--embeddings",
+        str(files["embeddings"]),
+        "--threads",
+        "1",
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,7 @@ def reference(served_files):
             out.append((d[order].tolist(), order.tolist()))
         return out
 
-    return {"q": q, "codes": codes, "X": emb["database"], "y": emb["y_database"],
-            "search": search}
+    return {"q": q, "codes": codes, "X": emb["database"], "y": emb["y_database"], "search": search}
 
 
 def test_healthz_and_indexes(files_server):
@@ -46,9 +45,15 @@ def test_healthz_and_indexes(files_server):
     assert status == 200 and json.loads(body)["ntotal"] == N_DB
     info = json.loads(_get(files_server.url + "/api/indexes")[2])
     (index,) = info["indexes"]
-    assert index == {"name": "q", "kind": "flat", "n_bits": 32, "ntotal": N_DB,
-                     "scoring": "hamming", "n_features": N_FEATURES,
-                     "description": "ITQQuantizer"}
+    assert index == {
+        "name": "q",
+        "kind": "flat",
+        "n_bits": 32,
+        "ntotal": N_DB,
+        "scoring": "hamming",
+        "n_features": N_FEATURES,
+        "description": "ITQQuantizer",
+    }
     assert info["items"] == {"kind": None, "labels": True}
 
 
@@ -91,7 +96,9 @@ def test_k_equal_to_ntotal_is_served_and_above_is_refused(files_server):
     assert status == 200 and sorted(body["results"][0]["ids"]) == list(range(N_DB))
     status, body = post_json(url, {"id": 0, "k": N_DB + 1})
     assert status == 422
-    assert body["detail"] == f"k={N_DB + 1} exceeds the {N_DB} items in the index; pass k <= {N_DB}."
+    assert (
+        body["detail"] == f"k={N_DB + 1} exceeds the {N_DB} items in the index; pass k <= {N_DB}."
+    )
 
 
 def test_item_description(files_server, reference):
@@ -110,9 +117,9 @@ def test_concurrent_requests_all_succeed_and_match(files_server, reference):
         return post_json(url, {"id": pair[0], "k": pair[1]})
 
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(one, zip(items, ks)))
+        answers = list(pool.map(one, zip(items, ks, strict=False)))
     assert [s for s, _ in answers] == [200] * len(items)
-    for (item, k), (_, body) in zip(zip(items, ks), answers):
+    for (item, k), (_, body) in zip(zip(items, ks, strict=False), answers, strict=False):
         D, I = reference["search"](reference["codes"][[item]], k)[0]
         assert body["results"][0]["ids"] == I and body["results"][0]["scores"] == D
 

@@ -35,10 +35,10 @@ def test_waiting_requests_run_together_and_each_gets_its_own_top_k():
         queries = [rng.integers(0, 256, (1 + i % 3, 8), dtype=np.uint8) for i in range(12)]
         ks = [1, 5, 10, 17, 2, 40, 3, 9, 8, 1, 30, 12]
         searches = [index.search if i % 4 else other.search for i in range(12)]
-        futures = [batcher.submit(s, q, k) for s, q, k in zip(searches, queries, ks)]
+        futures = [batcher.submit(s, q, k) for s, q, k in zip(searches, queries, ks, strict=False)]
         gate.set()
         first.result(10)
-        for s, q, k, f in zip(searches, queries, ks, futures):
+        for s, q, k, f in zip(searches, queries, ks, futures, strict=False):
             D, I = f.result(10)
             D_ref, I_ref = s(q, k)  # the same search alone, with its own k
             np.testing.assert_array_equal(I, I_ref)
@@ -62,8 +62,9 @@ def test_an_error_goes_to_each_waiting_request_and_the_thread_goes_on():
         else:
             raise AssertionError("a bad query must fail")
         q = rng.integers(0, 256, (2, 8), dtype=np.uint8)
-        np.testing.assert_array_equal(batcher.submit(index.search, q, 4).result(10)[1],
-                                      index.search(q, 4)[1])
+        np.testing.assert_array_equal(
+            batcher.submit(index.search, q, 4).result(10)[1], index.search(q, 4)[1]
+        )
     finally:
         batcher.stop()
 

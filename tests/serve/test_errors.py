@@ -39,18 +39,33 @@ FUZZ = [
     ("POST", "/api/search", J({"ids": []}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"ids": [1, 2, 1]}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"ids": [3, -3]}).encode(), "application/json", 404),
-    ("POST", "/api/search", J({"ids": list(range(N_DB))[:5] * 0 + [0] * 2000}).encode(),
-     "application/json", 422),
+    (
+        "POST",
+        "/api/search",
+        J({"ids": list(range(N_DB))[:5] * 0 + [0] * 2000}).encode(),
+        "application/json",
+        422,
+    ),
     ("POST", "/api/search", J({"vector": [1.0, 2.0, 3.0]}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"vector": []}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"vector": ["a"] * D}).encode(), "application/json", 422),
     ("POST", "/api/search", b'{"vector": [NaN' + b", 0" * (D - 1) + b"]}", "application/json", 422),
-    ("POST", "/api/search", b'{"vector": [Infinity' + b", 0" * (D - 1) + b"]}",
-     "application/json", 422),
+    (
+        "POST",
+        "/api/search",
+        b'{"vector": [Infinity' + b", 0" * (D - 1) + b"]}",
+        "application/json",
+        422,
+    ),
     ("POST", "/api/search", J({"vector": [1e308] * D}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"vector": 3}).encode(), "application/json", 422),
-    ("POST", "/api/search", J({"vectors": [[0.0] * D, [0.0] * (D - 1)]}).encode(),
-     "application/json", 422),
+    (
+        "POST",
+        "/api/search",
+        J({"vectors": [[0.0] * D, [0.0] * (D - 1)]}).encode(),
+        "application/json",
+        422,
+    ),
     ("POST", "/api/search", J({"vectors": []}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"vectors": [[0.0] * D] * 2000}).encode(), "application/json", 422),
     ("POST", "/api/search", J({"code": "zz"}).encode(), "application/json", 422),
@@ -77,8 +92,15 @@ FUZZ = [
 ]
 
 
-def _request(url: str, method: str, path: str, body: bytes | None, ctype: str | None, *,
-             chunked: bool = False):
+def _request(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    ctype: str | None,
+    *,
+    chunked: bool = False,
+):
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     headers = {} if ctype is None else {"Content-Type": ctype}
@@ -124,8 +146,10 @@ def test_malformed_request_gets_a_4xx_json_error(files_server, case):
 def test_chunked_body_over_the_limit_is_refused(files_server):
     """No Content-Length: the limit counts the bytes as they arrive."""
     body = b'{"vector": [' + b"0.0, " * 400_000 + b"0.0]}"
-    _check_answer(*_request(files_server.url, "POST", "/api/search", body, "application/json",
-                            chunked=True), 413)
+    _check_answer(
+        *_request(files_server.url, "POST", "/api/search", body, "application/json", chunked=True),
+        413,
+    )
 
 
 def test_messages_name_the_problem(files_server):

@@ -21,8 +21,14 @@ def _answers(url, items):
 
 @pytest.mark.slow
 def test_kill_9_under_load_then_restart_gives_the_same_results(served_files):
-    args = ["--quantizer", served_files["quantizer"], "--database", served_files["database"],
-            "--embeddings", served_files["embeddings"]]
+    args = [
+        "--quantizer",
+        served_files["quantizer"],
+        "--database",
+        served_files["database"],
+        "--embeddings",
+        served_files["embeddings"],
+    ]
     before_files = _hashes(served_files["root"])
     items = list(range(0, 600, 37))
     server = ServerProcess(args).start()

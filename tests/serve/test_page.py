@@ -79,8 +79,10 @@ def test_page_frames_results_of_another_class(demo_server, browser):
         name = row.get_attribute("data-index")
         body = post_json(demo_server.url + "/api/search", {"index": name, "id": item, "k": k})[1]
         labels = body["results"][0]["labels"]
-        framed = ["other" in c.get_attribute("class").split()
-                  for c in row.find_elements(By.CSS_SELECTOR, ".result")]
+        framed = [
+            "other" in c.get_attribute("class").split()
+            for c in row.find_elements(By.CSS_SELECTOR, ".result")
+        ]
         assert framed == [lab != labels[0] for lab in labels]
         precision = sum(lab == labels[0] for lab in labels) / k
         assert f"precision@{k} {precision:.2f}" in row.text

@@ -68,9 +68,7 @@ def _pick_index(catalog: Catalog, name: str | None) -> ServedIndex:
         )
     served = catalog.indexes.get(name)
     if served is None:
-        raise ApiError(
-            404, f"unknown index {name!r}; choose one of {', '.join(catalog.indexes)}."
-        )
+        raise ApiError(404, f"unknown index {name!r}; choose one of {', '.join(catalog.indexes)}.")
     return served
 
 
@@ -91,7 +89,7 @@ def _check(request: SearchRequest, served: ServedIndex) -> None:
 def _rows(catalog: Catalog, D: Any, I: Any) -> list[SearchRow]:
     return [
         SearchRow(ids=i.tolist(), scores=d.tolist(), labels=catalog.items.labels_of(i))
-        for d, i in zip(D, I)
+        for d, i in zip(D, I, strict=False)
     ]
 
 
@@ -212,5 +210,3 @@ def create_app(
     _add_page(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
-
-

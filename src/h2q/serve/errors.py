@@ -48,7 +48,9 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     where = _where(tuple(err.get("loc", ())))
     if kind == "json_invalid":
         ctx = err.get("ctx", {})
-        return f"the body is not valid JSON ({ctx.get('error', 'parse error')}); send a JSON object."
+        return (
+            f"the body is not valid JSON ({ctx.get('error', 'parse error')}); send a JSON object."
+        )
     if kind == "missing" and where == "the request body":
         return 'the request has no JSON body; send e.g. {"k": 10, "id": 0}.'
     if where == "the request body" and kind in ("model_attributes_type", "dict_type"):

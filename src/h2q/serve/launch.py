@@ -79,7 +79,12 @@ class ServerProcess:
         """Start the server on ``port`` (0: a free one) and wait until it answers."""
         argv = [sys.executable, "-m", "h2q.cli.main", "serve", *self.args, "--port", str(port)]
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.cwd
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
         )
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout

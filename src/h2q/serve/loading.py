@@ -255,12 +255,16 @@ def load_folder(path: str | os.PathLike, **options: Any) -> Catalog:
     if (folder / "grid.json").is_file():
         return load_results(folder, **options)
     if (folder / "embeddings.npz").is_file():
-        extra = {k: v for k, v in options.items() if v is not None and k in ("method", "bits", "seed")}
+        extra = {
+            k: v for k, v in options.items() if v is not None and k in ("method", "bits", "seed")
+        }
         if extra:
             raise ValueError(
                 f"--{next(iter(extra))} picks a run of a results folder; {folder} is one run."
             )
-        return load_run(folder, kind=options.get("kind", "flat"), data_root=options.get("data_root"))
+        return load_run(
+            folder, kind=options.get("kind", "flat"), data_root=options.get("data_root")
+        )
     raise FileNotFoundError(
         f"{folder} holds neither grid.json (a `h2q reproduce` folder) nor embeddings.npz (a "
         "`h2q train` run); pass one of those."
