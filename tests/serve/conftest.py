@@ -66,11 +66,20 @@ def files_server(served_files):
 
 
 @pytest.fixture(scope="session")
-def demo_server(tmp_path_factory):
-    """``h2q serve --demo`` with its digits run in a temporary cache (three indexes, images)."""
-    from h2q.serve.launch import ServerProcess
+def demo_cache(tmp_path_factory) -> Path:
+    """The demo's digits run, fitted once in this process (what ``--demo`` does first)."""
+    from h2q.serve.demo import _fit_digits
 
     cache = tmp_path_factory.mktemp("demo-cache")
+    _fit_digits(cache / "serve-demo", progress=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_cache, tmp_path_factory):
+    """``h2q serve --demo`` over that digits run (three indexes, images)."""
+    from h2q.serve.launch import ServerProcess
+
     cwd = tmp_path_factory.mktemp("demo-cwd")  # no ./results there: the digits run is used
-    with ServerProcess(["--demo"], env={"H2Q_CACHE_DIR": str(cache)}, cwd=cwd) as server:
+    with ServerProcess(["--demo"], env={"H2Q_CACHE_DIR": str(demo_cache)}, cwd=cwd) as server:
         yield server

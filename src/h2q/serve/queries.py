@@ -25,16 +25,17 @@ def _ids(ids: list[int], ntotal: int) -> np.ndarray:
         raise ApiError(422, "ids is empty; pass at least one database id.")
     if len(ids) > MAX_QUERIES:
         raise ApiError(422, f"{len(ids)} ids in one request; pass at most {MAX_QUERIES}.")
-    arr = np.asarray(ids, dtype=object)
     bad = [i for i in ids if i < 0 or i >= ntotal]
     if bad:
         raise ApiError(
             404, f"unknown id {bad[0]}: the index holds ids 0 to {ntotal - 1}; pass one of those."
         )
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ApiError(422, f"id {dup} appears twice in ids; pass each id once.")
-    return arr.astype(np.int64)
+    seen: set[int] = set()
+    for i in ids:
+        if i in seen:
+            raise ApiError(422, f"id {i} appears twice in ids; pass each id once.")
+        seen.add(i)
+    return np.asarray(ids, dtype=np.int64)
 
 
 def _vectors(served: ServedIndex, rows: list[list[float]]) -> np.ndarray:
