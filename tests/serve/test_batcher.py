@@ -77,3 +77,34 @@ def test_requests_after_stop_are_refused_not_left_waiting():
     future = batcher.submit(index.search, rng.integers(0, 256, (1, 8), dtype=np.uint8), 1)
     batcher.stop()
     assert isinstance(future.exception(1), RuntimeError)
+
+
+def test_searches_and_encodes_apply_the_thread_limit_once(served_files, monkeypatch):
+    """Under the command's limit (as `h2q serve --threads 1` runs), the search thread sets the
+    limit once; encoding and scanning in it then never re-apply it (milliseconds each)."""
+    from h2q import _threads
+    from h2q.serve import load_files
+
+    monkeypatch.delenv(_threads.ENV_VAR, raising=False)
+    catalog = load_files(served_files["quantizer"], served_files["database"])
+    (served,) = catalog.indexes.values()
+    X = np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
+    calls = []
+    real = _threads._limited
+
+    def counting(n):
+        calls.append(n)
+        return real(n)
+
+    expected = served.search(served.quantizer.encode(X), 4)[1]
+    monkeypatch.setattr(_threads, "_limited", counting)
+    with _threads.thread_limit(1):  # the CLI's block around the whole command
+        batcher = Batcher(n_threads=1)
+        batcher.start()
+        try:
+            for _ in range(5):
+                D, I = batcher.submit(served.search_vectors, X, 4).result(30)
+                np.testing.assert_array_equal(I, expected)
+        finally:
+            batcher.stop()
+    assert calls == [1, 1]  # the command's block and the search thread's, nothing per search

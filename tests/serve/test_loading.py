@@ -26,7 +26,8 @@ def test_files_serve_the_exact_ranking(served_files, kind):
     (served,) = catalog.indexes.values()
     assert served.kind == kind and served.ntotal == 600
     for item in (0, 17, 599):
-        queries = query_rows(served, SearchRequest(id=item, k=12))
+        queries, encode = query_rows(served, SearchRequest(id=item, k=12))
+        assert not encode
         D, I = served.search(queries, 12)
         D_ref, I_ref = _popcount_topk(served.codes, served.codes[item], 12)
         np.testing.assert_array_equal(I[0], I_ref)
@@ -138,10 +139,10 @@ def test_asymmetric_kind_plugs_in_the_index_class(served_files, monkeypatch):
     (served,) = catalog.indexes.values()
     assert served.scoring == "asymmetric-ip" and not served.takes_codes
     X = np.load(served_files["embeddings"])["database"]
-    q = query_rows(served, SearchRequest(vector=X[5].tolist(), k=3))
-    assert q.dtype == np.float32 and q.shape == (1, X.shape[1])  # floats, not codes
+    q, encode = query_rows(served, SearchRequest(vector=X[5].tolist(), k=3))
+    assert not encode and q.dtype == np.float32 and q.shape == (1, X.shape[1])  # floats
     S, I = served.search(q, 3)
     np.testing.assert_array_equal(I[0], np.argsort(-(X @ X[5]), kind="stable")[:3])
-    np.testing.assert_array_equal(query_rows(served, SearchRequest(id=5)), X[[5]])
+    np.testing.assert_array_equal(query_rows(served, SearchRequest(id=5))[0], X[[5]])
     with pytest.raises(ApiError, match="scores float queries; pass vector or id"):
         query_rows(served, SearchRequest(code="00" * 4))

@@ -123,8 +123,9 @@ def _add_api(app: FastAPI, catalog: Catalog, batcher: Batcher) -> None:
         start = time.perf_counter()
         served = _pick_index(catalog, request.index)
         _check(request, served)
-        queries = query_rows(served, request)
-        D, I = await asyncio.wrap_future(batcher.submit(served.search, queries, request.k))
+        queries, encode = query_rows(served, request)
+        search = served.search_vectors if encode else served.search
+        D, I = await asyncio.wrap_future(batcher.submit(search, queries, request.k))
         rows = _rows(catalog, D, I)
         took = 1000 * (time.perf_counter() - start)
         return JSONResponse(

@@ -128,8 +128,16 @@ class ServedIndex:
         return rows[:1]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Run the index's search directly (the batcher calls this)."""
+        """Run the index's search on queries in its own form (the batcher calls this)."""
         return self.index.search(queries, k)
+
+    def search_vectors(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Encode float vectors with the quantizer, then search (a Hamming index).
+
+        Note: the batcher calls this in its thread, so the quantizer's thread limit is set
+        where the scan's already is, and the event loop does no torch work.
+        """
+        return self.index.search(self.quantizer.encode(X), k)
 
     def describe(self) -> dict[str, Any]:
         """The entry of ``GET /api/indexes``."""

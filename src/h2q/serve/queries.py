@@ -90,15 +90,14 @@ def _code(served: ServedIndex, text: str) -> np.ndarray:
     return code
 
 
-def _encode(served: ServedIndex, X: np.ndarray) -> np.ndarray:
-    """Vectors in the index's query form: codes for a Hamming index, floats otherwise."""
-    if served.takes_codes:
-        return served.quantizer.encode(X)
-    return X
+def query_rows(served: ServedIndex, request: Any) -> tuple[np.ndarray, bool]:
+    """The query rows of ``request`` for ``served``, and whether they still need encoding.
 
-
-def query_rows(served: ServedIndex, request: Any) -> np.ndarray:
-    """The query rows of ``request`` for ``served`` (codes or float vectors, shape (n, ...))."""
+    Returns ``(rows, encode)``: rows of shape ``(n, ...)`` in the index's own query form
+    (codes for a Hamming index, float vectors for an asymmetric one) with ``encode=False``,
+    or float vectors a Hamming index must encode first (``encode=True``; the search thread
+    does it, see :meth:`ServedIndex.search_vectors`).
+    """
     if request.text is not None:
         raise ApiError(
             422,
@@ -107,10 +106,10 @@ def query_rows(served: ServedIndex, request: Any) -> np.ndarray:
         )
     if request.id is not None or request.ids is not None:
         ids = _ids([request.id] if request.id is not None else request.ids, served.ntotal)
-        if served.takes_codes:
-            return served.codes[ids]
-        return served.vectors[ids]
+        rows = served.codes if served.takes_codes else served.vectors
+        assert rows is not None
+        return rows[ids], False
     if request.code is not None:
-        return _code(served, request.code)
-    rows = [request.vector] if request.vector is not None else request.vectors
-    return _encode(served, _vectors(served, rows))
+        return _code(served, request.code), False
+    vectors = [request.vector] if request.vector is not None else request.vectors
+    return _vectors(served, vectors), served.takes_codes
