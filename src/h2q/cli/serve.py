@@ -18,7 +18,10 @@ from typing import Any
 from ._args import add_threads_option, positive_int
 from ._errors import UsageError
 
-_THREADS_WHY = "one search thread per index, measured fastest on 2 cores (docs/serving.md)"
+_THREADS_WHY = (
+    "one search thread serves every index; 1 thread measured fastest on a busy 2-core machine "
+    "(benchmarks/results/bench_serve.md)"
+)
 _INDEX_KINDS = ("flat", "mih", "asymmetric")
 
 
@@ -47,7 +50,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--embeddings", metavar="EMB.npz", help="a run's embeddings.npz (labels, pictures)"
     )
-    p.add_argument("--index", default="flat", choices=_INDEX_KINDS, help="default: flat")
+    p.add_argument(
+        "--index",
+        default="flat",
+        choices=_INDEX_KINDS,
+        help="flat: exact scan (default); mih: exact multi-index hashing (faster on clustered "
+        "codes); asymmetric: float queries scored against the codes (needs h2q.AsymmetricIndex)",
+    )
     p.add_argument("--method", help="results folder: the stage-1 method (default: the first)")
     p.add_argument("--bits", type=positive_int, help="results folder: code length (default: max)")
     p.add_argument("--seed", type=int, help="results folder: seed (default: the first)")

@@ -102,6 +102,11 @@ class ServedIndex:
     vectors: np.ndarray | None = None
     description: str = ""
 
+    def __post_init__(self) -> None:
+        for array in (self.codes, self.vectors):  # served read-only
+            if array is not None:
+                array.flags.writeable = False
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
