@@ -146,3 +146,25 @@ def test_asymmetric_kind_plugs_in_the_index_class(served_files, monkeypatch):
     np.testing.assert_array_equal(query_rows(served, SearchRequest(id=5))[0], X[[5]])
     with pytest.raises(ApiError, match="scores float queries; pass vector or id"):
         query_rows(served, SearchRequest(code="00" * 4))
+
+
+def test_demo_serves_the_main_jobs_results_when_present(demo_cache, tmp_path):
+    from h2q.serve import demo_catalog
+
+    catalog = demo_catalog(results=demo_cache / "serve-demo", cache=tmp_path / "digits")
+    assert list(catalog.indexes) == ["lambda0", "itq", "h2q-l2"]
+    assert not (tmp_path / "digits").exists()  # no digits run was needed
+
+
+def test_demo_falls_back_to_digits_without_usable_results(demo_cache, tmp_path):
+    import shutil
+
+    from h2q.serve import demo_catalog
+
+    kept = tmp_path / "results"  # the kept tables of a reproduction, without its runs
+    kept.mkdir()
+    shutil.copy(demo_cache / "serve-demo" / "grid.json", kept / "grid.json")
+    digits = tmp_path / "digits"
+    shutil.copytree(demo_cache / "serve-demo", digits)  # a finished digits run: reused
+    catalog = demo_catalog(results=kept, cache=digits)
+    assert catalog.items.dataset.name == "digits" and catalog.ntotal == 397
