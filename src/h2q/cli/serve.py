@@ -19,8 +19,8 @@ from ._args import add_threads_option, positive_int
 from ._errors import UsageError
 
 _THREADS_WHY = (
-    "one search thread serves every index; 1 thread measured fastest on a busy 2-core machine "
-    "(benchmarks/results/bench_serve.md)"
+    "one search thread serves every index; 1 thread was faster than 2 at concurrency 1 and 8 "
+    "on a busy 2-core machine (benchmarks/results/bench_serve.md)"
 )
 _INDEX_KINDS = ("flat", "mih", "asymmetric")
 
