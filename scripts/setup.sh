@@ -4,7 +4,8 @@
 #
 #   bash scripts/setup.sh          # the extras of the main job (h2q reproduce) and Fashion-MNIST
 #   bash scripts/setup.sh --test   # every extra (h2q[test] = h2q[all] + test and docs tools),
-#                                  # Fashion-MNIST, WordNet (text extra) and Java (spark extra)
+#                                  # Fashion-MNIST, WordNet (text extra), Java (spark extra) and
+#                                  # headless Chromium with its driver (the page test of h2q serve)
 #   bash scripts/setup.sh [--test] --check-system   # only check the Debian packages
 #
 # Run as root, it installs missing Debian packages with apt-get. Otherwise it installs what
@@ -73,6 +74,10 @@ system_packages() {
             fi
             need_debian /nonexistent/java "$(java_package)" "Java for Spark"
         fi
+        # The page test of `h2q serve` drives Debian's Chromium through its WebDriver (selenium,
+        # in the test extra); nothing downloads a browser.
+        need_debian /usr/bin/chromium chromium "Chromium (headless browser test)"
+        need_debian /usr/bin/chromedriver chromium-driver "Chromium's WebDriver"
     fi
 }
 

@@ -13,7 +13,7 @@ def test_import_loads_no_optional_dependency():
     code = (
         "import sys, h2q, h2q.losses, h2q.data, h2q.training, h2q.experiments, h2q.cli.main;"
         "heavy = ('faiss', 'matplotlib', 'sklearn', 'PIL', 'pytorch_metric_learning',"
-        " 'efficientnet_lite_pytorch', 'torchvision');"
+        " 'efficientnet_lite_pytorch', 'torchvision', 'fastapi', 'uvicorn', 'starlette');"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -62,3 +62,37 @@ def test_numba_imported_inside_a_limit_is_limited_by_the_next_block(monkeypatch)
         with thread_limit(None):  # ... and limits itself
             assert numba.get_num_threads() == 1
             assert torch.get_num_threads() == 1
+
+
+def test_a_nested_block_with_the_limit_in_force_is_free(monkeypatch):
+    """Re-applying costs milliseconds; a nested block of the same limit skips it, but a
+    change by another block (here: another thread's) makes the next one apply again."""
+    import threading
+
+    from h2q import _threads
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    calls = []
+    real = _threads._limited
+
+    def counting(n):
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(_threads, "_limited", counting)
+    with thread_limit(1):
+        for _ in range(3):
+            with thread_limit(None):
+                assert torch.get_num_threads() == 1
+        assert calls == [1]
+
+        def elsewhere():
+            with thread_limit(2):
+                pass
+
+        other = threading.Thread(target=elsewhere)
+        other.start()
+        other.join()  # another thread changed the pools (and restored them)
+        with thread_limit(None):
+            assert torch.get_num_threads() == 1
+        assert calls == [1, 2, 1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -23,6 +24,13 @@ ENV_VAR = "H2Q_NUM_THREADS"
 #: The limits of the enclosing ``thread_limit`` blocks, innermost last (one process-wide
 #: stack: thread limits are a process-wide setting of every pool anyway).
 _ACTIVE: list[int] = []
+
+#: Bumped whenever any thread changes the pools (a block applied or restored), so that a
+#: block can tell whether the limits it applied are still in force.
+_GENERATION = [0]
+#: Per thread: the blocks applied in this thread, innermost last, as
+#: ``(n, generation after applying, whether numba was limited)``.
+_LOCAL = threading.local()
 
 
 def available_cores() -> int:
@@ -83,20 +91,53 @@ def _limited(n: int) -> Iterator[None]:
         if numba is not None:
             numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         _ACTIVE.append(n)
+        _GENERATION[0] += 1
+        applied = _applied()
+        applied.append((n, _GENERATION[0], numba is not None))
         try:
             yield
         finally:
+            applied.pop()
             _ACTIVE.pop()
             torch.set_num_threads(old_torch)
             if numba is not None:
                 numba.set_num_threads(old_numba)
+            _GENERATION[0] += 1
+
+
+def _applied() -> list[tuple[int, int, bool]]:
+    if not hasattr(_LOCAL, "applied"):
+        _LOCAL.applied = []
+    return _LOCAL.applied
+
+
+def _in_force(n: int) -> bool:
+    """Whether this thread's innermost block applied ``n`` and nothing changed the pools since.
+
+    Note: applying a limit costs milliseconds (threadpoolctl scans the loaded libraries), so
+    a kernel called many times inside a command's block (a search service answering requests)
+    must not re-apply the same limit on every call. numba's setting is per thread, hence the
+    per-thread record; numba imported after the block began still needs applying.
+    """
+    applied = _applied()
+    if not applied:
+        return False
+    last_n, generation, numba_limited = applied[-1]
+    return (
+        last_n == n
+        and generation == _GENERATION[0]
+        and (numba_limited or "numba" not in sys.modules)
+    )
 
 
 def thread_limit(n_threads: int | None):
     """Context manager: run the body with every thread pool limited to ``n_threads``.
 
     ``None`` applies the enclosing block's limit, else ``H2Q_NUM_THREADS`` when it is set, and
-    changes nothing otherwise.
+    changes nothing otherwise. A block inside a block of the same thread with the same limit,
+    still in force, changes nothing either (it would only cost time).
     """
     n = resolve_n_threads(n_threads)
-    return nullcontext() if n is None else _limited(n)
+    if n is None or _in_force(n):  # an enclosing block of this thread already set exactly n
+        return nullcontext()
+    return _limited(n)

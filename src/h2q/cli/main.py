@@ -22,7 +22,7 @@ from .._threads import resolve_n_threads, thread_limit
 from .._version import __version__
 from ._errors import UsageError
 
-_COMMAND_MODULES = ("quantize", "train", "reproduce", "export", "spark", "embed", "index")
+_COMMAND_MODULES = ("quantize", "train", "reproduce", "export", "spark", "embed", "index", "serve")
 
 #: Exceptions that mean "bad input", reported in one line with exit status 2.
 USER_ERRORS = (
