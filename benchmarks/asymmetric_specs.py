@@ -17,7 +17,7 @@ ANCHOR = {G1: "faiss RaBitQ qb4", G2: "faiss RaBitQ 2-bit qb8", G4: "faiss RaBit
           "64 bits (PCA)": "faiss PCA64+RR+RaBitQ qb8",
           "128 bits (PCA)": "faiss PCA128+RR+RaBitQ qb8"}  # fmt: skip
 FASTSCAN = "faiss RaBitQFastScan qb8"
-#: The library's default design (no options beyond the quantizer).
+#: The library's default design: every option at its default, on a random rotation.
 DEFAULT = "h2q asym default"
 
 
@@ -63,7 +63,7 @@ def asym_specs(d: int, quick: bool, options: set[str]) -> list[Spec]:
     if not options:
         return []
     a = "asym"
-    out = [Spec(DEFAULT, a, G1, {"rotation": "h2q"})]
+    out = [Spec(DEFAULT, a, G1, {"rotation": "random"})]
     rotations = ("random", "h2q") if quick else ("random", "itq", "h2q")
     centroids = (1, 16) if quick else (1, 16, 64, 256)
     for rot in rotations:

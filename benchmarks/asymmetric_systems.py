@@ -9,8 +9,10 @@ item of the index and the build time. Families:
   ``qb`` the query bits of the RaBitQ estimator (set on the inner index);
 - ``hamming``: an h2q quantizer (``"h2q"``: :class:`h2q.HouseholderQuantizer`, ``"itq"``:
   :class:`h2q.ITQQuantizer`, PCA to ``bits``) and :class:`h2q.HammingIndex`;
-- ``asym``: :class:`h2q.AsymmetricIndex` with a rotation (``"random"``, ``"itq"``, ``"h2q"``),
-  optional PCA width, ``query_bits``, ``bits_per_dim`` and ``n_centroids``.
+- ``asym``: :class:`h2q.AsymmetricIndex` on a fitted quantizer (rotation ``"random"``,
+  ``"itq"`` or ``"h2q"``, optional PCA width) with its other options (``query_bits``,
+  ``bits_per_dim``, ``n_centroids``, ...) passed through; the quantizer's fit is part of the
+  build time.
 """
 
 from __future__ import annotations
@@ -139,12 +141,19 @@ def asym_options() -> set[str]:
     return set(inspect.signature(h2q.AsymmetricIndex).parameters)
 
 
-def _asym_quantizer(p: dict[str, Any], d: int, seed: int) -> Any:
-    """What ``AsymmetricIndex`` takes as ``quantizer`` for ``p["rotation"]`` and ``p["pca"]``."""
-    width = p.get("pca") or d
+def _asym_quantizer(p: dict[str, Any], data: Arrays, seed: int) -> Any:
+    """The fitted quantizer ``AsymmetricIndex`` takes, for ``p["rotation"]`` and ``p["pca"]``:
+    ``"random"``: :class:`h2q.quantizers.RandomRotationQuantizer` (centred, PCA first when
+    ``pca``); ``"h2q"`` / ``"itq"``: PCA (full width when no ``pca``) then the learned rotation."""
+    width = p.get("pca") or data["fit"].shape[1]
     if p["rotation"] == "random":
-        return "random" if not p.get("pca") else make_quantizer("sign", width, True, seed)
-    return make_quantizer(p["rotation"], width, bool(p.get("pca")), seed)
+        from h2q.quantizers import RandomRotationQuantizer
+
+        projection = "pca" if p.get("pca") else None
+        q = RandomRotationQuantizer(width, projection=projection, random_state=seed)
+    else:
+        q = make_quantizer(p["rotation"], width, True, seed)
+    return q.fit(data["fit"])
 
 
 def _build_asym(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Search, float, dict]:
@@ -156,11 +165,9 @@ def _build_asym(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Search, flo
     dropped = sorted(set(opts) - known)
     if dropped:
         raise ValueError(f"AsymmetricIndex takes none of {dropped}; it takes {sorted(known)}.")
-    if "random_state" in known:
-        opts["random_state"] = seed
-    index = h2q.AsymmetricIndex(_asym_quantizer(p, D.shape[1], seed), **opts)
-    if hasattr(index, "fit"):
-        index.fit(data["fit"])
+    if "seed" in known:
+        opts["seed"] = seed
+    index = h2q.AsymmetricIndex(_asym_quantizer(p, data, seed), **opts)
     index.add(D)
 
     def search(Q: np.ndarray, k: int) -> np.ndarray:
