@@ -9,8 +9,10 @@ renamed), so a repeated run loads them.
   (nouns and verbs), split with the ``"wordnet"`` scheme (seed 0) and the database fold capped
   so that ``train + val + database`` holds ``n_database`` items (58,000 by default); queries
   are the 2,000 ``query`` items. Only the texts of those folds are embedded.
-- :func:`fashion_effnet`: EfficientNet-Lite0 pooled features (1280-d) of a seeded subset of
-  Fashion-MNIST, from the project's feature cache (:mod:`h2q.features`).
+- :func:`fashion_effnet`: EfficientNet-Lite0 pooled features (1280-d, 64 px) of the default
+  experiment's 17,000 Fashion-MNIST items, from the project's feature cache
+  (:mod:`h2q.features`);
+- :func:`stage1`: stage-1 embeddings (labelled) of a short ``h2q train`` on those features.
 - :func:`tiled`: ``n`` database rows made from a base set, tiled with Gaussian noise and
   renormalised (the speed set).
 - :func:`synthetic`: a small clustered Gaussian set (tests and ``--quick`` without data).
@@ -89,47 +91,66 @@ def wordnet_minilm(cache_dir: Path, n_database: int = 58_000, seed: int = 0) -> 
     return cached(cache_dir / f"wordnet-minilm-{n_database}-s{seed}.npz", build)
 
 
-def fashion_effnet(cache_dir: Path, n_items: int = 12_000, n_query: int = 1_000,
-                   seed: int = 0, image_size: int = 64) -> Arrays:  # fmt: skip
-    """EfficientNet-Lite0 features (1280-d) of a seeded subset of Fashion-MNIST.
+def fashion_effnet(
+    cache_dir: Path,
+    feature_cache: Path | None = None,
+    max_database: int = 10_000,
+    seed: int = 0,
+    image_size: int = 64,
+) -> Arrays:
+    """EfficientNet-Lite0 features (1280-d) of Fashion-MNIST, the default experiment's items.
+
+    The items are those of the ``"fashion-mnist"`` split (seed ``seed``, database fold capped
+    at ``max_database``): train 5,000, query 1,000, val 1,000, database 10,000, as the default
+    stage-1 runs use them, so the features come from the same cache entry
+    (:func:`h2q.features.cached_features`; extracted when missing, about 2-5 minutes on 2 cores).
 
     Parameters
     ----------
     cache_dir : Path
         Folder for the result.
-    n_items : int
-        Images drawn (queries included).
-    n_query : int
-        Of those, the queries; the rest is the database (and the fit set).
-    seed : int
-        Seed of the draw.
-    image_size : int
-        Side the images are resized to before the backbone.
+    feature_cache : Path, optional
+        The feature cache; default :func:`h2q.features.default_cache_dir`
+        (``$H2Q_CACHE_DIR/features``).
+    max_database, seed, image_size
+        As ``h2q train --max-database --seed --image-size``.
 
     Returns
     -------
     dict
-        ``fit`` = ``database`` (n_items - n_query, 1280), ``query`` (n_query, 1280), float32,
-        plus ``y_query`` / ``y_database``.
+        ``fit`` = train fold (5,000, 1280), ``query`` (1,000, 1280), ``database`` = train + val
+        + database folds (16,000, 1280), float32, with ``y_query`` / ``y_database``.
     """
 
     def build() -> Arrays:
-        from h2q.data import load_dataset
-        from h2q.features import extract_features
+        from h2q.data import load_dataset, make_split
+        from h2q.features import cached_features
+        from h2q.models import build_backbone
 
         data = load_dataset("fashion-mnist")
-        idx = np.sort(np.random.default_rng(seed).choice(len(data), n_items, replace=False))
-        F = np.asarray(extract_features(data, idx, image_size=image_size), dtype=np.float32)
-        perm = np.random.default_rng(seed + 1).permutation(n_items)
-        q, d = perm[:n_query], perm[n_query:]
-        y = np.asarray(data.y)[idx]
-        return {"fit": F[d], "query": F[q], "database": F[d], "y_query": y[q], "y_database": y[d]}
+        split = make_split(data, "fashion-mnist", random_state=seed, max_database=max_database)
+        idx = np.unique(np.concatenate([split.train, split.query, split.val, split.database]))
+        net = build_backbone("efficientnet-lite0", in_channels=1, image_size=image_size)
+        X, y = np.asarray(data.X)[idx], np.asarray(data.y)[idx]
+        F = np.asarray(cached_features(net, X, y, cache_dir=feature_cache).features, np.float32)
+        row = {int(i): r for r, i in enumerate(idx)}
+        pick = lambda fold: np.array([row[int(i)] for i in fold])  # noqa: E731
+        db = pick(np.concatenate([split.train, split.val, split.database]))
+        q, tr = pick(split.query), pick(split.train)
+        return {
+            "fit": F[tr],
+            "query": F[q],
+            "database": F[db],
+            "y_query": y[q],
+            "y_database": y[db],
+        }
 
-    return cached(cache_dir / f"fashion-effnet-{n_items}-{image_size}-s{seed}.npz", build)
+    return cached(cache_dir / f"fashion-effnet-{image_size}-{max_database}-s{seed}.npz", build)
 
 
-def tiled(base: np.ndarray, n: int, noise: float = 0.3, seed: int = 0,
-          chunk: int = 100_000) -> np.ndarray:  # fmt: skip
+def tiled(
+    base: np.ndarray, n: int, noise: float = 0.3, seed: int = 0, chunk: int = 100_000
+) -> np.ndarray:
     """``n`` unit rows: the rows of ``base`` repeated, each copy plus Gaussian noise.
 
     Parameters
@@ -161,8 +182,9 @@ def tiled(base: np.ndarray, n: int, noise: float = 0.3, seed: int = 0,
     return out
 
 
-def synthetic(n_database: int = 3_000, n_query: int = 100, d: int = 64, n_clusters: int = 20,
-              seed: int = 0) -> Arrays:  # fmt: skip
+def synthetic(
+    n_database: int = 3_000, n_query: int = 100, d: int = 64, n_clusters: int = 20, seed: int = 0
+) -> Arrays:
     """A clustered Gaussian set, unit length (rows near one of ``n_clusters`` centres).
 
     Returns
@@ -178,24 +200,35 @@ def synthetic(n_database: int = 3_000, n_query: int = 100, d: int = 64, n_cluste
     return {"fit": X[n_query:], "query": X[:n_query], "database": X[n_query:]}
 
 
-def stage1(cache_dir: Path, dataset: str = "fashion-mnist", bits: int = 64, epochs: int = 5,
-           seed: int = 0, threads: int = 2) -> Arrays:  # fmt: skip
-    """Stage-1 embeddings of a short ``h2q train`` run (DPSH, H²Q's stage 1, ``lambda0``).
+def stage1(
+    cache_dir: Path,
+    bits: int = 64,
+    epochs: int = 10,
+    seed: int = 0,
+    threads: int = 2,
+    feature_cache: Path | None = None,
+) -> Arrays:
+    """Stage-1 embeddings of a short ``h2q train`` run on the default experiment's data.
+
+    DPSH with H²Q's stage 1 (``lambda0``), on Fashion-MNIST through a frozen EfficientNet-Lite0
+    at 64 px (the features of :func:`fashion_effnet`, from the same cache), database capped at
+    10,000, ``epochs`` epochs: the default grid's setting, shortened.
 
     Parameters
     ----------
     cache_dir : Path
-        Folder for the run (``stage1-<dataset>-<bits>``) and the result.
-    dataset : str
-        A labelled image data set (``"fashion-mnist"``: small CNN from scratch; ``"digits"``).
+        Folder for the run (``stage1-fashion-<bits>-e<epochs>-s<seed>``) and the result.
     bits, epochs, seed, threads
         As ``h2q train --bits --epochs --seed --threads``.
+    feature_cache : Path, optional
+        As ``h2q train --cache-dir`` (default: ``$H2Q_CACHE_DIR/features``).
 
     Returns
     -------
     dict
-        ``fit`` (train fold), ``query``, ``database``, ``y_query``, ``y_database``, float32.
+        ``fit`` (train fold), ``query``, ``database``, ``y_query``, ``y_database``.
     """
+    name = f"stage1-fashion-{bits}-e{epochs}-s{seed}"
 
     def build() -> Arrays:
         import subprocess
@@ -203,14 +236,47 @@ def stage1(cache_dir: Path, dataset: str = "fashion-mnist", bits: int = 64, epoc
 
         from h2q.embeddings import load_embeddings
 
-        out = cache_dir / f"stage1-{dataset}-{bits}-e{epochs}-s{seed}"
-        cmd = [sys.executable, "-m", "h2q.cli.main", "train", "--dataset", dataset,
-               "--method", "dpsh", "--bits", str(bits), "--epochs", str(epochs),
-               "--seed", str(seed), "--threads", str(threads), "--out", str(out),
-               "--no-progress", "--resume"]  # fmt: skip
+        out = cache_dir / name
+        cmd = [
+            sys.executable,
+            "-m",
+            "h2q.cli.main",
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--method",
+            "dpsh",
+            "--bits",
+            str(bits),
+            "--epochs",
+            str(epochs),
+            "--backbone",
+            "efficientnet-lite0",
+            "--frozen",
+            "--image-size",
+            "64",
+            "--max-database",
+            "10000",
+            "--seed",
+            str(seed),
+            "--threads",
+            str(threads),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+        if feature_cache is not None:
+            cmd += ["--cache-dir", str(feature_cache)]
+        if (out / "config.json").is_file():
+            cmd.append("--resume")
         subprocess.run(cmd, check=True)
         e = load_embeddings(out / "embeddings.npz", required=("train", "query", "database"))
-        keep = ("query", "database", "y_query", "y_database")
-        return {"fit": e["train"], **{k: e[k].astype(e[k].dtype) for k in keep}}
+        return {
+            "fit": e["train"],
+            "query": e["query"],
+            "database": e["database"],
+            "y_query": e["y_query"],
+            "y_database": e["y_database"],
+        }
 
-    return cached(cache_dir / f"stage1-{dataset}-{bits}-e{epochs}-s{seed}.npz", build)
+    return cached(cache_dir / f"{name}.npz", build)

@@ -44,8 +44,11 @@ def _qps_target(rows: list[Row]) -> tuple[bool | None, float | None]:
     fs = _by_name(rows).get(FASTSCAN)
     if fs is None or "qps@10" not in fs:
         return None, None
-    ok = [r for r in rows if r["family"] == "asym" and r["group"] == G1 and "qps@10" in r
-          and r["R@10"] >= fs["R@10"]]  # fmt: skip
+    ok = [
+        r
+        for r in rows
+        if r["family"] == "asym" and r["group"] == G1 and "qps@10" in r and r["R@10"] >= fs["R@10"]
+    ]
     if not ok:
         return (False, None) if any(r["family"] == "asym" for r in rows) else (None, None)
     ratio = max(r["qps@10"] for r in ok) / fs["qps@10"]
@@ -95,13 +98,23 @@ def table(ds: dict[str, Any]) -> list[str]:
     cols = ["R@10", "R@10 rescore 20", "R@10 rescore 50", "R@10 rescore 100"]
     if ds["labelled"]:
         cols.append("mAP@5000")
-    head = ["group", "system", "bytes/item", *cols, "qps@10 (threads)", "qps@100 (threads)", "build s"]
+    head = [
+        "group",
+        "system",
+        "bytes/item",
+        *cols,
+        "qps@10 (threads)",
+        "qps@100 (threads)",
+        "build s",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in sorted(ds["rows"], key=lambda r: r["group"]):
         cells = [row["group"], row["name"], f"{row['bytes_per_item']:.0f}"]
         cells += [_cell(row, c, ".1f") for c in cols]
         for k in (10, 100):
-            cells.append(f"{row[f'qps@{k}']:,.0f} ({row[f'threads@{k}']})" if f"qps@{k}" in row else "")
+            cells.append(
+                f"{row[f'qps@{k}']:,.0f} ({row[f'threads@{k}']})" if f"qps@{k}" in row else ""
+            )
         cells.append(f"{row['build_s']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -117,8 +130,13 @@ def markdown(record: dict[str, Any]) -> str:
         sizes = ", ".join(f"{k} {v[0]:,} x {v[1]}" for k, v in ds["sizes"].items())
         lines += [f"## {name} ({sizes})", "", *table(ds), ""]
         checks = record["targets"].get(name, {})
-        lines += ["Targets: " + "; ".join(f"{k} = {v if not isinstance(v, float) else round(v, 2)}"
-                                          for k, v in checks.items()), ""]  # fmt: skip
+        lines += [
+            "Targets: "
+            + "; ".join(
+                f"{k} = {v if not isinstance(v, float) else round(v, 2)}" for k, v in checks.items()
+            ),
+            "",
+        ]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     lines += [
         f"R@10: recall of the exact inner-product top 10, x100; rescore R: after re-ranking the "

@@ -13,9 +13,13 @@ from asymmetric_systems import Spec
 
 G1, G2, G4 = "1 bit/dim", "2 bits/dim", "4 bits/dim"
 #: The anchor each target compares with, by group.
-ANCHOR = {G1: "faiss RaBitQ qb4", G2: "faiss RaBitQ 2-bit qb8", G4: "faiss RaBitQ 4-bit qb8",
-          "64 bits (PCA)": "faiss PCA64+RR+RaBitQ qb8",
-          "128 bits (PCA)": "faiss PCA128+RR+RaBitQ qb8"}  # fmt: skip
+ANCHOR = {
+    G1: "faiss RaBitQ qb4",
+    G2: "faiss RaBitQ 2-bit qb8",
+    G4: "faiss RaBitQ 4-bit qb8",
+    "64 bits (PCA)": "faiss PCA64+RR+RaBitQ qb8",
+    "128 bits (PCA)": "faiss PCA128+RR+RaBitQ qb8",
+}
 FASTSCAN = "faiss RaBitQFastScan qb8"
 #: The library's default design: every option at its default, on a random rotation.
 DEFAULT = "h2q asym default"
@@ -36,13 +40,17 @@ def faiss_specs(d: int, quick: bool) -> list[Spec]:
         Spec("faiss RaBitQ 4-bit qb8", f, G4, {"factory": "RR{d},RaBitQ4", "qb": 8}),
     ]
     if not quick:
-        out.insert(3, Spec("faiss RaBitQFastScan qb4", f, G1, {"factory": "RR{d},RaBitQfs", "qb": 4}))
+        out.insert(
+            3, Spec("faiss RaBitQFastScan qb4", f, G1, {"factory": "RR{d},RaBitQfs", "qb": 4})
+        )
         out.append(Spec("faiss RaBitQ 2-bit qb4", f, G2, {"factory": "RR{d},RaBitQ2", "qb": 4}))
         out.append(Spec("faiss RaBitQ 4-bit qb4", f, G4, {"factory": "RR{d},RaBitQ4", "qb": 4}))
     for b in (64, 128):
         if b < d:
             factory = f"PCA{b},RR{b},RaBitQ"
-            out.append(Spec(f"faiss PCA{b}+RR+RaBitQ qb8", f, pca_group(b), {"factory": factory, "qb": 8}))
+            out.append(
+                Spec(f"faiss PCA{b}+RR+RaBitQ qb8", f, pca_group(b), {"factory": factory, "qb": 8})
+            )
     return out
 
 
@@ -53,7 +61,11 @@ def hamming_specs(d: int, quick: bool) -> list[Spec]:
         out.append(Spec("h2q ITQ Hamming", "hamming", G1, {"quantizer": "itq", "bits": d}))
     for b in (64, 128):
         if b < d:
-            out.append(Spec(f"h2q H2Q{b} Hamming", "hamming", pca_group(b), {"quantizer": "h2q", "bits": b}))
+            out.append(
+                Spec(
+                    f"h2q H2Q{b} Hamming", "hamming", pca_group(b), {"quantizer": "h2q", "bits": b}
+                )
+            )
     return out
 
 
@@ -88,6 +100,10 @@ def specs_for(dataset: str, d: int, quick: bool, options: set[str]) -> list[Spec
     specs = faiss_specs(d, quick) + hamming_specs(d, quick) + asym_specs(d, quick, options)
     if dataset == "speed":
         keep = {"faiss RaBitQ qb4", FASTSCAN, "h2q H2Q Hamming", DEFAULT}
-        specs = [s for s in specs if s.name in keep or (s.family == "asym" and s.group == G1
-                                                         and "qb4" in s.name and "c64" in s.name)]
+        specs = [
+            s
+            for s in specs
+            if s.name in keep
+            or (s.family == "asym" and s.group == G1 and "qb4" in s.name and "c64" in s.name)
+        ]
     return specs

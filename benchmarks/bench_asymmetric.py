@@ -22,9 +22,10 @@ Data sets (``--datasets``; built and cached under ``--cache-dir`` by
 ``asymmetric_data.py``):
 
 - ``wordnet``: all-MiniLM-L6-v2 embeddings of WordNet glosses, 2,000 queries, 58,000 items;
-- ``effnet``: EfficientNet-Lite0 features (1280-d) of 12,000 Fashion-MNIST images at 64 px
-  (1,000 queries);
-- ``stage1``: 64-bit stage-1 embeddings of a 5-epoch ``h2q train`` (DPSH) on Fashion-MNIST;
+- ``effnet``: EfficientNet-Lite0 features (1280-d, 64 px) of the default experiment's
+  Fashion-MNIST items: 1,000 queries, 16,000 items (labelled);
+- ``stage1-16``, ``stage1-64``: 16- / 64-bit stage-1 embeddings of a 10-epoch ``h2q train``
+  (DPSH, ``lambda0``) on those features (labelled: mAP@5000 beside R@10);
 - ``speed``: 10^6 items, the WordNet rows tiled with Gaussian noise (norm 0.3), 1,000
   queries: recall and queries/s only;
 - ``synthetic``: a small clustered Gaussian set (the test's; nothing to build).
@@ -144,8 +145,12 @@ def quality(I: np.ndarray, data: dict, truth: np.ndarray) -> dict:
 
 def evaluate(spec: Spec, data: dict, truth: np.ndarray, args: argparse.Namespace) -> dict:
     """Build ``spec``, measure its quality and speed; one JSON row."""
-    row: dict[str, Any] = {"name": spec.name, "family": spec.family, "group": spec.group,
-                           "params": spec.params}  # fmt: skip
+    row: dict[str, Any] = {
+        "name": spec.name,
+        "family": spec.family,
+        "group": spec.group,
+        "params": spec.params,
+    }
     with Threads(max(args.threads)):
         built = build(spec, data, args.seed)
         k = MAP_K if "y_query" in data else max(RESCORE)
@@ -166,15 +171,20 @@ def load_data(name: str, args: argparse.Namespace) -> dict:
         data = asymmetric_data.wordnet_minilm(cache)
     elif name == "effnet":
         data = asymmetric_data.fashion_effnet(cache)
-    elif name == "stage1":
-        data = asymmetric_data.stage1(cache, bits=args.stage1_bits)
+    elif name.startswith("stage1-"):
+        data = asymmetric_data.stage1(cache, bits=int(name.split("-")[1]))
     elif name == "speed":
         base = asymmetric_data.wordnet_minilm(cache)
         n = 100_000 if args.quick else args.speed_items
-        data = {"fit": base["fit"], "query": base["query"][: args.speed_queries],
-                "database": asymmetric_data.tiled(base["database"], n, seed=args.seed)}  # fmt: skip
+        data = {
+            "fit": base["fit"],
+            "query": base["query"][: args.speed_queries],
+            "database": asymmetric_data.tiled(base["database"], n, seed=args.seed),
+        }
     else:
-        raise ValueError(f"unknown data set {name!r}; use wordnet, effnet, stage1, speed, synthetic.")
+        raise ValueError(
+            f"unknown data set {name!r}; use wordnet, effnet, stage1-<bits>, speed, synthetic."
+        )
     return subset(data, args) if args.quick and name != "speed" else data
 
 
@@ -183,8 +193,11 @@ def subset(data: dict, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     n = len(data["database"])
     keep = np.sort(rng.choice(n, min(n, 5_000), replace=False))
-    out = {"fit": data["fit"][:5_000], "query": data["query"][:200],
-           "database": data["database"][keep]}  # fmt: skip
+    out = {
+        "fit": data["fit"][:5_000],
+        "query": data["query"][:200],
+        "database": data["database"][keep],
+    }
     if "y_query" in data:
         out["y_query"], out["y_database"] = data["y_query"][:200], data["y_database"][keep]
     return out
@@ -213,14 +226,18 @@ def _line(row: dict) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["wordnet", "effnet", "stage1", "speed"])
-    p.add_argument("--cache-dir", default=os.environ.get("H2Q_BENCH_CACHE", "bench-cache"),
-                   help="where the data sets are built and cached")  # fmt: skip
+    p.add_argument(
+        "--datasets", nargs="+", default=["wordnet", "effnet", "stage1-16", "stage1-64", "speed"]
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=os.environ.get("H2Q_BENCH_CACHE", "bench-cache"),
+        help="where the data sets are built and cached",
+    )
     p.add_argument("--quick", action="store_true", help="subsets, fewer systems (< 1 minute)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=2, help="timed calls per measurement")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stage1-bits", type=int, default=64)
     p.add_argument("--speed-items", type=int, default=1_000_000)
     p.add_argument("--speed-queries", type=int, default=1_000)
     p.add_argument("--only", nargs="+", help="keep the systems whose name holds one of these")
@@ -232,8 +249,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    record: dict[str, Any] = {"environment": environment(), "args": vars(args),
-                              "asymmetric_index": asym_available(), "datasets": {}}  # fmt: skip
+    record: dict[str, Any] = {
+        "environment": environment(),
+        "args": vars(args),
+        "asymmetric_index": asym_available(),
+        "datasets": {},
+    }
     t0 = time.perf_counter()
     for name in args.datasets:
         record["datasets"][name] = run_dataset(name, args)
