@@ -21,6 +21,8 @@ ANCHOR = {
     "128 bits (PCA)": "faiss PCA128+RR+RaBitQ qb8",
 }
 FASTSCAN = "faiss RaBitQFastScan qb8"
+#: Asymmetric variants timed on the 10^6-item set besides the default.
+SPEED_ASYM = ("h2q asym random c16 qb4", "h2q asym random c64 qb4")
 #: The library's default design: every option at its default, on a random rotation.
 DEFAULT = "h2q asym default"
 
@@ -70,40 +72,44 @@ def hamming_specs(d: int, quick: bool) -> list[Spec]:
 
 
 def asym_specs(d: int, quick: bool, options: set[str]) -> list[Spec]:
-    """:class:`h2q.AsymmetricIndex` variants: rotation x centroids x query bits at 1 bit/dim,
-    2 and 4 bits/dim, and PCA 64 / 128, each kept only when ``options`` has its arguments."""
+    """:class:`h2q.AsymmetricIndex` variants, each kept only when ``options`` has its arguments.
+
+    1 bit/dim: the default; random rotation x centroids (1, 4, 16, 64, 256) x query bits (4,
+    8); ITQ and H²Q rotations at 1 and 64 centroids; randomised query rounding. 2 and 4
+    bits/dim and PCA 64 / 128 (random and H²Q rotations): 1 and 64 centroids."""
     if not options:
         return []
-    a = "asym"
-    out = [Spec(DEFAULT, a, G1, {"rotation": "random"})]
-    rotations = ("random", "h2q") if quick else ("random", "itq", "h2q")
-    centroids = (1, 16) if quick else (1, 16, 64, 256)
-    for rot in rotations:
-        for c in centroids:
-            for qb in (4,) if quick else (4, 8):
-                p = {"rotation": rot, "n_centroids": c, "query_bits": qb}
-                out.append(Spec(f"h2q asym {rot} c{c} qb{qb}", a, G1, p))
-    best_c = 16 if quick else 64
-    for bpd, g in ((2, G2), (4, G4)):
-        for qb in (4, 8):
-            p = {"rotation": "random", "bits_per_dim": bpd, "n_centroids": best_c, "query_bits": qb}
-            out.append(Spec(f"h2q asym {bpd}-bit c{best_c} qb{qb}", a, g, p))
+    centroids = (1, 16) if quick else (1, 4, 16, 64, 256)
+    few = (1, 16) if quick else (1, 64)
+    query_bits = (4,) if quick else (4, 8)
+    out = [Spec(DEFAULT, "asym", G1, {"rotation": "random"})]
+    for c in centroids:
+        for qb in query_bits:
+            out.append(_asym(G1, "random", c, qb))
+    for rot in ("itq", "h2q"):
+        out += [_asym(G1, rot, c, 4) for c in few]
+    for c in few:
+        out.append(_asym(G1, "random", c, 4, query_rounding="random"))
+    for bpd, group in ((2, G2), (4, G4)):
+        out += [_asym(group, "random", c, qb, bits_per_dim=bpd) for c in few for qb in query_bits]
     for b in (64, 128):
         if b < d:
-            p = {"rotation": "h2q", "pca": b, "n_centroids": best_c, "query_bits": 8}
-            out.append(Spec(f"h2q asym PCA{b} c{best_c} qb8", a, pca_group(b), p))
+            out += [_asym(pca_group(b), rot, c, 8, pca=b) for rot in ("random", "h2q") for c in few]
     return [s for s in out if set(s.params) - {"rotation", "pca"} <= options]
+
+
+def _asym(group: str, rotation: str, c: int, qb: int, **more: object) -> Spec:
+    """One asymmetric variant, named after its settings."""
+    extra = "".join(f" {k}={v}" for k, v in more.items())
+    name = f"h2q asym {rotation} c{c} qb{qb}{extra}"
+    params = {"rotation": rotation, "n_centroids": c, "query_bits": qb, **more}
+    return Spec(name, "asym", group, params)
 
 
 def specs_for(dataset: str, d: int, quick: bool, options: set[str]) -> list[Spec]:
     """The systems of one data set (the speed set: only the 1-bit anchors and h2q designs)."""
     specs = faiss_specs(d, quick) + hamming_specs(d, quick) + asym_specs(d, quick, options)
     if dataset == "speed":
-        keep = {"faiss RaBitQ qb4", FASTSCAN, "h2q H2Q Hamming", DEFAULT}
-        specs = [
-            s
-            for s in specs
-            if s.name in keep
-            or (s.family == "asym" and s.group == G1 and "qb4" in s.name and "c64" in s.name)
-        ]
+        keep = {"faiss RaBitQ qb4", FASTSCAN, "h2q H2Q Hamming", DEFAULT, *SPEED_ASYM}
+        specs = [s for s in specs if s.name in keep]
     return specs

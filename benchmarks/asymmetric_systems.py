@@ -97,19 +97,23 @@ def _transforms(index: Any) -> list[Any]:
     return [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
 
 
-def make_quantizer(kind: str, n_bits: int, pca: bool, seed: int) -> Any:
-    """An unfitted h2q quantizer: ``"h2q"``, ``"itq"`` or ``"sign"`` (``pca``: project to
-    ``n_bits`` dimensions first)."""
+def make_quantizer(kind: str, n_bits: int, pca: bool, seed: int, center: bool = False) -> Any:
+    """An unfitted h2q quantizer: ``"h2q"``, ``"itq"``, ``"random"`` or ``"sign"`` (``pca``:
+    project to ``n_bits`` dimensions first, which centres; ``center``: subtract the mean)."""
     from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 
     projection = "pca" if pca else None
     if kind == "h2q":
-        return HouseholderQuantizer(n_bits, projection=projection, random_state=seed)
+        return HouseholderQuantizer(n_bits, projection=projection, center=center, random_state=seed)
     if kind == "itq":
-        return ITQQuantizer(n_bits, projection=projection, random_state=seed)
+        return ITQQuantizer(n_bits, projection=projection, center=center, random_state=seed)
+    if kind == "random":
+        from h2q.quantizers import RandomRotationQuantizer
+
+        return RandomRotationQuantizer(n_bits, projection=projection, random_state=seed)
     if kind == "sign":
-        return SignQuantizer(n_bits, projection=projection)
-    raise ValueError(f"unknown quantizer {kind!r}; use 'h2q', 'itq' or 'sign'.")
+        return SignQuantizer(n_bits, projection=projection, center=center)
+    raise ValueError(f"unknown quantizer {kind!r}; use 'h2q', 'itq', 'random' or 'sign'.")
 
 
 def _build_hamming(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Search, float, dict]:
@@ -143,8 +147,8 @@ def asym_options() -> set[str]:
 
 def _asym_quantizer(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Any, float]:
     """The fitted quantizer ``AsymmetricIndex`` takes, for ``p["rotation"]`` and ``p["pca"]``:
-    ``"random"``: :class:`h2q.quantizers.RandomRotationQuantizer` (centred, PCA first when
-    ``pca``); ``"h2q"`` / ``"itq"``: PCA (full width when no ``pca``) then the learned rotation."""
+    ``"random"`` (:class:`h2q.quantizers.RandomRotationQuantizer`), ``"h2q"`` or ``"itq"``,
+    centred, after PCA to ``pca`` dimensions when given; and its fit time."""
     fit = data["fit"]
     key = (p["rotation"], p.get("pca"), fit.shape, hash(fit[:8].tobytes()), seed)
     if key not in _FITTED:
@@ -160,14 +164,9 @@ _FITTED: dict[tuple, tuple[Any, float]] = {}
 
 def _fit_quantizer(p: dict[str, Any], data: Arrays, seed: int) -> Any:
     width = p.get("pca") or data["fit"].shape[1]
-    if p["rotation"] == "random":
-        from h2q.quantizers import RandomRotationQuantizer
-
-        projection = "pca" if p.get("pca") else None
-        q = RandomRotationQuantizer(width, projection=projection, random_state=seed)
-    else:
-        q = make_quantizer(p["rotation"], width, True, seed)
-    return q.fit(data["fit"])
+    return make_quantizer(p["rotation"], width, bool(p.get("pca")), seed, center=True).fit(
+        data["fit"]
+    )
 
 
 def _build_asym(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Search, float, dict]:
@@ -190,4 +189,10 @@ def _build_asym(p: dict[str, Any], data: Arrays, seed: int) -> tuple[Search, flo
     def search(Q: np.ndarray, k: int) -> np.ndarray:
         return np.asarray(index.search(Q, k)[1])
 
-    return search, index.memory_bytes() / index.ntotal, {**info, "repr": repr(index)[:200]}
+    info["memory_bytes_per_item"] = index.memory_bytes() / index.ntotal  # + rotation, centroids
+    nbytes = (
+        index.bytes_per_item()
+        if hasattr(index, "bytes_per_item")
+        else info["memory_bytes_per_item"]
+    )
+    return search, float(nbytes), {**info, "repr": repr(index)[:200]}
