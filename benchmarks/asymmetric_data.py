@@ -183,21 +183,24 @@ def tiled(
 
 
 def synthetic(
-    n_database: int = 3_000, n_query: int = 100, d: int = 64, n_clusters: int = 20, seed: int = 0
+    n_database: int = 5_000, n_query: int = 100, d: int = 64, n_clusters: int = 20, seed: int = 0
 ) -> Arrays:
-    """A clustered Gaussian set, unit length (rows near one of ``n_clusters`` centres).
+    """A clustered Gaussian set, unit length (rows near one of ``n_clusters`` centres),
+    labelled by cluster.
 
     Returns
     -------
     dict
-        ``fit`` = ``database`` (n_database, d), ``query`` (n_query, d), float32.
+        ``fit`` = ``database`` (n_database, d), ``query`` (n_query, d), float32, and their
+        cluster ids ``y_database`` / ``y_query``.
     """
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_clusters, d))
-    X = centres[rng.integers(0, n_clusters, n_database + n_query)]
-    X = X + 0.7 * rng.standard_normal(X.shape)
+    y = rng.integers(0, n_clusters, n_database + n_query)
+    X = centres[y] + 1.5 * rng.standard_normal((len(y), d))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
-    return {"fit": X[n_query:], "query": X[:n_query], "database": X[n_query:]}
+    q, db = slice(0, n_query), slice(n_query, None)
+    return {"fit": X[db], "query": X[q], "database": X[db], "y_query": y[q], "y_database": y[db]}
 
 
 def stage1(

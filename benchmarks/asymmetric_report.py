@@ -76,16 +76,16 @@ def dataset_targets(rows: list[Row]) -> dict[str, Any]:
 
 
 def targets(record: dict[str, Any]) -> dict[str, Any]:
-    """Targets per data set (labelled sets: the mAP of Hamming vs the default instead)."""
+    """Targets per data set; labelled sets also say whether Hamming ranking of H²Q codes has
+    the higher mAP@5000 than the default asymmetric index (where Hamming stays the default)."""
     out = {}
     for name, ds in record["datasets"].items():
         rows = ds["rows"]
+        out[name] = dataset_targets(rows)
         if ds["labelled"]:
             by = _by_name(rows)
             ham, asym = by.get("h2q H2Q Hamming"), by.get(DEFAULT)
-            out[name] = {"hamming_map_ge_default_asym_map": _ge(ham, asym, key="mAP@5000")}
-        else:
-            out[name] = dataset_targets(rows)
+            out[name]["hamming_map_ge_default_asym_map"] = _ge(ham, asym, key="mAP@5000")
     return out
 
 
