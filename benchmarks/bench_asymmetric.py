@@ -40,6 +40,7 @@ Results go to ``benchmarks/results/<name>.{json,md}`` (default ``bench_asymmetri
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -224,6 +225,28 @@ def _line(row: dict) -> str:
     return row["name"] + ": " + ", ".join(f"{k} {row[k]:.1f}" for k in keys if k in row)
 
 
+def h2q_source() -> dict[str, Any]:
+    """Where the h2q under test was imported from, and that checkout's commit (+ "dirty")."""
+    import subprocess
+
+    import h2q
+
+    folder = Path(h2q.__file__).resolve().parent
+    git = ["git", "-C", str(folder)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "src"], capture_output=True, text=True
+        )
+    except OSError:
+        return {"path": str(folder), "commit": None}
+    return {
+        "path": str(folder),
+        "commit": commit.stdout.strip() or None,
+        "dirty": bool(dirty.stdout.strip()),
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -243,33 +266,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", help="keep the systems whose name holds one of these")
     p.add_argument("--no-speed", action="store_true", help="quality only")
     p.add_argument("--name", help="results name (default bench_asymmetric[_quick])")
+    p.add_argument("--append", action="store_true", help="keep the other data sets of the file")
     p.add_argument("--out-dir", help="results folder (default benchmarks/results)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the data sets of ``argv`` and write the results after each one (see the module
+    notes); with ``--append`` the data sets already in the results file are kept."""
     args = parse_args(argv)
-    record: dict[str, Any] = {
-        "environment": environment(),
-        "args": vars(args),
-        "asymmetric_index": asym_available(),
-        "datasets": {},
-    }
-    t0 = time.perf_counter()
-    for name in args.datasets:
-        record["datasets"][name] = run_dataset(name, args)
-    record["environment"]["load_average_end"] = list(os.getloadavg())
-    record["seconds"] = time.perf_counter() - t0
-    record["targets"] = targets(record)
     name = args.name or ("bench_asymmetric_quick" if args.quick else "bench_asymmetric")
-    write(Path(args.out_dir) if args.out_dir else RESULTS_DIR, name, record)
+    folder = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    record = {"datasets": {}}
+    if args.append and (folder / f"{name}.json").is_file():
+        record = json.loads((folder / f"{name}.json").read_text())
+    for ds in args.datasets:
+        env = environment()
+        t0 = time.perf_counter()
+        result = run_dataset(ds, args)
+        env["load_average_end"] = list(os.getloadavg())
+        result.update(environment=env, seconds=time.perf_counter() - t0, args=vars(args))
+        result["asymmetric_index"] = asym_available()
+        result["h2q_source"] = h2q_source()
+        record["datasets"][ds] = result
+        record["targets"] = targets(record)
+        write(folder, name, record)
     return record
 
 
 def write(folder: Path, name: str, record: dict) -> None:
     """``folder/<name>.json`` and the table generated from it, ``<name>.md``, each atomic."""
-    import json
-
     from h2q._io import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)

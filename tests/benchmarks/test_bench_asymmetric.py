@@ -101,4 +101,4 @@ def test_quick_mode_end_to_end_on_synthetic_data(tmp_path):
         "2bit_ge_faiss",
         "hamming_map_ge_default_asym_map",
     }
-    assert record["environment"]["load_average_end"]
+    assert record["datasets"]["synthetic"]["environment"]["load_average_end"]
