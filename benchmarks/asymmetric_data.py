@@ -54,8 +54,13 @@ def cached(path: Path, build: Callable[[], Arrays]) -> Arrays:
     return arrays
 
 
-def wordnet_minilm(cache_dir: Path, n_database: int = 58_000, seed: int = 0) -> Arrays:
+def wordnet_minilm(
+    cache_dir: Path, n_database: int = 58_000, seed: int = 0, embedded_only: bool = False
+) -> Arrays:
     """MiniLM embeddings of WordNet glosses: 2,000 queries, ``n_database`` database rows.
+
+    The texts are embedded in the order query, train, val, database fold, in resumable
+    chunks (:func:`h2q.text.embed_texts` with a cache folder).
 
     Parameters
     ----------
@@ -65,6 +70,9 @@ def wordnet_minilm(cache_dir: Path, n_database: int = 58_000, seed: int = 0) -> 
         ``train + val + database`` rows (the database fold is capped to fit).
     seed : int
         Seed of the split.
+    embedded_only : bool
+        Embed nothing: use the chunks already on disk (the leading run of them), so the
+        database is cut short where they end. For a time-boxed run; the sizes say so.
 
     Returns
     -------
@@ -72,23 +80,43 @@ def wordnet_minilm(cache_dir: Path, n_database: int = 58_000, seed: int = 0) -> 
         ``fit`` (10,000, 384) train rows, ``query`` (2,000, 384), ``database``
         (n_database, 384): train, val then database fold, each float32, unit length.
     """
+    from h2q.data import load_dataset, make_split
+
+    data = load_dataset("wordnet")
+    split = make_split(data, "wordnet", random_state=seed)
+    cap = n_database - len(split.train) - len(split.val)
+    split = make_split(data, "wordnet", random_state=seed, max_database=cap)
+    order = np.concatenate([split.query, split.train, split.val, split.database])
+    texts = [data.X[i] for i in order]
+    nq, nf = len(split.query), len(split.train)
+    if embedded_only:
+        X = _embedded_chunks(texts, cache_dir / "minilm-chunks")
+        return {"fit": X[nq : nq + nf], "query": X[:nq], "database": X[nq:]}
 
     def build() -> Arrays:
-        from h2q.data import load_dataset, make_split
         from h2q.text import embed_texts
 
-        data = load_dataset("wordnet")
-        split = make_split(data, "wordnet", random_state=seed, max_database=None)
-        cap = n_database - len(split.train) - len(split.val)
-        split = make_split(data, "wordnet", random_state=seed, max_database=cap)
-        db = np.concatenate([split.train, split.val, split.database])
-        order = np.concatenate([split.query, db])
-        texts = [data.X[i] for i in order]
         X = embed_texts(texts, cache_dir=cache_dir / "minilm-chunks", n_threads=2)
-        nq = len(split.query)
-        return {"fit": X[nq : nq + len(split.train)], "query": X[:nq], "database": X[nq:]}
+        return {"fit": X[nq : nq + nf], "query": X[:nq], "database": X[nq:]}
 
     return cached(cache_dir / f"wordnet-minilm-{n_database}-s{seed}.npz", build)
+
+
+def _embedded_chunks(texts: list[str], folder: Path, chunk_size: int = 1024) -> np.ndarray:
+    """The leading chunks of ``texts``' embeddings that :func:`h2q.text.embed_texts` has
+    cached under ``folder`` (all-MiniLM-L6-v2), concatenated."""
+    from h2q.text import DEFAULT_MODEL, _ChunkCache, texts_fingerprint
+
+    cache = _ChunkCache(folder, DEFAULT_MODEL, texts_fingerprint(texts), len(texts), chunk_size)
+    chunks = []
+    for i, start in enumerate(range(0, len(texts), chunk_size)):
+        X = cache.load(i, len(texts[start : start + chunk_size]))
+        if X is None:
+            break
+        chunks.append(X)
+    if not chunks:
+        raise FileNotFoundError(f"no embedded chunks under {folder}; run without embedded_only.")
+    return np.concatenate(chunks)
 
 
 def fashion_effnet(

@@ -169,14 +169,14 @@ def load_data(name: str, args: argparse.Namespace) -> dict:
     if name == "synthetic":
         return asymmetric_data.synthetic(seed=args.seed)
     if name == "wordnet":
-        data = asymmetric_data.wordnet_minilm(cache)
+        data = asymmetric_data.wordnet_minilm(cache, embedded_only=args.embedded_only)
     elif name == "effnet":  # R@10 only: a general image embedding, searched by inner product
         data = asymmetric_data.fashion_effnet(cache)
         data = {k: data[k] for k in ("fit", "query", "database")}
     elif name.startswith("stage1-"):
         data = asymmetric_data.stage1(cache, bits=int(name.split("-")[1]))
     elif name == "speed":
-        base = asymmetric_data.wordnet_minilm(cache)
+        base = asymmetric_data.wordnet_minilm(cache, embedded_only=args.embedded_only)
         n = 100_000 if args.quick else args.speed_items
         data = {
             "fit": base["fit"],
@@ -264,6 +264,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speed-items", type=int, default=1_000_000)
     p.add_argument("--speed-queries", type=int, default=1_000)
+    p.add_argument(
+        "--embedded-only",
+        action="store_true",
+        help="WordNet: use the glosses embedded so far (a shorter database), embed nothing",
+    )
     p.add_argument("--only", nargs="+", help="keep the systems whose name holds one of these")
     p.add_argument("--no-speed", action="store_true", help="quality only")
     p.add_argument("--name", help="results name (default bench_asymmetric[_quick])")
