@@ -158,7 +158,8 @@ def evaluate(spec: Spec, data: dict, truth: np.ndarray, args: argparse.Namespace
         I = built.search(data["query"], min(k, len(data["database"])))
     row.update(bytes_per_item=built.bytes_per_item, build_s=built.build_s, info=built.info)
     row.update(quality(np.asarray(I), data, truth))
-    if not args.no_speed:
+    timed = args.time is None or any(w in spec.name for w in args.time)
+    if timed and not args.no_speed:
         row.update(speed(built.search, data["query"], tuple(args.threads), args.repeats))
     return row
 
@@ -271,6 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--only", nargs="+", help="keep the systems whose name holds one of these")
     p.add_argument("--no-speed", action="store_true", help="quality only")
+    p.add_argument("--time", nargs="+", help="time only the systems whose name holds one of these")
     p.add_argument("--name", help="results name (default bench_asymmetric[_quick])")
     p.add_argument("--append", action="store_true", help="keep the other data sets of the file")
     p.add_argument("--out-dir", help="results folder (default benchmarks/results)")
