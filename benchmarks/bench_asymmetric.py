@@ -252,7 +252,7 @@ def h2q_source() -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--datasets", nargs="+", default=["wordnet", "effnet", "stage1-16", "stage1-64", "speed"]
+        "--datasets", nargs="*", default=["wordnet", "effnet", "stage1-16", "stage1-64", "speed"]
     )
     p.add_argument(
         "--cache-dir",
@@ -275,6 +275,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time", nargs="+", help="time only the systems whose name holds one of these")
     p.add_argument("--name", help="results name (default bench_asymmetric[_quick])")
     p.add_argument("--append", action="store_true", help="keep the other data sets of the file")
+    p.add_argument("--merge-from", nargs="+", help="results files whose data sets to take in")
     p.add_argument("--out-dir", help="results folder (default benchmarks/results)")
     return p.parse_args(argv)
 
@@ -285,9 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     name = args.name or ("bench_asymmetric_quick" if args.quick else "bench_asymmetric")
     folder = Path(args.out_dir) if args.out_dir else RESULTS_DIR
-    record = {"datasets": {}}
-    if args.append and (folder / f"{name}.json").is_file():
-        record = json.loads((folder / f"{name}.json").read_text())
+    record: dict[str, Any] = {"datasets": {}}
+    for path in args.merge_from or ():
+        record["datasets"].update(json.loads(Path(path).read_text())["datasets"])
     for ds in args.datasets:
         env = environment()
         t0 = time.perf_counter()
@@ -297,18 +298,26 @@ def main(argv: list[str] | None = None) -> dict:
         result["asymmetric_index"] = asym_available()
         result["h2q_source"] = h2q_source()
         record["datasets"][ds] = result
-        record["targets"] = targets(record)
-        write(folder, name, record)
+        write(folder, name, record, args.append)
+    if not args.datasets:
+        write(folder, name, record, args.append)
     return record
 
 
-def write(folder: Path, name: str, record: dict) -> None:
-    """``folder/<name>.json`` and the table generated from it, ``<name>.md``, each atomic."""
+def write(folder: Path, name: str, record: dict, append: bool) -> None:
+    """``folder/<name>.json`` and the table generated from it, ``<name>.md``, each atomic.
+    With ``append``, the data sets in the file that ``record`` lacks are kept (re-read at
+    each write, so that runs of other data sets in parallel do not drop each other's)."""
     from h2q._io import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    if append and path.is_file():
+        old = json.loads(path.read_text())["datasets"]
+        record = {"datasets": {**old, **record["datasets"]}}
+    record["targets"] = targets(record)
     text = json.dumps(record, indent=2) + "\n"
-    atomic_write(folder / f"{name}.json", lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
     atomic_write(folder / f"{name}.md", lambda f: f.write(markdown(record).encode()))
 
 
