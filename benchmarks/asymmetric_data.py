@@ -300,7 +300,8 @@ def stage1(
             cmd += ["--cache-dir", str(feature_cache)]
         if (out / "config.json").is_file():
             cmd.append("--resume")
-        subprocess.run(cmd, check=True)
+        if not (out / "summary.json").is_file():  # a finished run is not trained again
+            subprocess.run(cmd, check=True)
         e = load_embeddings(out / "embeddings.npz", required=("train", "query", "database"))
         return {
             "fit": e["train"],
