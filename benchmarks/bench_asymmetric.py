@@ -227,6 +227,13 @@ def _line(row: dict) -> str:
     return row["name"] + ": " + ", ".join(f"{k} {row[k]:.1f}" for k in keys if k in row)
 
 
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
 def h2q_source() -> dict[str, Any]:
     """Where the h2q under test was imported from, and that checkout's commit (+ "dirty")."""
     import subprocess
@@ -291,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         record["datasets"].update(json.loads(Path(path).read_text())["datasets"])
     for ds in args.datasets:
         env = environment()
+        env["versions"]["numba"] = _version("numba")
         t0 = time.perf_counter()
         result = run_dataset(ds, args)
         env["load_average_end"] = list(os.getloadavg())
