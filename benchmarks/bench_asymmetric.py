@@ -299,12 +299,13 @@ def main(argv: list[str] | None = None) -> dict:
     for ds in args.datasets:
         env = environment()
         env["versions"]["numba"] = _version("numba")
+        source = h2q_source()  # before the run: the code it imports
         t0 = time.perf_counter()
         result = run_dataset(ds, args)
         env["load_average_end"] = list(os.getloadavg())
         result.update(environment=env, seconds=time.perf_counter() - t0, args=vars(args))
         result["asymmetric_index"] = asym_available()
-        result["h2q_source"] = h2q_source()
+        result["h2q_source"] = source
         record["datasets"][ds] = result
         write(folder, name, record, args.append)
     if not args.datasets:
