@@ -142,11 +142,12 @@ def decode_half(h, t0, t1, scale, out_bits, out):
 def _tile_keys(a, b, dots, sums, assign, t0, m, par, h, off, lim, out):
     """Keys of items ``t0 .. t0 + m - 1`` into ``out``; how many are below ``lim`` (one
     vectorised pass, so that tiles without a candidate are skipped)."""
-    delta, lo, hs = par[0], par[1], h * par[2]
+    delta, lo, hs = np.float32(par[0]), np.float32(par[1]), np.float32(h * par[2])
     cid = assign[t0 : t0 + m]
     hits = 0
-    for j in range(m):
-        key = np.float32(a[j] + b[j] * (delta * dots[j] + lo * sums[j] - hs) + off[cid[j]])
+    for j in range(m):  # float32 throughout: twice the lanes of float64
+        inner = delta * np.float32(dots[j]) + lo * np.float32(sums[j]) - hs
+        key = a[j] + b[j] * inner + off[cid[j]]
         out[j] = key
         hits += key < lim
     return hits

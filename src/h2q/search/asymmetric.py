@@ -301,7 +301,8 @@ class AsymmetricIndex(BaseIndex):
         zero = np.zeros((1, self.n_bits))
         planes, par = _rabitq.query_planes(Yq, zero, self.query_bits, self.query_rounding, rng)
         off = _rabitq.query_constants(Yq, self._centroids, e_q, xqm, self.metric)
-        return planes[:, 0], np.ascontiguousarray(par[:, 0]), np.ascontiguousarray(off)
+        off32 = np.ascontiguousarray(off, dtype=np.float32)
+        return planes[:, 0], np.ascontiguousarray(par[:, 0]), off32
 
     def _hamming_candidates(self, Xq, candidates, candidate_index) -> np.ndarray:
         """Storage positions of the Hamming top ``candidates`` by the sign codes, -1 padded."""
