@@ -29,7 +29,7 @@ def add_build_options(p: Any) -> None:
     g.add_argument("--index-metric", default="ip", choices=("ip", "l2"), help="score estimated")
     g.add_argument("--query-bits", type=positive_int, default=4, help="bits per query dim")
     g.add_argument("--bits-per-dim", type=positive_int, default=1, help="bits per item dim")
-    g.add_argument("--centroids", type=positive_int, default=16, help="k-means centroids, 1 to 256")
+    g.add_argument("--centroids", type=positive_int, default=64, help="k-means centroids, 1 to 256")
     g.add_argument(
         "--keep-vectors", action="store_true", help="store the float vectors, for --rescore"
     )

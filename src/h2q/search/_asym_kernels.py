@@ -59,28 +59,57 @@ def tile_dots(planes_t, q_planes, t0, t1, out):
     """``out[j] = <u, qu>`` of items ``t0 + j`` with one quantized query (its bit planes).
 
     Query planes are taken four at a time, kept in registers, so that each word of the
-    tile is loaded once per group of four: ``popcount(x & q0) + 2 popcount(x & q1) + ...``.
+    tile is loaded once per group of four: ``popcount(x & q0) + 2 popcount(x & q1) + ...``;
+    two words are summed per pass over the tile.
     """
     nb = planes_t.shape[0]
     qb = q_planes.shape[0]
     m = t1 - t0
     out[:m] = 0
-    zero = np.uint64(0)
-    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
+    n_words = planes_t.shape[1]
     for p in range(nb):
-        for w in range(planes_t.shape[1]):
-            a = planes_t[p, w, t0:t1]
-            for j0 in range(0, qb, 4):
-                q0 = q_planes[j0, w]
-                q1 = q_planes[j0 + 1, w] if j0 + 1 < qb else zero
-                q2 = q_planes[j0 + 2, w] if j0 + 2 < qb else zero
-                q3 = q_planes[j0 + 3, w] if j0 + 3 < qb else zero
-                shift = nb - 1 - p + j0
-                for j in range(m):
-                    x = a[j]
-                    s = popcount(x & q0) + (popcount(x & q1) << one)
-                    s += (popcount(x & q2) << two) + (popcount(x & q3) << three)
-                    out[j] += np.int64(s) << shift
+        for j0 in range(0, qb, 4):
+            shift = nb - 1 - p + j0
+            w = 0
+            while w + 1 < n_words:  # two words per pass: half the loads and stores of out
+                qa = _four(q_planes, j0, w, qb)
+                qc = _four(q_planes, j0, w + 1, qb)
+                _add_two(planes_t[p, w, t0:t1], planes_t[p, w + 1, t0:t1], qa, qc, shift, out, m)
+                w += 2
+            if w < n_words:
+                qa = _four(q_planes, j0, w, qb)
+                _add_one(planes_t[p, w, t0:t1], qa, shift, out, m)
+
+
+@jit()
+def _four(q_planes, j0, w, qb):
+    """Query planes ``j0 .. j0 + 3`` of word ``w`` (zero beyond ``qb``)."""
+    zero = np.uint64(0)
+    return (
+        q_planes[j0, w],
+        q_planes[j0 + 1, w] if j0 + 1 < qb else zero,
+        q_planes[j0 + 2, w] if j0 + 2 < qb else zero,
+        q_planes[j0 + 3, w] if j0 + 3 < qb else zero,
+    )
+
+
+@jit()
+def _weighted(x, q):
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
+    s = popcount(x & q[0]) + (popcount(x & q[1]) << one)
+    return s + (popcount(x & q[2]) << two) + (popcount(x & q[3]) << three)
+
+
+@jit()
+def _add_one(a, q, shift, out, m):
+    for j in range(m):
+        out[j] += np.int64(_weighted(a[j], q)) << shift
+
+
+@jit()
+def _add_two(a, b, qa, qb, shift, out, m):
+    for j in range(m):
+        out[j] += np.int64(_weighted(a[j], qa) + _weighted(b[j], qb)) << shift
 
 
 @jit()
@@ -113,11 +142,12 @@ def decode_half(h, t0, t1, scale, out_bits, out):
 def _tile_keys(a, b, dots, sums, assign, t0, m, par, h, off, lim, out):
     """Keys of items ``t0 .. t0 + m - 1`` into ``out``; how many are below ``lim`` (one
     vectorised pass, so that tiles without a candidate are skipped)."""
-    delta, lo, hs = par[0], par[1], h * par[2]
+    delta, lo, hs = np.float32(par[0]), np.float32(par[1]), np.float32(h * par[2])
     cid = assign[t0 : t0 + m]
     hits = 0
-    for j in range(m):
-        key = np.float32(a[j] + b[j] * (delta * dots[j] + lo * sums[j] - hs) + off[cid[j]])
+    for j in range(m):  # float32 throughout: twice the lanes of float64
+        inner = delta * np.float32(dots[j]) + lo * np.float32(sums[j]) - hs
+        key = a[j] + b[j] * inner + off[cid[j]]
         out[j] = key
         hits += key < lim
     return hits

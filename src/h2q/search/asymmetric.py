@@ -57,12 +57,12 @@ class AsymmetricIndex(BaseIndex):
     keep_vectors : bool or path, default False
         Keep the float rows for ``search(..., rescore=R)``: ``True`` in memory, a path to
         keep them in that ``.npy`` file, memory-mapped (rewritten at each ``add``).
-    n_centroids : int, default 16
+    n_centroids : int, default 64
         Codes are taken relative to the nearest of this many k-means centroids (1: the mean),
         fitted on the first ``add`` (give it a representative batch, at least a few hundred
         rows per centroid); the estimator's error scales with the item's and the query's
         distances to the centroid. At most 256. Above 1 each item costs one more byte (its
-        centroid's id); 16 is the measured default (``benchmarks/results/bench_asymmetric.md``),
+        centroid's id); 64 is the measured default (``benchmarks/results/bench_asymmetric.md``),
         1 the most compact.
     query_rounding : {"deterministic", "random"}, default "deterministic"
         Round the scaled query to the nearest level, or at random (unbiased, as the paper).
@@ -91,7 +91,7 @@ class AsymmetricIndex(BaseIndex):
         bits_per_dim: int = 1,
         keep_vectors: bool | str | os.PathLike = False,
         *,
-        n_centroids: int = 16,
+        n_centroids: int = 64,
         query_rounding: str = "deterministic",
         seed: int = 0,
     ) -> None:
@@ -301,7 +301,8 @@ class AsymmetricIndex(BaseIndex):
         zero = np.zeros((1, self.n_bits))
         planes, par = _rabitq.query_planes(Yq, zero, self.query_bits, self.query_rounding, rng)
         off = _rabitq.query_constants(Yq, self._centroids, e_q, xqm, self.metric)
-        return planes[:, 0], np.ascontiguousarray(par[:, 0]), np.ascontiguousarray(off)
+        off32 = np.ascontiguousarray(off, dtype=np.float32)
+        return planes[:, 0], np.ascontiguousarray(par[:, 0]), off32
 
     def _hamming_candidates(self, Xq, candidates, candidate_index) -> np.ndarray:
         """Storage positions of the Hamming top ``candidates`` by the sign codes, -1 padded."""
