@@ -108,7 +108,8 @@ def table(ds: dict[str, Any]) -> list[str]:
         "build s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in sorted(ds["rows"], key=lambda r: r["group"]):
+    order = [G1, G2, G4, "64 bits (PCA)", "128 bits (PCA)"]
+    for row in sorted(ds["rows"], key=lambda r: order.index(r["group"])):
         cells = [row["group"], row["name"], f"{row['bytes_per_item']:.0f}"]
         cells += [_cell(row, c, ".1f") for c in cols]
         for k in (10, 100):
