@@ -33,8 +33,14 @@ Data sets (``--datasets``; built and cached under ``--cache-dir`` by
 Results go to ``benchmarks/results/<name>.{json,md}`` (default ``bench_asymmetric``; with
 ``--quick``: ``bench_asymmetric_quick``), the table generated from the JSON.
 
-    python benchmarks/bench_asymmetric.py --cache-dir /work/cache/asymbench
-    python benchmarks/bench_asymmetric.py --quick --datasets synthetic   # < 1 minute
+    python benchmarks/bench_asymmetric.py --cache-dir DIR
+    python benchmarks/bench_asymmetric.py --quick --datasets synthetic   # < 1 minute, idle
+
+Data sets can be run separately into one results file (``--append``; ``--merge-from`` takes
+in the data sets of other results files), ``--only`` / ``--time`` pick the systems to run /
+to time, and ``--embedded-only`` runs WordNet on the glosses embedded so far (the sizes in
+the table say how many). Each data set records its load averages, CPU, library versions and
+the commit of the h2q under test.
 """
 
 from __future__ import annotations
