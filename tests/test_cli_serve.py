@@ -70,22 +70,3 @@ def test_a_port_in_use(run, files):
             port,
         )
     assert status == 2 and f"cannot listen on 127.0.0.1:{port}" in err
-
-
-def test_asymmetric_without_the_index_class_says_so(run, files):
-    import h2q
-
-    if hasattr(h2q, "AsymmetricIndex"):
-        pytest.skip("this h2q has AsymmetricIndex; the error path does not exist")
-    status, _, err = run(
-        "serve",
-        "--quantizer",
-        files / "q.npz",
-        "--database",
-        files / "codes.npy",
-        "--index",
-        "asymmetric",
-        "--port",
-        "0",
-    )
-    assert status == 2 and "--index asymmetric needs h2q.AsymmetricIndex" in err

@@ -110,39 +110,24 @@ def test_image_thumbnail_keeps_the_pixels():
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(items.png(0)))), pixels[1])
 
 
-class _BruteForceIP:
-    """A stand-in with the documented AsymmetricIndex API: add(X), search(Xq, k), ntotal."""
+def test_asymmetric_kind_serves_float_queries(served_files):
+    from h2q import AsymmetricIndex
 
-    def __init__(self, quantizer, metric="ip", **kwargs):
-        self.quantizer, self.X = quantizer, None
-
-    @property
-    def ntotal(self):
-        return len(self.X)
-
-    def add(self, X):
-        self.X = np.asarray(X, dtype=np.float32)
-
-    def search(self, Xq, k):
-        S = np.asarray(Xq, dtype=np.float32) @ self.X.T
-        I = np.argsort(-S, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(S, I, 1), I
-
-
-def test_asymmetric_kind_plugs_in_the_index_class(served_files, monkeypatch):
-    import h2q
-
-    monkeypatch.setattr(h2q, "AsymmetricIndex", _BruteForceIP, raising=False)
     catalog = load_files(
         served_files["quantizer"], None, served_files["embeddings"], kind="asymmetric"
     )
     (served,) = catalog.indexes.values()
+    assert isinstance(served.index, AsymmetricIndex)
     assert served.scoring == "asymmetric-ip" and not served.takes_codes
     X = np.load(served_files["embeddings"])["database"]
     q, encode = query_rows(served, SearchRequest(vector=X[5].tolist(), k=3))
     assert not encode and q.dtype == np.float32 and q.shape == (1, X.shape[1])  # floats
+    reference = AsymmetricIndex(served.quantizer, metric="ip")
+    reference.add(X)
     S, I = served.search(q, 3)
-    np.testing.assert_array_equal(I[0], np.argsort(-(X @ X[5]), kind="stable")[:3])
+    S_ref, I_ref = reference.search(X[[5]], 3)
+    np.testing.assert_array_equal(I, I_ref)
+    np.testing.assert_allclose(S, S_ref)
     np.testing.assert_array_equal(query_rows(served, SearchRequest(id=5))[0], X[[5]])
     with pytest.raises(ApiError, match="scores float queries; pass vector or id"):
         query_rows(served, SearchRequest(code="00" * 4))

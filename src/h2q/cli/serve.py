@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..search.registry import INDEX_KINDS
 from ._args import add_threads_option, positive_int
 from ._errors import UsageError
 
@@ -22,7 +23,6 @@ _THREADS_WHY = (
     "one search thread serves every index; 1 thread was faster than 2 at concurrency 1 and 8 "
     "on a busy 2-core machine (benchmarks/results/bench_serve.md)"
 )
-_INDEX_KINDS = ("flat", "mih", "asymmetric")
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--index",
         default="flat",
-        choices=_INDEX_KINDS,
+        choices=tuple(INDEX_KINDS),
         help="flat: exact scan (default); mih: exact multi-index hashing (faster on clustered "
         "codes); asymmetric: float queries scored against the codes (needs h2q.AsymmetricIndex)",
     )

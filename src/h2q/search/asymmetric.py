@@ -83,6 +83,8 @@ class AsymmetricIndex(BaseIndex):
     >>> scores, ids = index.search(Xq, k=10, rescore=50)       # doctest: +SKIP
     """
 
+    scoring = "asymmetric"
+
     def __init__(
         self,
         quantizer: Any,

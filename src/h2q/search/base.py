@@ -23,6 +23,10 @@ class BaseIndex:
     :meth:`memory_bytes`, :meth:`save` and :meth:`load`.
     """
 
+    #: How queries are scored: ``"hamming"`` (query codes against codes) or ``"asymmetric"``
+    #: (float queries against codes).
+    scoring: str = "hamming"
+
     @property
     def ntotal(self) -> int:
         """Number of searchable items."""

@@ -11,13 +11,12 @@ FastAPI.
 
 from .app import SearchRequest, create_app
 from .demo import demo_catalog
-from .engine import INDEX_KINDS, Catalog, ServedIndex, build_index
+from .engine import Catalog, ServedIndex, build_index
 from .errors import ApiError
 from .items import ItemStore
 from .loading import load_files, load_folder, load_results, load_run
 
 __all__ = [
-    "INDEX_KINDS",
     "ApiError",
     "Catalog",
     "ItemStore",

@@ -3,7 +3,7 @@
 A :class:`ServedIndex` is one index (flat or multi-index Hamming, or an asymmetric one) with
 the quantizer that encodes its queries; every index of a :class:`Catalog` covers the same
 database items, so that the page can show the same query under several quantizers. The index
-kinds are one mapping, :data:`INDEX_KINDS`; the asymmetric kind is imported only when asked for.
+kinds are those of :data:`h2q.search.INDEX_KINDS`.
 """
 
 from __future__ import annotations
@@ -14,60 +14,33 @@ from typing import Any
 
 import numpy as np
 
+from ..search.registry import index_class
 from .items import ItemStore
 
-__all__ = ["INDEX_KINDS", "Catalog", "ServedIndex", "build_index"]
-
-
-def _hamming(kind: str, codes: np.ndarray, n_bits: int) -> Any:
-    from ..search import HammingIndex, MultiIndexHammingIndex
-
-    index = MultiIndexHammingIndex(n_bits) if kind == "mih" else HammingIndex(n_bits)
-    index.add(codes)
-    return index
-
-
-def _asymmetric_class() -> Any:
-    try:
-        from .. import AsymmetricIndex  # type: ignore[attr-defined]
-    except ImportError:
-        raise ValueError(
-            "--index asymmetric needs h2q.AsymmetricIndex, which this version of h2q does not "
-            "have; use --index flat or --index mih."
-        ) from None
-    return AsymmetricIndex
-
-
-def _asymmetric(quantizer: Any, vectors: np.ndarray) -> Any:
-    index = _asymmetric_class()(quantizer, metric="ip")
-    index.add(vectors)
-    return index
-
-
-#: Index kinds: name -> (scoring, whether queries are codes (else float vectors)).
-INDEX_KINDS: dict[str, tuple[str, bool]] = {
-    "flat": ("hamming", True),
-    "mih": ("hamming", True),
-    "asymmetric": ("asymmetric-ip", False),
-}
+__all__ = ["Catalog", "ServedIndex", "build_index"]
 
 
 def build_index(
     kind: str, quantizer: Any, codes: np.ndarray | None, vectors: np.ndarray | None, n_bits: int
 ) -> Any:
-    """An index of ``kind`` over the database (codes for Hamming kinds, vectors otherwise)."""
-    if kind not in INDEX_KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
-    if kind == "asymmetric":
-        _asymmetric_class()  # absent: say so first
+    """An index of ``kind`` (a key of :data:`h2q.search.INDEX_KINDS`) over the database.
+
+    Hamming kinds index the codes; the asymmetric kind indexes the float vectors.
+    """
+    cls = index_class(kind)
+    if cls.scoring == "asymmetric":
         if vectors is None:
             raise ValueError(
-                "--index asymmetric scores float queries against the database vectors; pass "
+                f"--index {kind} scores float queries against the database vectors; pass "
                 "--embeddings with a 'database' fold."
             )
-        return _asymmetric(quantizer, vectors)
+        index = cls(quantizer, metric="ip")
+        index.add(vectors)
+        return index
     assert codes is not None
-    return _hamming(kind, codes, n_bits)
+    index = cls(n_bits)
+    index.add(codes)
+    return index
 
 
 @dataclass
@@ -79,7 +52,7 @@ class ServedIndex:
     name : str
         Name in the API (``"index"`` of a search request) and on the page.
     kind : str
-        A key of :data:`INDEX_KINDS`.
+        A key of :data:`h2q.search.INDEX_KINDS`.
     index : object
         Has ``search(queries, k) -> (D, I)`` and ``ntotal``.
     n_bits : int
@@ -113,11 +86,12 @@ class ServedIndex:
 
     @property
     def scoring(self) -> str:
-        return INDEX_KINDS[self.kind][0]
+        scoring = type(self.index).scoring
+        return f"{scoring}-{self.index.metric}" if scoring == "asymmetric" else scoring
 
     @property
     def takes_codes(self) -> bool:
-        return INDEX_KINDS[self.kind][1]
+        return type(self.index).scoring == "hamming"
 
     @property
     def n_features(self) -> int | None:
