@@ -24,6 +24,8 @@ SHOWN: tuple[tuple[str, str], ...] = (
     ("profile_reproduce", "The main job, one (method, bits) group"),
     ("full_estimate", "Time estimate of `h2q reproduce --full`"),
     ("bench_stage1", "Stage 1, per method"),
+    ("bench_asymmetric", "Asymmetric scoring against faiss RaBitQ"),
+    ("bench_serve", "The search service under load"),
 )
 
 
@@ -40,7 +42,16 @@ def environment(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def machine_line(record: dict[str, Any]) -> str:
-    """``"AMD EPYC (2 CPUs), load average 5.1 -> 4.7"``."""
+    """``"AMD EPYC (2 CPUs), load average 5.1 -> 4.7"``.
+
+    A record of several data sets (``{"datasets": {name: record}}``) names the machine once
+    and the load of each data set's run.
+    """
+    if "datasets" in record and "environment" not in record:
+        parts = {name: machine_line(sub) for name, sub in record["datasets"].items()}
+        machines = {line.split(", load average")[0] for line in parts.values()}
+        loads = "; ".join(f"{name}: {line.split(', ')[-1]}" for name, line in parts.items())
+        return f"{' / '.join(sorted(machines))}; {loads}"
     env = environment(record)
     cpu = env.get("cpu") or env.get("cpu_model") or "an unrecorded CPU"
     cpus = env.get("n_cpus") or env.get("cpus") or env.get("cpu_count") or "?"
