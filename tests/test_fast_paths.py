@@ -5,7 +5,8 @@ best-checkpoint choice and every cell score stay as they were):
 
 - the whole-database ranking with the feature tie-break, a block of queries at a time
   (:func:`h2q.search.rank_database` with ``k=None``), against the per-query order of
-  ``feature_distances`` + ``feature_order``;
+  ``feature_distances`` + ``feature_order``, with the block's distances from the compiled
+  kernel and from numpy;
 - the repeated-id check of the metrics by counting, against sorting each row;
 - the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics;
 - Adam with ``foreach=True`` in the training loop, against torch's per-parameter loop.
@@ -81,6 +82,26 @@ def test_feature_distances_block_is_bitwise_the_row_wise_sum():
         block = common.feature_distances_block(np.ascontiguousarray(db.T), q)
         buffer = np.empty_like(db)
         rows = np.stack([common.feature_distances(db, None, x, buffer) for x in q])
+        np.testing.assert_array_equal(block, rows, err_msg=f"d={d}")
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_feature_distances_block_both_paths_are_bitwise_the_row_wise_sum(monkeypatch, compiled):
+    """The compiled kernel (numba) and the numpy fallback, on blocks wider than a vector."""
+    if compiled:
+        pytest.importorskip("numba")
+        if not common.numba_available():
+            pytest.skip("numba is disabled here")
+    else:
+        monkeypatch.setattr(common, "numba_available", lambda: False)
+    rng = np.random.default_rng(5)
+    for d in (1, 3, 8, 15, 16, 33, 64, 120, 128):
+        db = rng.standard_normal((1003, d)).astype(np.float32)
+        q = rng.standard_normal((17, d)).astype(np.float32)
+        buffer = np.empty_like(db)
+        rows = np.stack([common.feature_distances(db, None, x, buffer) for x in q])
+        assert common._compiled_distances(np.ascontiguousarray(db.T), q) is compiled
+        block = common.feature_distances_block(np.ascontiguousarray(db.T), q)
         np.testing.assert_array_equal(block, rows, err_msg=f"d={d}")
 
 
