@@ -9,10 +9,13 @@ best-checkpoint choice and every cell score stay as they were):
   kernel and from numpy;
 - the repeated-id check of the metrics by counting, against sorting each row;
 - the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics;
-- Adam with ``foreach=True`` in the training loop, against torch's per-parameter loop.
+- the training loop's Adam (:class:`h2q.training._adam.CompiledAdam`: compiled kernels, or
+  torch's ``foreach`` Adam without numba), against torch's Adam.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -160,8 +163,9 @@ def test_ranking_scores_equal_the_three_metrics():
     assert float(ap_all.mean()) == mean_average_precision(I, yq, ydb)
 
 
-def test_foreach_adam_trains_bit_identically(monkeypatch):
-    """The loop's Adam(foreach=True) gives the weights of torch's per-parameter Adam."""
+def test_loop_adam_trains_bit_identically(monkeypatch):
+    """The loop's Adam (compiled, or torch's foreach) gives the weights of torch's
+    per-parameter Adam."""
     from h2q.losses import HashingObjective, make_loss
     from h2q.models import HashingModel, MLPBackbone
     from h2q.training import LoopSettings, train
@@ -185,8 +189,78 @@ def test_foreach_adam_trains_bit_identically(monkeypatch):
         kwargs["foreach"] = False
         return adam(*args, **kwargs)
 
-    monkeypatch.setattr(torch.optim, "Adam", per_parameter_adam)
+    monkeypatch.setattr("h2q.training.loop.CompiledAdam", per_parameter_adam)
     slow, slow_map = run()
     assert fast_map == slow_map
     for a, b in zip(fast, slow, strict=True):
         assert torch.equal(a, b)
+
+
+_SHAPES = [(96, 160), (96,), (7,), (33, 5), (1,)]
+
+
+def _adam_run(cls, steps, weight_decay, state=None, **kwargs):
+    """Weights and optimiser after ``steps`` steps on seeded gradients (two groups)."""
+    torch.manual_seed(0)
+    params = [(torch.randn(s) * 0.1).requires_grad_(True) for s in _SHAPES]
+    groups = [{"params": params[:2], "lr": 1e-3}, {"params": params[2:], "lr": 3e-4}]
+    opt = cls(groups, weight_decay=weight_decay, **kwargs)
+    if state is not None:
+        opt.load_state_dict(copy.deepcopy(state))  # loading shares the tensors otherwise
+    gen = torch.Generator().manual_seed(1 if state is None else 2)
+    for i in range(steps):
+        for p in params:
+            # Occasional large gradients reach the moments' and the division's extremes.
+            p.grad = torch.randn(p.shape, generator=gen) * (3.0 if i % 7 == 3 else 0.01)
+        opt.step()
+    return params, opt
+
+
+def _same_adam(a, b):
+    (pa, oa), (pb, ob) = a, b
+    for x, y in zip(pa, pb, strict=True):
+        assert torch.equal(x, y)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(oa.state[x][key], ob.state[y][key]), key
+
+
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0])
+def test_compiled_adam_is_bitwise_torch_foreach_adam(weight_decay):
+    pytest.importorskip("numba")
+    from h2q.search._jit import numba_available
+    from h2q.training._adam import CompiledAdam
+
+    if not numba_available():
+        pytest.skip("numba is disabled here")
+    ref = _adam_run(torch.optim.Adam, 60, weight_decay, foreach=True)
+    fast = _adam_run(CompiledAdam, 60, weight_decay, foreach=True)
+    _same_adam(ref, fast)
+    # The weights moved: a step that did nothing would fail above, and so would this.
+    assert not torch.equal(fast[0][0], _adam_run(CompiledAdam, 0, weight_decay)[0][0])
+    # Same state_dict: a checkpoint of either continues in the other with the same numbers.
+    ref_more = _adam_run(torch.optim.Adam, 5, weight_decay, ref[1].state_dict(), foreach=True)
+    fast_more = _adam_run(CompiledAdam, 5, weight_decay, ref[1].state_dict())
+    _same_adam(ref_more, fast_more)
+
+
+def test_compiled_adam_takes_torchs_step_when_it_cannot_compile(monkeypatch):
+    """Without numba, or for a group that is not plain (amsgrad), torch's own step runs."""
+    from h2q.training import _adam
+    from h2q.training._adam import CompiledAdam
+
+    calls = []
+    original = torch.optim.Adam.step
+
+    def counted(self, closure=None):
+        calls.append(1)
+        return original(self, closure)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    ref = _adam_run(torch.optim.Adam, 4, 5e-4, amsgrad=True)
+    calls.clear()
+    _same_adam(ref, _adam_run(CompiledAdam, 4, 5e-4, amsgrad=True))
+    assert len(calls) == 4
+    monkeypatch.setattr(_adam, "numba_available", lambda: False)
+    calls.clear()
+    _same_adam(_adam_run(torch.optim.Adam, 4, 5e-4), _adam_run(CompiledAdam, 4, 5e-4))
+    assert len(calls) == 8
