@@ -8,7 +8,8 @@ best-checkpoint choice and every cell score stay as they were):
   ``feature_distances`` + ``feature_order``, with the block's distances from the compiled
   kernel and from numpy;
 - the repeated-id check of the metrics by counting, against sorting each row;
-- the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics;
+- the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics,
+  and the scores of a ranking of :mod:`h2q.search` without re-checking its ids;
 - the training loop's Adam (:class:`h2q.training._adam.CompiledAdam`: compiled kernels, or
   torch's ``foreach`` Adam without numba), against torch's Adam.
 """
@@ -25,6 +26,7 @@ from h2q.codes import encode_sign
 from h2q.metrics import (
     _ranking_scores,
     _rows_with_repeats,
+    _trusted_map,
     average_precision,
     mean_average_precision,
     precision_at_k,
@@ -161,6 +163,26 @@ def test_ranking_scores_equal_the_three_metrics():
         np.testing.assert_array_equal(ap_k, average_precision(I[:, :k], yq, ydb, k))
         assert p_k == precision_at_k(I[:, :k], yq, ydb, k)
     assert float(ap_all.mean()) == mean_average_precision(I, yq, ydb)
+
+
+def test_trusted_scores_equal_the_checked_ones():
+    """Scoring a ranking of h2q.search without re-checking its ids gives the same numbers."""
+    q, db, yq, ydb = _data(300, 900, 16, seed=6)
+    multi = np.random.default_rng(6).integers(0, 2, (1200, 4))  # multi-hot labels
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    for labels in ((yq, ydb), (multi[:300], multi[300:])):
+        for k in (1, 50, 900):
+            assert _trusted_map(I, *labels, k) == mean_average_precision(I, *labels, k)
+            fast, slow = (
+                _ranking_scores(I, *labels, k, trusted=True),
+                _ranking_scores(I, *labels, k),
+            )
+            for a, b in zip(fast, slow, strict=True):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one row per query"):
+        _trusted_map(I[:10], yq, ydb, 900)
+    with pytest.raises(ValueError, match="k=901"):
+        _trusted_map(I, yq, ydb, 901)
 
 
 def test_loop_adam_trains_bit_identically(monkeypatch):

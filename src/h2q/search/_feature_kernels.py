@@ -76,3 +76,26 @@ def feature_distances_rows(db_t: np.ndarray, queries: np.ndarray, out: np.ndarra
             for i in range(n_db):
                 d = db_t[j, i] - qj
                 row[i] += d * d
+
+
+@jit()
+def pack_order_keys(dist: np.ndarray, fd_bits: np.ndarray, id_bits: int, out: np.ndarray) -> None:
+    """``out[r, i] = dist[r, i] << (31 + id_bits) | fd_bits[r, i] << id_bits | i``: the unique
+    int64 key whose order is (Hamming distance, feature distance, id), in one pass.
+
+    Parameters
+    ----------
+    dist : numpy.ndarray of uint8 or uint16, shape (n_rows, n_db)
+        Hamming distances.
+    fd_bits : numpy.ndarray of uint32, shape (n_rows, n_db)
+        Bit patterns of the non-negative float32 feature distances (they order like the
+        values).
+    id_bits : int
+        Bits of the largest id.
+    out : numpy.ndarray of int64, shape (n_rows, n_db)
+        Written in place.
+    """
+    shift = 31 + id_bits
+    for r in range(dist.shape[0]):
+        for i in range(dist.shape[1]):
+            out[r, i] = (np.int64(dist[r, i]) << shift) | (np.int64(fd_bits[r, i]) << id_bits) | i
