@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 
 import pytest
@@ -62,3 +64,25 @@ def test_numba_imported_inside_a_limit_is_limited_by_the_next_block(monkeypatch)
         with thread_limit(None):  # ... and limits itself
             assert numba.get_num_threads() == 1
             assert torch.get_num_threads() == 1
+
+
+def test_numba_pool_is_started_only_for_parallel_kernels():
+    """A limit leaves numba's pool unstarted unless the body runs its parallel kernels
+    (starting it loads numba's OpenMP layer, which changed torch's numbers in the process)."""
+    pytest.importorskip("numba")
+
+    code = (
+        "import numba, numba.np.ufunc.parallel as p\n"
+        "from h2q._threads import thread_limit\n"
+        "with thread_limit(1):\n"
+        "    assert not p._is_initialized, 'started by a plain limit'\n"
+        "with thread_limit(1, parallel_kernels=True):\n"
+        "    assert p._is_initialized and numba.get_num_threads() == 1\n"
+        "with thread_limit(1):\n"
+        "    assert numba.get_num_threads() == 1  # running now: limited by every block\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

@@ -65,12 +65,24 @@ def resolve_n_threads(n_threads: int | None) -> int | None:
     return check_n_threads(value, ENV_VAR)
 
 
+def _numba_pool_started() -> bool:
+    """Whether numba's parallel thread pool is running (asking numba for its thread count
+    would start it)."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(getattr(parallel, "_is_initialized", False))
+
+
 @contextmanager
-def _limited(n: int) -> Iterator[None]:
+def _limited(n: int, parallel_kernels: bool) -> Iterator[None]:
     import torch
 
     old_torch = torch.get_num_threads()
     numba = sys.modules.get("numba")  # only limited when something already imported it
+    if numba is not None and not (parallel_kernels or _numba_pool_started()):
+        # Note: setting numba's thread count starts its pool, whose OpenMP layer changed the
+        # numbers torch computed afterwards in the same process (a stage-1 run trained after
+        # it differed from the same run alone); a pool that does not run needs no limit.
+        numba = None
     old_numba = numba.get_num_threads() if numba is not None else None
     try:
         from threadpoolctl import threadpool_limits
@@ -92,11 +104,13 @@ def _limited(n: int) -> Iterator[None]:
                 numba.set_num_threads(old_numba)
 
 
-def thread_limit(n_threads: int | None):
+def thread_limit(n_threads: int | None, *, parallel_kernels: bool = False):
     """Context manager: run the body with every thread pool limited to ``n_threads``.
 
     ``None`` applies the enclosing block's limit, else ``H2Q_NUM_THREADS`` when it is set, and
-    changes nothing otherwise.
+    changes nothing otherwise. numba's pool is limited when it is already running, or when
+    ``parallel_kernels`` says that the body runs numba's parallel kernels (it is then started
+    with the limit); otherwise it is left unstarted.
     """
     n = resolve_n_threads(n_threads)
-    return nullcontext() if n is None else _limited(n)
+    return nullcontext() if n is None else _limited(n, parallel_kernels)
