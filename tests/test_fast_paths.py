@@ -286,3 +286,19 @@ def test_compiled_adam_takes_torchs_step_when_it_cannot_compile(monkeypatch):
     calls.clear()
     _same_adam(_adam_run(torch.optim.Adam, 4, 5e-4), _adam_run(CompiledAdam, 4, 5e-4))
     assert len(calls) == 8
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_order_keys_compiled_equal_numpys(monkeypatch, dtype):
+    from h2q.search import _scan
+
+    if not _scan.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    rng = np.random.default_rng(7)
+    dist = rng.integers(0, 65, (5, 1000)).astype(dtype)
+    fd = rng.random((5, 1000), dtype=np.float32) * 4
+    compiled = _scan._order_keys(dist, fd, 10)
+    monkeypatch.setattr(_scan, "numba_available", lambda: False)
+    reference = _scan._order_keys(dist, fd, 10)
+    np.testing.assert_array_equal(compiled, reference)
+    assert len(np.unique(reference)) == reference.size  # unique keys: ids in the low bits
