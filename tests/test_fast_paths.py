@@ -254,6 +254,8 @@ def test_compiled_adam_is_bitwise_torch_foreach_adam(weight_decay):
 
     if not numba_available():
         pytest.skip("numba is disabled here")
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("torch's own step runs on this CPU")
     ref = _adam_run(torch.optim.Adam, 60, weight_decay, foreach=True)
     fast = _adam_run(CompiledAdam, 60, weight_decay, foreach=True)
     _same_adam(ref, fast)
@@ -282,7 +284,7 @@ def test_compiled_adam_takes_torchs_step_when_it_cannot_compile(monkeypatch):
     calls.clear()
     _same_adam(ref, _adam_run(CompiledAdam, 4, 5e-4, amsgrad=True))
     assert len(calls) == 4
-    monkeypatch.setattr(_adam, "numba_available", lambda: False)
+    monkeypatch.setattr(_adam, "_kernels_match_torch", lambda: False)
     calls.clear()
     _same_adam(_adam_run(torch.optim.Adam, 4, 5e-4), _adam_run(CompiledAdam, 4, 5e-4))
     assert len(calls) == 8

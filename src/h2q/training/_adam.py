@@ -1,7 +1,8 @@
 """The training loop's Adam: torch's, with its CPU float32 step compiled (same numbers).
 
 :class:`CompiledAdam` is ``torch.optim.Adam`` (same arguments, state and checkpoints). When
-numba is available and a parameter group is plain (CPU, float32, contiguous, dense gradients,
+numba is available, torch runs its AVX2 or AVX-512 kernels, and a parameter group is plain (CPU,
+float32, contiguous, dense gradients,
 no amsgrad, maximize, capturable, differentiable or decoupled weight decay) its step runs the
 kernels of :mod:`h2q.training._adam_kernels`, which give the weights and moments of torch's
 ``foreach`` Adam bit for bit in two passes over memory instead of nine; otherwise it is
@@ -49,6 +50,13 @@ def _plain_group(group: dict[str, Any]) -> bool:
     return True
 
 
+def _kernels_match_torch() -> bool:
+    """numba is available and torch runs its AVX2 or AVX-512 kernels, whose vectorised
+    ``fmadd`` (one rounding) the compiled kernels reproduce; on other CPUs torch's own step
+    runs."""
+    return numba_available() and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
 def _scalar_dtype() -> torch.dtype:
     """The dtype of torch's Adam ``step`` counter (float64 under a float64 default)."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -77,7 +85,7 @@ class CompiledAdam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One optimisation step (see ``torch.optim.Adam.step``)."""
-        if not numba_available() or not all(_plain_group(g) for g in self.param_groups):
+        if not _kernels_match_torch() or not all(_plain_group(g) for g in self.param_groups):
             return super().step(closure)
         loss = None
         if closure is not None:
