@@ -3,9 +3,9 @@
 :class:`CompiledAdam` is ``torch.optim.Adam`` (same arguments, state and checkpoints). When
 numba is available, torch runs its AVX2 or AVX-512 kernels, and a parameter group is plain (CPU,
 float32, contiguous, dense gradients, no amsgrad, maximize, capturable, differentiable or
-decoupled weight decay) its step runs the kernels of :mod:`h2q.training._adam_kernels`, which give the weights and moments of torch's
-``foreach`` Adam bit for bit in two passes over memory instead of nine; otherwise it is
-torch's own step.
+decoupled weight decay) its step runs the kernels of :mod:`h2q.training._adam_kernels`, which
+give the weights and moments of torch's ``foreach`` Adam bit for bit in two passes over memory
+instead of nine; otherwise it is torch's own step.
 """
 
 from __future__ import annotations
