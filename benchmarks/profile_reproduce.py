@@ -152,7 +152,7 @@ def markdown(record: dict[str, Any]) -> str:
         "# CPU seconds per phase of one group of the main job: anchor vs this tree",
         "",
         f"- group: `h2q reproduce {record['group']} --jobs 1 --threads 1` (5 stage-1 runs, "
-        "8 cells); a seed of the default job is 9 such groups on 2 workers",
+        "8 cells); a seed of the default job is 9 such (method, bits) blocks on 2 workers",
         f"- anchor: {record['anchor']}; median of {record['repeats']} alternating repeats",
         f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
         f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",

@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The main job needs no engine, text model or Spark: leaving them out keeps its set-up short.
-extras="faiss,plot,data,efficientnet,stats"
+# numba (the fast extra) compiles its ranking and optimiser kernels.
+extras="faiss,fast,plot,data,efficientnet,stats"
 everything=""
 check_only=""
 for arg in "$@"; do

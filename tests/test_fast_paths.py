@@ -5,13 +5,18 @@ best-checkpoint choice and every cell score stay as they were):
 
 - the whole-database ranking with the feature tie-break, a block of queries at a time
   (:func:`h2q.search.rank_database` with ``k=None``), against the per-query order of
-  ``feature_distances`` + ``feature_order``;
+  ``feature_distances`` + ``feature_order``, with the block's distances from the compiled
+  kernel and from numpy;
 - the repeated-id check of the metrics by counting, against sorting each row;
-- the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics;
-- Adam with ``foreach=True`` in the training loop, against torch's per-parameter loop.
+- the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics,
+  and the scores of a ranking of :mod:`h2q.search` without re-checking its ids;
+- the training loop's Adam (:class:`h2q.training._adam.CompiledAdam`: compiled kernels, or
+  torch's ``foreach`` Adam without numba), against torch's Adam.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -21,6 +26,7 @@ from h2q.codes import encode_sign
 from h2q.metrics import (
     _ranking_scores,
     _rows_with_repeats,
+    _trusted_map,
     average_precision,
     mean_average_precision,
     precision_at_k,
@@ -84,6 +90,26 @@ def test_feature_distances_block_is_bitwise_the_row_wise_sum():
         np.testing.assert_array_equal(block, rows, err_msg=f"d={d}")
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_feature_distances_block_both_paths_are_bitwise_the_row_wise_sum(monkeypatch, compiled):
+    """The compiled kernel (numba) and the numpy fallback, on blocks wider than a vector."""
+    if compiled:
+        pytest.importorskip("numba")
+        if not common.numba_available():
+            pytest.skip("numba is disabled here")
+    else:
+        monkeypatch.setattr(common, "numba_available", lambda: False)
+    rng = np.random.default_rng(5)
+    for d in (1, 3, 8, 15, 16, 33, 64, 120, 128):
+        db = rng.standard_normal((1003, d)).astype(np.float32)
+        q = rng.standard_normal((17, d)).astype(np.float32)
+        buffer = np.empty_like(db)
+        rows = np.stack([common.feature_distances(db, None, x, buffer) for x in q])
+        assert common._compiled_distances(np.ascontiguousarray(db.T), q) is compiled
+        block = common.feature_distances_block(np.ascontiguousarray(db.T), q)
+        np.testing.assert_array_equal(block, rows, err_msg=f"d={d}")
+
+
 def test_full_ranking_falls_back_when_the_block_sum_differs(monkeypatch):
     """Should numpy change its summation order, the row-wise path is used (and is correct)."""
     q, db, _, _ = _data(20, 300, 16, seed=1)
@@ -139,8 +165,29 @@ def test_ranking_scores_equal_the_three_metrics():
     assert float(ap_all.mean()) == mean_average_precision(I, yq, ydb)
 
 
-def test_foreach_adam_trains_bit_identically(monkeypatch):
-    """The loop's Adam(foreach=True) gives the weights of torch's per-parameter Adam."""
+def test_trusted_scores_equal_the_checked_ones():
+    """Scoring a ranking of h2q.search without re-checking its ids gives the same numbers."""
+    q, db, yq, ydb = _data(300, 900, 16, seed=6)
+    multi = np.random.default_rng(6).integers(0, 2, (1200, 4))  # multi-hot labels
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    for labels in ((yq, ydb), (multi[:300], multi[300:])):
+        for k in (1, 50, 900):
+            assert _trusted_map(I, *labels, k) == mean_average_precision(I, *labels, k)
+            fast, slow = (
+                _ranking_scores(I, *labels, k, trusted=True),
+                _ranking_scores(I, *labels, k),
+            )
+            for a, b in zip(fast, slow, strict=True):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one row per query"):
+        _trusted_map(I[:10], yq, ydb, 900)
+    with pytest.raises(ValueError, match="k=901"):
+        _trusted_map(I, yq, ydb, 901)
+
+
+def test_loop_adam_trains_bit_identically(monkeypatch):
+    """The loop's Adam (compiled, or torch's foreach) gives the weights of torch's
+    per-parameter Adam."""
     from h2q.losses import HashingObjective, make_loss
     from h2q.models import HashingModel, MLPBackbone
     from h2q.training import LoopSettings, train
@@ -164,8 +211,96 @@ def test_foreach_adam_trains_bit_identically(monkeypatch):
         kwargs["foreach"] = False
         return adam(*args, **kwargs)
 
-    monkeypatch.setattr(torch.optim, "Adam", per_parameter_adam)
+    monkeypatch.setattr("h2q.training.loop.CompiledAdam", per_parameter_adam)
     slow, slow_map = run()
     assert fast_map == slow_map
     for a, b in zip(fast, slow, strict=True):
         assert torch.equal(a, b)
+
+
+_SHAPES = [(96, 160), (96,), (7,), (33, 5), (1,)]
+
+
+def _adam_run(cls, steps, weight_decay, state=None, **kwargs):
+    """Weights and optimiser after ``steps`` steps on seeded gradients (two groups)."""
+    torch.manual_seed(0)
+    params = [(torch.randn(s) * 0.1).requires_grad_(True) for s in _SHAPES]
+    groups = [{"params": params[:2], "lr": 1e-3}, {"params": params[2:], "lr": 3e-4}]
+    opt = cls(groups, weight_decay=weight_decay, **kwargs)
+    if state is not None:
+        opt.load_state_dict(copy.deepcopy(state))  # loading shares the tensors otherwise
+    gen = torch.Generator().manual_seed(1 if state is None else 2)
+    for i in range(steps):
+        for p in params:
+            # Occasional large gradients reach the moments' and the division's extremes.
+            p.grad = torch.randn(p.shape, generator=gen) * (3.0 if i % 7 == 3 else 0.01)
+        opt.step()
+    return params, opt
+
+
+def _same_adam(a, b):
+    (pa, oa), (pb, ob) = a, b
+    for x, y in zip(pa, pb, strict=True):
+        assert torch.equal(x, y)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(oa.state[x][key], ob.state[y][key]), key
+
+
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0])
+def test_compiled_adam_is_bitwise_torch_foreach_adam(weight_decay):
+    pytest.importorskip("numba")
+    from h2q.search._jit import numba_available
+    from h2q.training._adam import CompiledAdam
+
+    if not numba_available():
+        pytest.skip("numba is disabled here")
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("torch's own step runs on this CPU")
+    ref = _adam_run(torch.optim.Adam, 60, weight_decay, foreach=True)
+    fast = _adam_run(CompiledAdam, 60, weight_decay, foreach=True)
+    _same_adam(ref, fast)
+    # The weights moved: a step that did nothing would fail above, and so would this.
+    assert not torch.equal(fast[0][0], _adam_run(CompiledAdam, 0, weight_decay)[0][0])
+    # Same state_dict: a checkpoint of either continues in the other with the same numbers.
+    ref_more = _adam_run(torch.optim.Adam, 5, weight_decay, ref[1].state_dict(), foreach=True)
+    fast_more = _adam_run(CompiledAdam, 5, weight_decay, ref[1].state_dict())
+    _same_adam(ref_more, fast_more)
+
+
+def test_compiled_adam_takes_torchs_step_when_it_cannot_compile(monkeypatch):
+    """Without numba, or for a group that is not plain (amsgrad), torch's own step runs."""
+    from h2q.training import _adam
+    from h2q.training._adam import CompiledAdam
+
+    calls = []
+    original = torch.optim.Adam.step
+
+    def counted(self, closure=None):
+        calls.append(1)
+        return original(self, closure)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    ref = _adam_run(torch.optim.Adam, 4, 5e-4, amsgrad=True)
+    calls.clear()
+    _same_adam(ref, _adam_run(CompiledAdam, 4, 5e-4, amsgrad=True))
+    assert len(calls) == 4
+    monkeypatch.setattr(_adam, "_kernels_match_torch", lambda: False)
+    calls.clear()
+    _same_adam(_adam_run(torch.optim.Adam, 4, 5e-4), _adam_run(CompiledAdam, 4, 5e-4))
+    assert len(calls) == 8
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_order_keys_compiled_equal_numpys(monkeypatch, dtype):
+    from h2q.search import _scan
+
+    if not _scan.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    rng = np.random.default_rng(7)
+    dist = rng.integers(0, 65, (5, 1000)).astype(dtype)
+    fd = rng.random((5, 1000), dtype=np.float32) * 4
+    compiled = _scan._order_keys(dist, fd, 10)
+    monkeypatch.setattr(_scan, "numba_available", lambda: False)
+    reference = _scan._order_keys(dist, fd, 10)
+    np.testing.assert_array_equal(compiled, reference)
+    assert len(np.unique(reference)) == reference.size  # unique keys: ids in the low bits

@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 
 import pytest
@@ -75,9 +77,9 @@ def test_a_nested_block_with_the_limit_in_force_is_free(monkeypatch):
     calls = []
     real = _threads._limited
 
-    def counting(n):
+    def counting(n, parallel_kernels):
         calls.append(n)
-        return real(n)
+        return real(n, parallel_kernels)
 
     monkeypatch.setattr(_threads, "_limited", counting)
     with thread_limit(1):
@@ -96,3 +98,25 @@ def test_a_nested_block_with_the_limit_in_force_is_free(monkeypatch):
         with thread_limit(None):
             assert torch.get_num_threads() == 1
         assert calls == [1, 2, 1]
+
+
+def test_numba_pool_is_started_only_for_parallel_kernels():
+    """A limit leaves numba's pool unstarted unless the body runs its parallel kernels
+    (starting it loads numba's OpenMP layer, which changed torch's numbers in the process)."""
+    pytest.importorskip("numba")
+
+    code = (
+        "import numba, numba.np.ufunc.parallel as p\n"
+        "from h2q._threads import thread_limit\n"
+        "with thread_limit(1):\n"
+        "    assert not p._is_initialized, 'started by a plain limit'\n"
+        "with thread_limit(1, parallel_kernels=True):\n"
+        "    assert p._is_initialized and numba.get_num_threads() == 1\n"
+        "with thread_limit(1):\n"
+        "    assert numba.get_num_threads() == 1  # running now: limited by every block\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

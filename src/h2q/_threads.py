@@ -73,12 +73,24 @@ def resolve_n_threads(n_threads: int | None) -> int | None:
     return check_n_threads(value, ENV_VAR)
 
 
+def _numba_pool_started() -> bool:
+    """Whether numba's parallel thread pool is running (asking numba for its thread count
+    would start it)."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(getattr(parallel, "_is_initialized", False))
+
+
 @contextmanager
-def _limited(n: int) -> Iterator[None]:
+def _limited(n: int, parallel_kernels: bool) -> Iterator[None]:
     import torch
 
     old_torch = torch.get_num_threads()
     numba = sys.modules.get("numba")  # only limited when something already imported it
+    if numba is not None and not (parallel_kernels or _numba_pool_started()):
+        # Note: setting numba's thread count starts its pool, whose OpenMP layer changed the
+        # numbers torch computed afterwards in the same process (a stage-1 run trained after
+        # it differed from the same run alone); a pool that does not run needs no limit.
+        numba = None
     old_numba = numba.get_num_threads() if numba is not None else None
     try:
         from threadpoolctl import threadpool_limits
@@ -111,7 +123,7 @@ def _applied() -> list[tuple[int, int, bool]]:
     return _LOCAL.applied
 
 
-def _in_force(n: int) -> bool:
+def _in_force(n: int, parallel_kernels: bool) -> bool:
     """Whether this thread's innermost block applied ``n`` and nothing changed the pools since.
 
     Note: applying a limit costs milliseconds (threadpoolctl scans the loaded libraries), so
@@ -123,21 +135,24 @@ def _in_force(n: int) -> bool:
     if not applied:
         return False
     last_n, generation, numba_limited = applied[-1]
-    return (
-        last_n == n
-        and generation == _GENERATION[0]
-        and (numba_limited or "numba" not in sys.modules)
+    numba_settled = (
+        numba_limited
+        or "numba" not in sys.modules
+        or not (parallel_kernels or _numba_pool_started())  # a pool that does not run
     )
+    return last_n == n and generation == _GENERATION[0] and numba_settled
 
 
-def thread_limit(n_threads: int | None):
+def thread_limit(n_threads: int | None, *, parallel_kernels: bool = False):
     """Context manager: run the body with every thread pool limited to ``n_threads``.
 
     ``None`` applies the enclosing block's limit, else ``H2Q_NUM_THREADS`` when it is set, and
-    changes nothing otherwise. A block inside a block of the same thread with the same limit,
-    still in force, changes nothing either (it would only cost time).
+    changes nothing otherwise. numba's pool is limited when it is already running, or when
+    ``parallel_kernels`` says that the body runs numba's parallel kernels (it is then started
+    with the limit); otherwise it is left unstarted. A block inside a block of the same thread
+    with the same limit, still in force, changes nothing (it would only cost time).
     """
     n = resolve_n_threads(n_threads)
-    if n is None or _in_force(n):  # an enclosing block of this thread already set exactly n
+    if n is None or _in_force(n, parallel_kernels):  # an enclosing block already set exactly n
         return nullcontext()
-    return _limited(n)
+    return _limited(n, parallel_kernels)

@@ -382,7 +382,7 @@ def _evaluate_one(
     for rows, D, I in iter_rank_database(q_codes, db_codes, None, chunk_size=block, **features):
         yq = y_query[rows]
         n_rows = len(yq)
-        ap_all[rows], ap_k[rows], p_at_k = _ranking_scores(I, yq, y_db, k)
+        ap_all[rows], ap_k[rows], p_at_k = _ranking_scores(I, yq, y_db, k, trusted=True)
         sum_p_at_k += p_at_k * n_rows
         # Score the radius metric on the shortest prefix that holds every item within the
         # radius plus one beyond it (D is sorted), so it is exact and nothing is cut off.

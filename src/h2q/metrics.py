@@ -139,7 +139,32 @@ def average_precision(
     _check_choice(denominator, "denominator", MAP_VARIANTS)
     _check_choice(empty, "empty", _EMPTY_WORDS)
     chunk_size = _check_chunk_size(chunk_size)
+    return _average_precision(ranking, query_labels, db_labels, k, denominator, empty, chunk_size)
 
+
+def _trusted_map(ranking: np.ndarray, query_labels: Any, db_labels: Any, k: int) -> float:
+    """:func:`mean_average_precision` (top-k denominator, empty queries score 0) of a ranking
+    made by :mod:`h2q.search` (distinct ids in range, by construction), bit for bit, without
+    checking its ids again (a repeated-id check costs as much as the score on a full ranking).
+    The labels and ``k`` are still checked."""
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    if ranking.ndim != 2 or ranking.shape[0] != len(query_labels):
+        raise ValueError(f"ranking has shape {ranking.shape}; expected one row per query.")
+    k = _check_k(k, ranking.shape[1])
+    ap = _average_precision(ranking, query_labels, db_labels, k, "topk", "zero", 256)
+    return _mean_ignoring_nan(ap)
+
+
+def _average_precision(
+    ranking: np.ndarray,
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+    k: int,
+    denominator: str,
+    empty: str,
+    chunk_size: int,
+) -> np.ndarray:
+    """The computation of :func:`average_precision` on checked inputs."""
     relevance = _Relevance(query_labels, db_labels)
     out = np.empty(len(ranking), dtype=np.float64)
     for start in range(0, len(ranking), chunk_size):
@@ -233,7 +258,12 @@ def _ap_terms(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ranking_scores(
-    ranking: np.ndarray, query_labels: np.ndarray, db_labels: np.ndarray, k: int
+    ranking: np.ndarray,
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+    k: int,
+    *,
+    trusted: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """AP@all, AP@k and mean precision@k of a whole-database ranking, from one relevance pass.
 
@@ -250,6 +280,9 @@ def _ranking_scores(
     db_labels : array of shape (n_db,) or (n_db, n_classes)
     k : int
         Cut-off, ``1 <= k <= n_ranked``.
+    trusted : bool, default False
+        The ranking comes from :mod:`h2q.search` (distinct ids in range by construction):
+        its ids are not checked again (the labels and ``k`` still are).
 
     Returns
     -------
@@ -258,7 +291,12 @@ def _ranking_scores(
     precision : float
         Mean over queries of precision@k.
     """
-    ranking, query_labels, db_labels = _check_ranking_inputs(ranking, query_labels, db_labels)
+    if trusted:
+        query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+        if ranking.ndim != 2 or ranking.shape[0] != len(query_labels):
+            raise ValueError(f"ranking has shape {ranking.shape}; expected one row per query.")
+    else:
+        ranking, query_labels, db_labels = _check_ranking_inputs(ranking, query_labels, db_labels)
     k = _check_k(k, ranking.shape[1])
     relevance = _Relevance(query_labels, db_labels)
     ap_all = np.empty(len(ranking), dtype=np.float64)

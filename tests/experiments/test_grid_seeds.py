@@ -1,6 +1,7 @@
 """Several seeds in worker processes (issue 12.2): one group of each seed is scheduled first, so
-that the workers extract the features of different seeds at the same time, and the results
-are those of the one-process grid."""
+that the workers extract the features of different seeds at the same time, then the others
+longest first; groups are the cells that share stage-1 runs; the results are those of the
+one-process grid."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 from types import SimpleNamespace
 
 from h2q.experiments import get_config, run_grid
-from h2q.experiments.grid import _seed_leaders_first
+from h2q.experiments.grid import _groups, _longest_first, _seed_leaders_first, plan_cells
+from h2q.experiments.runner import runs_for
 
 
 def _group(seed: int, method: str) -> list:
@@ -41,3 +43,34 @@ def test_two_seeds_in_workers_equal_the_one_process_grid(tmp_path):
     assert len(workers.trained) == len(here.trained) == 2 * 4  # lambda0, 2 lambdas, hswd
     a, b = _scores(tmp_path / "here"), _scores(tmp_path / "workers")
     assert a and a == b
+
+
+def test_groups_share_runs_within_and_never_across():
+    config = get_config("default")
+    cells = plan_cells(config)
+    groups = _groups(config, [(cell, "settings") for cell in cells])
+    # Per (seed, method, bits): the rows on the lambda = 0 run, "+lambda" and "+HSWD".
+    assert len(groups) == 3 * len(config.seeds) * len(config.methods) * len(config.bits)
+    assert [cell for group in groups for cell, _ in group] == cells  # grid order kept
+    seen: set = set()
+    for group in groups:
+        runs = [frozenset(runs_for(config, cell)) for cell, _ in group]
+        assert len(set(runs)) == 1  # every cell of a group reads the same runs
+        assert not runs[0] & seen  # no run is trained by two groups
+        seen |= runs[0]
+    assert sorted(len(g) for g in groups[:3]) == [1, 1, 6]
+
+
+def test_longest_groups_go_first():
+    config = get_config("default", seeds=(0,), methods=("dpsh",), bits=(16, 32))
+    groups = _groups(config, [(cell, "settings") for cell in plan_cells(config)])
+    pending = {run for group in groups for cell, _ in group for run in runs_for(config, cell)}
+    order = [(g[0][0].row, g[0][0].n_bits) for g in _longest_first(config, groups, pending)]
+    # Three "+lambda" runs, then one run with six cells, then one run with one cell.
+    assert order == [
+        ("penalty", 16), ("penalty", 32), ("lambda0", 16), ("lambda0", 32),
+        ("hswd", 16), ("hswd", 32),
+    ]  # fmt: skip
+    # Runs already trained are no work: a group whose runs are done goes last.
+    done = pending - set(runs_for(config, groups[1][0][0]))
+    assert _longest_first(config, groups, done)[-1] == groups[1]

@@ -284,7 +284,7 @@ def run_grid(
             keep_checkpoints=keep_checkpoints,
         )
         runner.pending_runs = set(plan.needed_runs)
-        groups = _groups(plan.todo)
+        groups = _groups(config, plan.todo)
         if jobs == 1 or len(groups) <= 1:
             _compute_here(runner, groups, on_cell)
         else:
@@ -395,12 +395,16 @@ def _compute_in_workers(
     if len(seeds) >= jobs:
         # Each seed has its own folds, hence its own feature cache entry: one group of each
         # seed goes first, so that the workers extract the features of different seeds at
-        # the same time (not one after the other in this process with a core idle).
+        # the same time (not one after the other in this process with a core idle); the
+        # others follow, longest first.
         groups = _seed_leaders_first(groups)
+        leaders = groups[: len(seeds)]
+        groups = leaders + _longest_first(runner.config, groups[len(seeds) :], needed_runs)
     else:
         # The first run of each seed here, so that its features are extracted once.
         for seed in seeds:
             runner.ensure_run(next(r for r in needed_runs if r.seed == seed))
+        groups = _longest_first(runner.config, groups, runner.pending_runs)
     runner.release_data()  # the workers load their own copy
     from .parallel import run_parallel
 
@@ -453,12 +457,32 @@ def _log_call(out: Path, call: dict[str, Any]) -> list[dict[str, Any]]:
     return history
 
 
-def _groups(todo: list[tuple[Cell, str]]) -> list[list[tuple[Cell, str]]]:
-    """Pending cells grouped by (seed, method, bits), in grid order: a group shares its runs."""
-    groups: dict[tuple[int, str, int], list[tuple[Cell, str]]] = {}
+def _groups(config: GridConfig, todo: list[tuple[Cell, str]]) -> list[list[tuple[Cell, str]]]:
+    """Pending cells grouped by the stage-1 runs they read, in grid order.
+
+    A (seed, method, bits) triple gives up to three groups: the rows on the lambda = 0 run,
+    the "+lambda" row (its runs, one per lambda) and the "+HSWD" row. The cells of a group
+    share its runs and no two groups share a run, so groups can run in parallel; smaller
+    groups leave less of a worker idle at the end of a grid.
+    """
+    groups: dict[tuple[Any, ...], list[tuple[Cell, str]]] = {}
     for cell, settings in todo:
-        groups.setdefault((cell.seed, cell.method, cell.n_bits), []).append((cell, settings))
+        runs = tuple(str(run.relpath) for run in runs_for(config, cell))
+        groups.setdefault((cell.seed, cell.method, cell.n_bits, runs), []).append((cell, settings))
     return list(groups.values())
+
+
+def _longest_first(
+    config: GridConfig, groups: list[list[tuple[Cell, str]]], pending: Collection[Stage1Run]
+) -> list[list[tuple[Cell, str]]]:
+    """The groups by decreasing work (stage-1 runs to train, then cells), grid order within
+    ties: with the longest first, the last groups to finish are short ones."""
+
+    def work(group: list[tuple[Cell, str]]) -> tuple[int, int]:
+        runs = {run for cell, _ in group for run in runs_for(config, cell)}
+        return (-len(runs & set(pending)), -len(group))
+
+    return sorted(groups, key=work)
 
 
 def _seed_leaders_first(groups: list[list[tuple[Cell, str]]]) -> list[list[tuple[Cell, str]]]:

@@ -347,7 +347,7 @@ def topk(layout, q_planes, q_par, off, h, k):
     n_q = q_planes.shape[0]
     keys = np.full((n_q, k), np.inf, dtype=np.float32)
     pos = np.full((n_q, k), -1, dtype=np.int64)
-    with thread_limit(None):  # H2Q_NUM_THREADS, when set
+    with thread_limit(None, parallel_kernels=True):  # H2Q_NUM_THREADS, when set
         block = query_block(n_q)
         asym_topk(
             planes, assign, A16, B16, scales, q_planes, q_par, off, float(h), k, block, keys, pos
@@ -359,7 +359,7 @@ def keys_at(layout, q_planes, q_par, off, h, pos):
     """Run :func:`asym_keys_at`; float64 keys of shape ``pos.shape``."""
     planes, A16, B16, assign, scales = layout
     out = np.empty(pos.shape, dtype=np.float64)
-    with thread_limit(None):
+    with thread_limit(None, parallel_kernels=True):
         asym_keys_at(planes, assign, A16, B16, scales, q_planes, q_par, off, float(h), pos, out)
     return out
 
@@ -367,6 +367,6 @@ def keys_at(layout, q_planes, q_par, off, h, pos):
 def grid_levels(a: np.ndarray, bits: int) -> np.ndarray:
     """Run :func:`best_grid_codes`; levels ``k_i`` of shape ``a.shape``, int64."""
     out = np.empty(a.shape, dtype=np.int64)
-    with thread_limit(None):
+    with thread_limit(None, parallel_kernels=True):
         best_grid_codes(np.ascontiguousarray(a, dtype=np.float64), int(bits), out)
     return out

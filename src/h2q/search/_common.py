@@ -210,11 +210,34 @@ def feature_distances_block(db_features_t: np.ndarray, queries: np.ndarray) -> n
     (:func:`same_as_rowwise`) before trusting it, in case numpy's summation changes.
     """
 
+    n_features, n_db = db_features_t.shape
+    if _compiled_distances(db_features_t, queries):
+        from ._feature_kernels import feature_distances_rows
+
+        out = np.empty((len(queries), n_db), dtype=np.float32)
+        feature_distances_rows(db_features_t, np.ascontiguousarray(queries), out)
+        return out
+
     def term(j: int) -> np.ndarray:
         t = np.subtract(db_features_t[j][None, :], queries[:, j : j + 1])
         return np.square(t, out=t)
 
-    return _pairwise_sum(term, 0, db_features_t.shape[0])
+    return _pairwise_sum(term, 0, n_features)
+
+
+def _compiled_distances(db_features_t: np.ndarray, queries: np.ndarray) -> bool:
+    """Whether the compiled kernel (:mod:`._feature_kernels`) computes this block: numba is
+    available, both are float32 and the rows are at most its width (the same order of sums)."""
+    if not numba_available():
+        return False
+    from ._feature_kernels import MAX_FEATURES
+
+    return (
+        db_features_t.dtype == np.float32
+        and queries.dtype == np.float32
+        and db_features_t.flags.c_contiguous
+        and 1 <= db_features_t.shape[0] <= MAX_FEATURES
+    )
 
 
 def _pairwise_sum(term: Any, start: int, n: int) -> np.ndarray:

@@ -26,13 +26,18 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``numba.njit(cache=True, parallel=parallel)`` when numba is available, else identity."""
+def jit(
+    parallel: bool = False, error_model: str = "python"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``numba.njit(cache=True, parallel=parallel, error_model=error_model)`` when numba is
+    available, else identity. ``error_model="numpy"`` makes a float division by zero give
+    inf/NaN as IEEE (and numpy and torch) do, instead of raising; it is also what lets a loop
+    that divides vectorise."""
     if not numba_available():
         return lambda function: function
     import numba
 
-    return numba.njit(cache=True, parallel=parallel, nogil=True)
+    return numba.njit(cache=True, parallel=parallel, nogil=True, error_model=error_model)
 
 
 def prange_or_range() -> Callable[..., Any]:
@@ -62,3 +67,29 @@ def make_popcount() -> Callable[[Any], Any]:
         return types.uint64(types.uint64), codegen
 
     return _ctpop
+
+
+def make_fma32() -> Callable[[Any, Any, Any], Any]:
+    """``fma32(a, b, c)``: ``a * b + c`` in float32 with one rounding (LLVM ``llvm.fma.f32``),
+    for compiled kernels that must match a vectorised ``fmadd`` bit for bit. Needs numba
+    (callers check :func:`numba_available` first: there is no exact plain-Python fallback)."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _fma32(typingctx, a, b, c):  # noqa: ARG001 - numba's intrinsic signature
+        if not (a == b == c == types.float32):
+            return None
+
+        def codegen(context, builder, signature, args):
+            f32 = ir.FloatType()
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(f32, [f32, f32, f32]), "llvm.fma.f32"
+            )
+            return builder.call(fn, args)
+
+        return types.float32(types.float32, types.float32, types.float32), codegen
+
+    return _fma32

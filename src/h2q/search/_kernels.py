@@ -325,7 +325,7 @@ def topk(words_t: np.ndarray, q_words: np.ndarray, k: int, n_bits: int):
     """Run :func:`flat_topk` into fresh padded ``(D, I)`` arrays."""
     D = np.full((len(q_words), k), PAD_DISTANCE, dtype=np.int32)
     I = np.full((len(q_words), k), PAD_ID, dtype=np.int64)
-    with thread_limit(None):  # H2Q_NUM_THREADS, when set
+    with thread_limit(None, parallel_kernels=True):  # H2Q_NUM_THREADS, when set
         block = query_block(len(q_words))
         flat_topk(np.ascontiguousarray(q_words), words_t, k, n_bits, block, D, I)
     return D, I
@@ -357,6 +357,6 @@ def _range_pass(words_t, q_words, radius, cap):
     counts = np.zeros(len(q_words), dtype=np.int64)
     D = np.empty((len(q_words), cap), dtype=np.int32)
     I = np.empty((len(q_words), cap), dtype=np.int64)
-    with thread_limit(None):
+    with thread_limit(None, parallel_kernels=True):
         flat_range(q_words, words_t, radius, cap, query_block(len(q_words)), counts, D, I)
     return counts, D, I

@@ -184,7 +184,7 @@ def query_planes(
     planes = np.empty((n_q, n_c, qb, (D + 63) // 64), dtype=np.uint64)
     par = np.empty((n_q, n_c, 3))
     Yq, C = np.ascontiguousarray(Yq, dtype=np.float64), np.ascontiguousarray(C, dtype=np.float64)
-    with thread_limit(None):
+    with thread_limit(None, parallel_kernels=True):
         _asym_kernels.quantize_queries(Yq, C, qb, random, noise, planes, par)
     return planes, par
 

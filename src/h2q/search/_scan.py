@@ -11,6 +11,7 @@ import numpy as np
 
 from .._popcount import KernelScratch, block_distances, iter_distance_blocks, to_words
 from ._common import feature_distances, feature_distances_block, same_as_rowwise
+from ._jit import numba_available
 from ._pad import PAD_DISTANCE, PAD_ID
 
 #: ``uint64`` elements of the scratch block of one scan step (2 MiB).
@@ -176,15 +177,19 @@ class Scan:
             q_words, self.words_t, chunk_size, self.dist_dtype
         ):
             c = stop - start
-            D = np.full((c, k), PAD_DISTANCE, dtype=np.int32)
-            I = np.full((c, k), PAD_ID, dtype=np.int64)
             if query_features is None:
                 # Stable sort: equal distances keep increasing ids (a radix sort for uint8).
                 order = np.argsort(dist, axis=1, kind="stable")
             else:
                 order = self._full_feature_order(dist, query_features[start:stop])
+            ranked = np.take_along_axis(dist, order, axis=1)
+            if k == n:  # nothing to pad: the sort's own arrays (no copy into padded ones)
+                yield slice(start, stop), ranked.astype(np.int32), order
+                continue
+            D = np.full((c, k), PAD_DISTANCE, dtype=np.int32)
+            I = np.full((c, k), PAD_ID, dtype=np.int64)
             I[:, :n] = order
-            D[:, :n] = np.take_along_axis(dist, order, axis=1)
+            D[:, :n] = ranked
             yield slice(start, stop), D, I
 
     def _full_feature_order(self, dist: np.ndarray, query_features: np.ndarray) -> np.ndarray:
@@ -206,9 +211,7 @@ class Scan:
                     break
                 # feature_order's packed key, whole rows at a time: the keys are unique, so
                 # sorting the keys themselves gives the same order, and the low bits are ids.
-                key = fd.view(np.uint32).astype(np.int64) << id_bits
-                key |= dist[r0:r1].astype(np.int64) << (31 + id_bits)
-                key |= np.arange(n)
+                key = _order_keys(dist[r0:r1], fd, id_bits)
                 key.sort(axis=1)
                 np.bitwise_and(key, (1 << id_bits) - 1, out=order[r0:r1])
             else:
@@ -218,6 +221,20 @@ class Scan:
             fd = feature_distances(self.features, None, query_features[r], buffer)
             order[r] = self._order(dist[r], fd, np.arange(n))
         return order
+
+
+def _order_keys(dist: np.ndarray, fd: np.ndarray, id_bits: int) -> np.ndarray:
+    """:func:`feature_order`'s packed int64 keys of a block of rows (ids are column indices)."""
+    if numba_available():
+        from ._feature_kernels import pack_order_keys
+
+        key = np.empty(dist.shape, dtype=np.int64)
+        pack_order_keys(dist, fd.view(np.uint32), id_bits, key)
+        return key
+    key = fd.view(np.uint32).astype(np.int64) << id_bits
+    key |= dist.astype(np.int64) << (31 + id_bits)
+    key |= np.arange(dist.shape[1])
+    return key
 
 
 def _prune(

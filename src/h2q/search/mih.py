@@ -430,7 +430,7 @@ class MultiIndexHammingIndex(BaseIndex):
         D, I, over, work = (np.ascontiguousarray(a[rows]) for a in parts)
         args = (np.ascontiguousarray(q_words[rows]), self._words(), self._alive)
         args += (self._get_tables(), k, self.n_bits, budget)
-        with thread_limit(None):  # H2Q_NUM_THREADS, when set
+        with thread_limit(None, parallel_kernels=True):  # H2Q_NUM_THREADS, when set
             if serial:  # no parallel region: waking threads can cost more than the work
                 _mk().knn_queries(*args, 0, len(D), D, I, over, work)
             else:
@@ -453,7 +453,7 @@ class MultiIndexHammingIndex(BaseIndex):
         lims = np.zeros(n_q + 1, dtype=np.int64)
         args = (q_words, self._words(), self._alive, tables, radii)
         serial = self._range_work(radii) < SERIAL_WORK
-        with thread_limit(None):  # H2Q_NUM_THREADS, when set
+        with thread_limit(None, parallel_kernels=True):  # H2Q_NUM_THREADS, when set
             for fill in (False, True):
                 if fill:
                     np.cumsum(counts, out=lims[1:])

@@ -105,7 +105,7 @@ class Batcher:
         return jobs, False
 
     def _run(self) -> None:
-        with thread_limit(self._n_threads):
+        with thread_limit(self._n_threads, parallel_kernels=True):  # the scans run here
             stop = False
             while not stop:
                 first = self._queue.get()
