@@ -92,9 +92,9 @@ def test_searches_and_encodes_apply_the_thread_limit_once(served_files, monkeypa
     calls = []
     real = _threads._limited
 
-    def counting(n):
+    def counting(n, parallel_kernels):
         calls.append(n)
-        return real(n)
+        return real(n, parallel_kernels)
 
     expected = served.search(served.quantizer.encode(X), 4)[1]
     monkeypatch.setattr(_threads, "_limited", counting)
