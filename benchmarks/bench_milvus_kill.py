@@ -145,12 +145,19 @@ def markdown(record: dict[str, Any]) -> str:
             f"{row['served']} | {'yes' if row['identical'] else 'NO'} | {row['orphans']} |"
         )
     killed = [row for row in r["moments"] if row["killed"]]
-    old = sum(row["served"] == "old" for row in killed)
-    same = sum(row["identical"] and row["served"] == "old" for row in killed)
+    counts = {
+        which: (
+            sum(row["served"] == which for row in killed),
+            sum(row["served"] == which and row["identical"] for row in killed),
+        )
+        for which in ("old", "new", "?")
+    }
     lines += [
         "",
-        f"After {len(killed)} kills: the old collection served {old} times, with D and I "
-        f"identical {same} times; orphans after the next write: "
+        f"After {len(killed)} kills: the old collection served {counts['old'][0]} times (D and "
+        f"I identical {counts['old'][1]} times), the complete new one {counts['new'][0]} times "
+        f"(the kill came after the switch; identical {counts['new'][1]} times), anything else "
+        f"{counts['?'][0]} times; orphans after the next write: "
         f"{r['orphans_after_next_write']}.",
         "",
     ]
@@ -159,11 +166,20 @@ def markdown(record: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite the .md table from the kept .json"
+    )
     parser.add_argument("--old", type=int, default=40_000)
     parser.add_argument("--new", type=int, default=100_000)
     parser.add_argument("--moments", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.table_only:
+        from bench_encode import RESULTS_DIR
+
+        record = json.loads((RESULTS_DIR / "bench_milvus_kill.json").read_text())
+        write_results("bench_milvus_kill", record, markdown(record))
+        return
     env = environment()
     with tempfile.TemporaryDirectory(prefix="h2q-bench-milvus-kill-") as folder:
         result = run(Path(folder), args.old, args.new, args.moments, args.seed)
