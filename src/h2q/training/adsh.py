@@ -54,6 +54,7 @@ class ADSHSettings:
     weight_decay: float = 5e-4
     batch_size: int = 64
     gamma: float = ADSH_GAMMA
+    balance: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -133,7 +134,9 @@ def train_adsh(
         losses = []
         for _ in range(settings.iterations):
             idx = torch.randperm(n, generator=gen)[: min(settings.samples, n)]
-            sim = adsh_similarity(all_labels[idx.to(device)], all_labels)
+            sim = adsh_similarity(
+                all_labels[idx.to(device)], all_labels, balance=settings.balance
+            )
             u_all = torch.zeros(len(idx), n_bits, device=device)
             model.train()
             for _epoch in range(settings.epochs_per_iteration):
@@ -142,6 +145,10 @@ def train_adsh(
                     u = torch.tanh(model(train_data.inputs(idx[b], device)))
                     loss = adsh_loss(u, codes, sim[b], idx[b].to(device), settings.gamma)
                     value = float(loss.detach())
+                    # Note: the objective is a sum over n database items per query point; its
+                    # gradient grows with n and saturates tanh at once unless divided by n
+                    # and by the batch size (as the authors' implementation does).
+                    loss = loss / (n * len(b))
                     if not math.isfinite(value):
                         raise FloatingPointError(
                             f"the ADSH loss became {value}; lower the learning rate (lr)."
