@@ -12,7 +12,7 @@ bit by bit with the network fixed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -91,6 +91,7 @@ def train_adsh(
     settings: ADSHSettings,
     *,
     device: torch.device,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
     """Train ADSH's query network and learn the codes of the training items.
 
@@ -102,6 +103,9 @@ def train_adsh(
         The training fold (ADSH's database and the pool of sampled query points).
     settings : ADSHSettings
     device : torch.device
+    callback : callable, optional
+        Called as ``callback(iteration, codes)`` after each outer iteration (1-based), with
+        the codes of that iteration; for monitoring (the model may be evaluated there).
 
     Returns
     -------
@@ -132,7 +136,7 @@ def train_adsh(
         )
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(settings.decay_at), gamma=0.1)
         losses = []
-        for _ in range(settings.iterations):
+        for iteration in range(1, settings.iterations + 1):
             idx = torch.randperm(n, generator=gen)[: min(settings.samples, n)]
             sim = adsh_similarity(
                 all_labels[idx.to(device)], all_labels, balance=settings.balance
@@ -161,4 +165,6 @@ def train_adsh(
             codes = update_codes(codes, u_all, sim, idx.to(device), settings.gamma)
             sched.step()
             losses.append(total / len(idx))
+            if callback is not None:
+                callback(iteration, codes)
     return codes.float(), losses
