@@ -64,11 +64,14 @@ def chunks(n_samples: int, width: int, n_bits: int, itemsize: int) -> Iterator[t
         yield start, min(n_samples, start + rows)
 
 
-def _rotate(p: np.ndarray, R_t: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rotate(
+    p: np.ndarray, R_t: np.ndarray, out: np.ndarray, x: np.ndarray, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``p @ R_t`` into ``out``; rows that overflowed recomputed from power-of-two-scaled rows.
 
     Returns the product and the exponent ``e`` per row (0 where unscaled): row i of the
-    product is ``(p[i] * 2**-e[i]) @ R_t``.
+    product is ``(p[i] * 2**-e[i]) @ R_t``. Raises when the chunk ``x`` of ``X`` (the rows
+    ``p`` come from) holds NaN or inf.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         y = np.matmul(p, R_t, out=out)
@@ -76,10 +79,16 @@ def _rotate(p: np.ndarray, R_t: np.ndarray, out: np.ndarray) -> tuple[np.ndarray
     # Cheap screen: min and max propagate NaN and expose +-inf.
     if np.isfinite(y.min()) and np.isfinite(y.max()):
         return y, shift
+    _check_finite(x, X, "X")
     bad = np.flatnonzero(~np.isfinite(y).all(axis=1))
     _, exponent = np.frexp(np.abs(p[bad]).max(axis=1))
     shift[bad] = exponent
     y[bad] = np.ldexp(p[bad], -exponent[:, None]) @ R_t
+    if not np.isfinite(y[bad]).all():
+        raise ValueError(
+            "X minus the training mean overflowed: X holds values too large for its dtype. "
+            "Rescale X (for example to unit norm) before encoding."
+        )
     return y, shift
 
 
@@ -118,9 +127,7 @@ def encode_rows(X: np.ndarray, state: FittedState, name: str) -> np.ndarray:
     for start, stop in spans:
         x = X[start:stop]
         p = state.project(x)
-        y, _ = _rotate(p, state.R_t, buf[: stop - start])
-        if not (np.isfinite(y.min()) and np.isfinite(y.max())):
-            _check_finite(x, X, "X")
+        y, _ = _rotate(p, state.R_t, buf[: stop - start], x, X)
         packer.pack(y, out[start:stop])
         if state.rescale:
             _zero_rows(p, np.flatnonzero((out[start:stop] == ones).all(axis=1)), start, name)
@@ -133,14 +140,14 @@ def transform_rows(X: np.ndarray, state: FittedState, name: str) -> np.ndarray:
     out = np.empty((n, state.n_bits), dtype=X.dtype)
     for start, stop in chunks(n, width, state.n_bits, X.dtype.itemsize):
         x = X[start:stop]
-        _check_finite(x, X, "X")
         p = state.project(x)
-        y, shift = _rotate(p, state.R_t, out[start:stop])
+        y, shift = _rotate(p, state.R_t, out[start:stop], x, X)
         if not state.rescale:
             continue
         peak = np.abs(p).max(axis=1)
         _zero_rows(p, np.flatnonzero(peak == 0), start, name)
-        # ||p * 2**-shift|| = peak * 2**-shift * ||p / peak||, each factor safe from overflow
-        norm = np.ldexp(peak, -shift) * np.linalg.norm(p / peak[:, None], axis=1)
-        y *= (np.sqrt(state.n_bits) / norm).astype(X.dtype)[:, None]
+        # ||p * 2**-shift|| = (peak * 2**-shift) * ||p / peak||: divide by each factor in
+        # turn, since their product overflows for rows near the dtype's largest value
+        y /= np.ldexp(peak, -shift)[:, None]
+        y *= (np.sqrt(state.n_bits) / np.linalg.norm(p / peak[:, None], axis=1))[:, None]
     return out

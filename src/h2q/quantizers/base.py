@@ -59,9 +59,6 @@ _CHUNK_BYTES = 1 << 24
 #: nowhere there; above this bound (untested here) the libraries' default is left, for big
 #: problems on machines with idle cores.
 SMALL_PROBLEM_MACS = 1 << 30
-#: transform/encode inputs below this many multiply-adds skip the thread limit (see
-#: ``BaseQuantizer._transform_threads``): about 1 ms of work on one core.
-TINY_TRANSFORM_MACS = 1 << 23
 
 
 def auto_threads(n_samples: int, n_features: int, n_bits: int) -> int | None:
@@ -211,16 +208,13 @@ class BaseQuantizer:
         return n if n is not None else auto_threads(n_samples, n_features, n_bits)
 
     def _transform_threads(self, n_samples: int, n_features: int) -> Any:
-        """The thread limit of transform/encode. Setting a limit costs milliseconds (threadpoolctl
-        scans the loaded libraries), more than a small product takes on one thread, and such a
-        product starts no worker threads anyway: with ``n_threads=None`` and
-        ``H2Q_NUM_THREADS`` unset, inputs below ``TINY_TRANSFORM_MACS`` run unlimited."""
+        """The thread limit of transform/encode: ``n_threads`` or ``H2Q_NUM_THREADS`` when set,
+        else none. Note: unlike a fit (many small products, see :func:`auto_threads`), they
+        make one large product per chunk, as numpy's own ``X @ R.T`` does with the BLAS
+        library's default threads (benchmarks/bench_encode.py compares them), and setting a
+        limit costs milliseconds (threadpoolctl scans the loaded libraries)."""
         n = resolve_n_threads(self.n_threads)
-        if n is None and n_samples * n_features * self.n_bits_ < TINY_TRANSFORM_MACS:
-            return nullcontext()
-        return thread_limit(
-            n if n is not None else auto_threads(n_samples, n_features, self.n_bits_)
-        )
+        return nullcontext() if n is None else thread_limit(n)
 
     def _seed(self) -> int:
         """The integer seed of this fit (a fresh random one for ``random_state=None``)."""
