@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from h2q.codes import pack_bits
-from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
-from h2q.quantizers import _apply
+from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer, _apply
 
 from .conftest import clustered
 

@@ -225,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     best = "n/a" if s["best_val_map"] is None else f"{s['best_val_map']:.4f}"
     unit = "outer iteration" if "codes" in s["files"] else "epoch"
-    wrote = ", ".join(str(result.out_dir / s["files"][k]) for k in ("embeddings", "codes") if k in s["files"])
+    wrote = ", ".join(
+        str(result.out_dir / s["files"][k]) for k in ("embeddings", "codes") if k in s["files"]
+    )
     print(
         f"best val mAP {best} at {unit} {s['best_epoch']} ({s['epochs_run']} {unit}s, "
         f"{s['seconds']['total']:.1f} s); wrote {wrote}"
