@@ -78,3 +78,12 @@ def test_adsh_options_with_tuples_resume(tmp_path):
         first = run_grid(config, tmp_path, progress=False)
         again = run_grid(config, tmp_path, progress=False)
     assert [r.map_at_k for r in again.records] == [r.map_at_k for r in first.records]
+
+
+def test_adsh_has_no_lambda_grid_in_the_report():
+    from h2q.experiments.config import lambda_grid
+    from h2q.experiments.tables import lambda_markdown
+
+    assert lambda_grid("adsh") == (None,)
+    text = lambda_markdown([], get_config("full"))
+    assert "DPSH: " in text and "ADSH" not in text

@@ -138,6 +138,8 @@ def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None
     from ..losses import make_loss
 
     key = method.lower()
+    if key in REFERENCE_METHODS:
+        return (None,)  # its own schedule: no quantization penalty
     if grid is not None and key in grid:
         return tuple(grid[key])
     try:
