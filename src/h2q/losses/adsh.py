@@ -11,6 +11,12 @@ are database points too, at positions ``query_index``) and pair labels
     J(F, V) = \sum_{i \in \Omega} \sum_{j=1}^{n} (u_i^\top v_j - c\,S_{ij})^2
               + \gamma \sum_{i \in \Omega} \lVert v_i - u_i \rVert^2 .
 
+The paper's labels are :math:`S_{ij} \in \{-1, +1\}`. With C balanced classes the dissimilar
+pairs then outnumber the similar ones C - 1 to 1 and the objective is lowest when most bits
+take one value for every item (the codes collapse); ``adsh_similarity(..., balance=True)``
+gives dissimilar pairs :math:`-r` instead, r = similar / dissimilar pairs, as the authors'
+implementation does, which the training schedule uses.
+
 Training alternates network epochs on :func:`adsh_loss` (``V`` fixed) with the closed-form
 bit-by-bit update of ``V`` (:func:`update_codes`, ``F`` fixed). This module holds the two
 mathematical pieces; the training schedule (outer iterations over sampled query points, SGD

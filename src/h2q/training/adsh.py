@@ -6,7 +6,10 @@ the retrieval database out of training), so after training the codes ``B`` of th
 items are known and every other item (queries, validation, retrieval database) is hashed by
 ``sign(F(x))``. Each outer iteration samples query points from the training fold, trains the
 network on them for a few epochs with ``B`` fixed (SGD with step decay), then updates ``B``
-bit by bit with the network fixed.
+bit by bit with the network fixed. Two choices keep it from failing on a head trained from
+scratch: the pair labels are balanced (:class:`ADSHSettings` ``balance``), and the loss is
+divided by n * batch size, so that its gradient does not grow with the database and saturate
+tanh at the first steps.
 """
 
 from __future__ import annotations
