@@ -36,22 +36,29 @@ from bench_encode import environment, environment_markdown, write_results  # noq
 MARGINS = {32: 10.0, 64: 5.0}
 
 
+def run_folder(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Path) -> Any:
+    """The run's TrainConfig, the default grid, and its folder (named after its settings)."""
+    from h2q.experiments.config import get_config, settings_hash
+    from h2q.experiments.records import Stage1Run
+    from h2q.experiments.runner import stage1_config
+
+    grid = get_config("default", method_options={"adsh": adsh})
+    run = Stage1Run(method, "lambda0", None, bits, seed)
+    config = stage1_config(grid, run, grid.dataset)
+    return config, grid, work / f"{method}-b{bits}-s{seed}" / settings_hash(config.identity())
+
+
 def one_run(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Path) -> dict:
     """Train one stage-1 run as the default grid would and score its query fold."""
     import torch
 
     from h2q.embeddings import load_embeddings
     from h2q.evaluation import evaluate_quantizers
-    from h2q.experiments.config import get_config, settings_hash
-    from h2q.experiments.records import Stage1Run
-    from h2q.experiments.runner import make_stage2_quantizer, stage1_config
+    from h2q.experiments.runner import make_stage2_quantizer
     from h2q.training import run_training
 
     torch.set_num_threads(1)
-    grid = get_config("default", method_options={"adsh": adsh})
-    run = Stage1Run(method, "lambda0", None, bits, seed)
-    config = stage1_config(grid, run, grid.dataset)
-    out = work / f"{method}-b{bits}-s{seed}" / settings_hash(config.identity())
+    config, grid, out = run_folder(method, bits, seed, adsh, work)
     start = time.perf_counter()
     if (out / "summary.json").is_file():  # a finished run of the same settings: reused
         summary = json.loads((out / "summary.json").read_text())
@@ -105,11 +112,17 @@ def summarize(runs: list[dict[str, Any]], bits: list[int]) -> dict[str, Any]:
         row: dict[str, Any] = {}
         for method in ("dpsh", "adsh"):
             values = [r["map_at_k"] for r in runs if r["method"] == method and r["bits"] == b]
+            if not values:
+                continue
             row[method] = {
                 "mean": statistics.mean(values),
                 "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                 "per_seed": values,
             }
+        if len(row) < 2:
+            continue
+        seeds = sorted(r["seed"] for r in runs if r["method"] == "adsh" and r["bits"] == b)
+        row["seeds"] = seeds
         gap = 100 * (row["adsh"]["mean"] - row["dpsh"]["mean"])
         row["adsh_minus_dpsh_points"] = gap
         row["target_met"] = gap >= -MARGINS.get(b, 0.0)
@@ -122,7 +135,7 @@ def markdown(record: dict[str, Any]) -> str:
     for b, row in record["table"].items():
         d, a = row["dpsh"], row["adsh"]
         rows.append(
-            f"| {b} | {100 * d['mean']:.2f} ± {100 * d['std']:.2f} | "
+            f"| {b} | {row['seeds']} | {100 * d['mean']:.2f} ± {100 * d['std']:.2f} | "
             f"{100 * a['mean']:.2f} ± {100 * a['std']:.2f} | "
             f"{row['adsh_minus_dpsh_points']:+.2f} | -{MARGINS.get(int(b), 0):g} | "
             f"{row['target_met']} |"
@@ -130,9 +143,10 @@ def markdown(record: dict[str, Any]) -> str:
     cfg = record["config"]
     return (
         "# ADSH vs DPSH (lambda = 0), default data\n\n"
-        f"mAP@{record['runs'][0]['k']} x100, query fold vs database fold, mean ± std over seeds "
-        f"{cfg['seeds']}; ADSH settings {json.dumps(cfg['adsh'])}.\n\n"
-        "| bits | DPSH λ=0 | ADSH | ADSH - DPSH | allowed | met |\n|---|---|---|---|---|---|\n"
+        f"mAP@{record['runs'][0]['k']} x100, query fold vs database fold, mean ± std over the "
+        f"seeds listed; ADSH settings {json.dumps(cfg['adsh'])}.\n\n"
+        "| bits | seeds | DPSH λ=0 | ADSH | ADSH - DPSH | allowed | met |\n"
+        "|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + "\n\n"
         + environment_markdown(record["environment"])
@@ -146,6 +160,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--adsh", default="{}", help="ADSH settings as JSON")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--only-finished",
+        action="store_true",
+        help="score only the (method, bits, seed) runs already finished in --work; train none",
+    )
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "BITS", "SEED"))
     args = parser.parse_args()
     adsh = json.loads(args.adsh)
@@ -157,12 +176,26 @@ def main() -> None:
     bits = [int(b) for b in args.bits.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     base = [sys.executable, __file__, "--work", str(args.work), "--adsh", args.adsh, "--child"]
-    jobs = [[*base, m, str(b), str(s)] for s in seeds for b in bits for m in ("adsh", "dpsh")]
+    todo = [(m, b, s) for s in seeds for b in bits for m in ("adsh", "dpsh")]
+    if args.only_finished:  # both methods' runs of a (bits, seed) pair, or neither
+        done = {
+            (m, b, s)
+            for m, b, s in todo
+            if (run_folder(m, b, s, adsh, args.work)[2] / "summary.json").is_file()
+        }
+        todo = [(m, b, s) for m, b, s in todo if {("adsh", b, s), ("dpsh", b, s)} <= done]
+    jobs = [[*base, m, str(b), str(s)] for m, b, s in todo]
     runs = run_all(jobs, args.jobs)
     env["load_average_end"] = list(os.getloadavg())
     record = {
         "benchmark": "adsh_vs_dpsh",
-        "config": {"bits": bits, "seeds": seeds, "adsh": adsh, "data": "default preset"},
+        "config": {
+            "bits": bits,
+            "seeds": seeds,
+            "adsh": adsh,
+            "data": "default preset",
+            "only_finished": args.only_finished,
+        },
         "runs": runs,
         "table": summarize(runs, bits),
         "environment": env,
