@@ -219,3 +219,32 @@ def test_out_that_overlaps_an_input_is_refused(tmp_path, capsys):
         assert "overlaps" in capsys.readouterr().err
     assert weights.read_bytes() == b"not touched"
     assert not (tmp_path / "data").exists()
+
+
+def test_train_adsh_writes_embeddings_and_its_learned_codes(tmp_path, capsys):
+    out = tmp_path / "adsh"
+    status = h2q(
+        "train", "--dataset", "digits", "--method", "ADSH", "--bits", "16", "--out", str(out),
+        "--no-progress", "--threads", "1",
+        "--loss-kwargs", '{"iterations": 3, "samples": 500, "decay_at": [2]}',
+    )  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "outer iteration 3" in printed and "codes.npy" in printed
+    codes = np.load(out / "codes.npy")
+    embeddings = np.load(out / "embeddings.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "adsh" and config["loss_kwargs"]["iterations"] == 3
+    assert codes.shape == (len(embeddings["train"]), 16)
+    assert set(np.unique(codes)) == {-1.0, 1.0}
+    assert summary["files"]["codes"] == "codes.npy"
+    assert not any(name.startswith("checkpoint") for name in summary["files"])
+    assert summary["epochs_run"] == 3 and summary["best_val_map"] > 0.3
+
+
+def test_unknown_method_lists_adsh(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        h2q(*BASE, "--method", "adhs", "--out", str(tmp_path))
+    assert info.value.code == 2
+    assert "adsh" in capsys.readouterr().err

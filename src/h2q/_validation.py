@@ -30,11 +30,13 @@ def check_embeddings(
     n_features: int | None = None,
     min_samples: int = 1,
     allow_torch: bool = True,
+    check_finite: bool = True,
 ) -> np.ndarray | torch.Tensor:
     """Validate a 2-D float matrix of embeddings, shape (n_samples, n_features).
 
     Returns a numpy array (float32 or float64) or, when ``allow_torch`` and the input is a
-    tensor, the tensor itself (floating dtype, any device).
+    tensor, the tensor itself (floating dtype, any device). ``check_finite=False`` skips the
+    pass over the values that rejects NaN and inf (for callers that detect them on the way).
     """
     if is_tensor(X):
         if not allow_torch:
@@ -42,7 +44,7 @@ def check_embeddings(
         else:
             _check_dtype_kind(X.dtype.is_floating_point, str(X.dtype), name)
             _check_shape(tuple(X.shape), name, min_samples)
-            if not bool(torch.isfinite(X).all()):
+            if check_finite and not bool(torch.isfinite(X).all()):
                 raise ValueError(_non_finite_message(name, int((~torch.isfinite(X)).sum())))
             _check_width(X.shape[1], name, n_features)
             return X
@@ -56,9 +58,10 @@ def check_embeddings(
             ) from exc
     _check_dtype_kind(X.dtype.kind == "f", str(X.dtype), name)
     _check_shape(X.shape, name, min_samples)
-    finite = np.isfinite(X)
-    if not finite.all():
-        raise ValueError(_non_finite_message(name, int(X.size - finite.sum())))
+    if check_finite:
+        finite = np.isfinite(X)
+        if not finite.all():
+            raise ValueError(_non_finite_message(name, int(X.size - finite.sum())))
     _check_width(X.shape[1], name, n_features)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32)  # float16 and longdouble: compute in float32

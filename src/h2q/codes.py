@@ -324,12 +324,7 @@ def encode_sign(
 
     out = np.empty((n_samples, n_bytes), dtype=np.uint8)
     y_buf = np.empty((chunk_size, n_bits), dtype=dtype) if R_t is not None else None
-    # Bits go in a buffer padded to whole bytes; the padding columns stay False forever.
-    bit_buf = np.zeros((chunk_size, 8 * n_bytes), dtype=np.bool_)
-    # Each group of 8 bools, read as one little-endian uint64, becomes one output byte.
-    gather = sys.byteorder == "little"
-    word_buf = np.empty((chunk_size, n_bytes), dtype=np.uint64) if gather else None
-
+    packer = SignPacker(chunk_size, n_bits)
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
         m = stop - start
@@ -343,16 +338,43 @@ def encode_sign(
         else:
             y = x
         _check_chunk_finite(x, y, start)
-        bits = bit_buf[:m]
-        np.greater_equal(y, 0, out=bits[:, :n_bits])
-        if gather:
-            words = word_buf[:m]
+        packer.pack(y, out[start:stop])
+    return out
+
+
+class SignPacker:
+    """Packs the signs of float rows into codes, reusing its buffers from chunk to chunk.
+
+    Parameters
+    ----------
+    max_rows : int
+        Most rows of one call to :meth:`pack`.
+    n_bits : int
+        Columns of the rows to pack.
+    """
+
+    def __init__(self, max_rows: int, n_bits: int) -> None:
+        self.n_bits = n_bits
+        n_bytes = (n_bits + 7) // 8
+        # Bits go in a buffer padded to whole bytes; the padding columns stay False forever.
+        self._bits = np.zeros((max_rows, 8 * n_bytes), dtype=np.bool_)
+        # Each group of 8 bools, read as one little-endian uint64, becomes one output byte.
+        self._gather = sys.byteorder == "little"
+        self._words = np.empty((max_rows, n_bytes), dtype=np.uint64) if self._gather else None
+
+    def pack(self, y: np.ndarray, out: np.ndarray) -> None:
+        """Write the codes of ``y`` (m, n_bits) into ``out`` (m, ceil(n_bits / 8)), uint8:
+        bit j set where ``y[:, j] >= 0``, least significant bit first."""
+        m = len(y)
+        bits = self._bits[:m]
+        np.greater_equal(y, 0, out=bits[:, : self.n_bits])
+        if self._gather:
+            words = self._words[:m]
             np.multiply(bits.view(np.uint64), _GATHER_BITS, out=words)
             np.right_shift(words, np.uint64(56), out=words)
-            np.copyto(out[start:stop], words, casting="unsafe")
+            np.copyto(out, words, casting="unsafe")
         else:
-            out[start:stop] = np.packbits(bits, axis=1, bitorder="little")
-    return out
+            out[...] = np.packbits(bits, axis=1, bitorder="little")
 
 
 def _check_chunk_finite(x: np.ndarray, y: np.ndarray, start: int) -> None:

@@ -68,3 +68,22 @@ def test_adsh_settings_are_checked():
     assert ADSHSettings.from_options({"iterations": 2}, seed=3) == ADSHSettings(
         iterations=2, seed=3
     )
+
+
+def test_adsh_options_with_tuples_resume(tmp_path):
+    # Settings given as tuples are stored as JSON lists: the grid must still match on resume.
+    options = {"adsh": {"iterations": 2, "samples": 200, "decay_at": (1,)}}
+    config = get_config("quick", methods=("adsh",), bits=(8,), method_options=options)
+    with thread_limit(1):
+        first = run_grid(config, tmp_path, progress=False)
+        again = run_grid(config, tmp_path, progress=False)
+    assert [r.map_at_k for r in again.records] == [r.map_at_k for r in first.records]
+
+
+def test_adsh_has_no_lambda_grid_in_the_report():
+    from h2q.experiments.config import lambda_grid
+    from h2q.experiments.tables import lambda_markdown
+
+    assert lambda_grid("adsh") == (None,)
+    text = lambda_markdown([], get_config("full"))
+    assert "DPSH: " in text and "ADSH" not in text

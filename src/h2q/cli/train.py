@@ -42,13 +42,17 @@ RUN_OPTIONS = (
 
 def _method(value: str) -> str:
     from ..losses import LOSSES, canonical_loss_name
+    from ..training.config import REFERENCE_METHODS
 
+    if value.lower() in REFERENCE_METHODS:
+        return value.lower()
     try:
         return canonical_loss_name(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"unknown method {value!r}; choose one of {', '.join(sorted(LOSSES))}, or "
-            "pml:<ClassName> for a pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
+            f"unknown method {value!r}; choose one of "
+            f"{', '.join(sorted([*LOSSES, *REFERENCE_METHODS]))}, or pml:<ClassName> for a "
+            "pytorch-metric-learning loss (e.g. pml:ContrastiveLoss)."
         ) from None
 
 
@@ -95,6 +99,7 @@ def register(subparsers: Any) -> None:
     from ..data import available_datasets
     from ..losses import LOSSES, STRATEGIES
     from ..models import BACKBONES
+    from ..training.config import REFERENCE_METHODS
 
     p = subparsers.add_parser(
         "train",
@@ -102,7 +107,10 @@ def register(subparsers: Any) -> None:
         description="Train a stage-1 embedding network (backbone + hash layer) with a deep "
         "hashing or metric-learning loss, early stopping on validation mAP, and write "
         "config.json, split.npz, checkpoints/, history.csv, embeddings.npz and summary.json to "
-        "--out.",
+        "--out. --method adsh trains ADSH with its own schedule (outer iterations that learn "
+        "the codes of the training fold, its database, then train the network on them; "
+        "settings in --loss-kwargs, e.g. '{\"iterations\": 20}') and also writes codes.npy: "
+        "those learned codes, in {-1, +1}, one row per training item.",
     )
     p.add_argument(
         "--dataset", required=True, help=f"data set name: {', '.join(available_datasets())}"
@@ -111,7 +119,8 @@ def register(subparsers: Any) -> None:
         "--method",
         required=True,
         type=_method,
-        help=f"stage-1 loss: {', '.join(LOSSES)}, or pml:<ClassName>",
+        help=f"stage-1 loss: {', '.join(LOSSES)}, or pml:<ClassName>; or "
+        f"{', '.join(REFERENCE_METHODS)} (its own schedule)",
     )
     p.add_argument("--bits", required=True, type=positive_int, help="code length (n_bits)")
     p.add_argument(
@@ -173,7 +182,8 @@ def register(subparsers: Any) -> None:
         "--loss-kwargs",
         type=_loss_kwargs,
         default=None,
-        help="loss hyperparameters as JSON, e.g. '{\"pair_weight\": 0.75}'",
+        help="loss hyperparameters as JSON, e.g. '{\"pair_weight\": 0.75}'; for adsh its "
+        "schedule: iterations, epochs_per_iteration, samples, lr, decay_at, gamma, balance",
     )
     p.add_argument("--cache-dir", default=None, help="feature cache folder (--frozen)")
     add_threads_option(p, train_threads(), "half the cores: on a busy machine fewer run faster")
@@ -214,9 +224,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     s = result.summary
     best = "n/a" if s["best_val_map"] is None else f"{s['best_val_map']:.4f}"
+    unit = "outer iteration" if "codes" in s["files"] else "epoch"
+    wrote = ", ".join(
+        str(result.out_dir / s["files"][k]) for k in ("embeddings", "codes") if k in s["files"]
+    )
     print(
-        f"best val mAP {best} at epoch {s['best_epoch']} ({s['epochs_run']} epochs, "
-        f"{s['seconds']['total']:.1f} s); wrote {result.out_dir / 'embeddings.npz'}"
+        f"best val mAP {best} at {unit} {s['best_epoch']} ({s['epochs_run']} {unit}s, "
+        f"{s['seconds']['total']:.1f} s); wrote {wrote}"
     )
     return 0
 

@@ -137,6 +137,8 @@ def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None
     from ..losses import make_loss
 
     key = method.lower()
+    if key in REFERENCE_METHODS:
+        return (None,)  # its own schedule: no quantization penalty
     if grid is not None and key in grid:
         return tuple(grid[key])
     try:
@@ -292,7 +294,8 @@ class GridConfig:
             if f.name in shared
         }
         if self.method_options:  # Note: only when set, so older results folders still match.
-            out["method_options"] = {k: dict(v) for k, v in self.method_options.items()}
+            # as stored in JSON (tuples become lists), so that a resumed grid matches
+            out["method_options"] = json.loads(json.dumps(dict(self.method_options)))
         return out
 
     def evaluation_settings(self) -> dict[str, Any]:

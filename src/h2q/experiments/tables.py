@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 
 from ..metrics import variant_name
-from .config import ROW_LABELS, GridConfig, lambda_grid, rows_for
+from .config import REFERENCE_METHODS, ROW_LABELS, GridConfig, lambda_grid, rows_for
 from .records import CellRecord
 from .stage1 import Stage1Summary
 from .stats import Improvement, Interval, SummaryTable
@@ -322,6 +322,7 @@ def lambda_markdown(records: Sequence[CellRecord], config: GridConfig) -> str:
     grids = "; ".join(
         f"{m.upper()}: " + ", ".join(_lam(v) for v in lambda_grid(m, config.lambda_grids))
         for m in config.methods
+        if m.lower() not in REFERENCE_METHODS  # no "+lambda" row
     )
     return "\n".join(lines) + f"\n\nGrids: {grids}.\n"
 

@@ -11,6 +11,12 @@ are database points too, at positions ``query_index``) and pair labels
     J(F, V) = \sum_{i \in \Omega} \sum_{j=1}^{n} (u_i^\top v_j - c\,S_{ij})^2
               + \gamma \sum_{i \in \Omega} \lVert v_i - u_i \rVert^2 .
 
+The paper's labels are :math:`S_{ij} \in \{-1, +1\}`. With C balanced classes the dissimilar
+pairs then outnumber the similar ones C - 1 to 1 and the objective is lowest when most bits
+take one value for every item (the codes collapse); ``adsh_similarity(..., balance=True)``
+gives dissimilar pairs :math:`-r` instead, r = similar / dissimilar pairs, as the authors'
+implementation does, which the training schedule uses.
+
 Training alternates network epochs on :func:`adsh_loss` (``V`` fixed) with the closed-form
 bit-by-bit update of ``V`` (:func:`update_codes`, ``F`` fixed). This module holds the two
 mathematical pieces; the training schedule (outer iterations over sampled query points, SGD
@@ -30,19 +36,31 @@ __all__ = ["ADSH_GAMMA", "adsh_loss", "adsh_similarity", "update_codes"]
 ADSH_GAMMA = 200.0
 
 
-def adsh_similarity(query_labels: Tensor, db_labels: Tensor) -> Tensor:
-    """Pair labels ``(n_queries, n_db)`` in {-1, +1}: +1 where the items share a label.
+def adsh_similarity(query_labels: Tensor, db_labels: Tensor, *, balance: bool = False) -> Tensor:
+    """Pair labels ``(n_queries, n_db)``: +1 where the items share a label, else -1 (or -r).
 
     Parameters
     ----------
     query_labels, db_labels : Tensor
         Class ids ``(n,)`` or multi-hot rows ``(n, n_classes)`` (both the same kind).
+    balance : bool, default False
+        Give dissimilar pairs ``-r`` instead of -1, with ``r`` = (number of similar pairs) /
+        (number of dissimilar pairs) in this matrix, so that both kinds weigh the same in
+        total (the authors' implementation does this). With -1 and C balanced classes the
+        dissimilar pairs outweigh the similar ones C - 1 to 1, and the objective is lowest
+        when most bits take one value for every item: the codes collapse.
 
     Returns
     -------
     Tensor of float32, shape (n_queries, n_db)
     """
-    return share_label(query_labels, db_labels).float() * 2.0 - 1.0
+    same = share_label(query_labels, db_labels).float()
+    if not balance:
+        return same * 2.0 - 1.0
+    n_same = float(same.sum())
+    n_diff = same.numel() - n_same
+    r = n_same / n_diff if n_diff > 0 else 1.0
+    return same * (1.0 + r) - r
 
 
 def _check(u: Tensor, codes: Tensor, similarity: Tensor, query_index: Tensor) -> None:

@@ -43,6 +43,7 @@ from .._validation import (
 )
 from ..codes import encode_sign
 from ..exceptions import NotFittedError
+from ._apply import FittedState, encode_rows, transform_rows
 from .objectives import get_objective
 
 _FILE_VERSION = 1
@@ -58,9 +59,6 @@ _CHUNK_BYTES = 1 << 24
 #: nowhere there; above this bound (untested here) the libraries' default is left, for big
 #: problems on machines with idle cores.
 SMALL_PROBLEM_MACS = 1 << 30
-#: transform/encode inputs below this many multiply-adds skip the thread limit (see
-#: ``BaseQuantizer._transform_threads``): about 1 ms of work on one core.
-TINY_TRANSFORM_MACS = 1 << 23
 
 
 def auto_threads(n_samples: int, n_features: int, n_bits: int) -> int | None:
@@ -210,16 +208,13 @@ class BaseQuantizer:
         return n if n is not None else auto_threads(n_samples, n_features, n_bits)
 
     def _transform_threads(self, n_samples: int, n_features: int) -> Any:
-        """The thread limit of transform/encode. Setting a limit costs milliseconds (threadpoolctl
-        scans the loaded libraries), more than a small product takes on one thread, and such a
-        product starts no worker threads anyway: with ``n_threads=None`` and
-        ``H2Q_NUM_THREADS`` unset, inputs below ``TINY_TRANSFORM_MACS`` run unlimited."""
+        """The thread limit of transform/encode: ``n_threads`` or ``H2Q_NUM_THREADS`` when set,
+        else none. Note: unlike a fit (many small products, see :func:`auto_threads`), they
+        make one large product per chunk, as numpy's own ``X @ R.T`` does with the BLAS
+        library's default threads (benchmarks/bench_encode.py compares them), and setting a
+        limit costs milliseconds (threadpoolctl scans the loaded libraries)."""
         n = resolve_n_threads(self.n_threads)
-        if n is None and n_samples * n_features * self.n_bits_ < TINY_TRANSFORM_MACS:
-            return nullcontext()
-        return thread_limit(
-            n if n is not None else auto_threads(n_samples, n_features, self.n_bits_)
-        )
+        return nullcontext() if n is None else thread_limit(n)
 
     def _seed(self) -> int:
         """The integer seed of this fit (a fresh random one for ``random_state=None``)."""
@@ -278,12 +273,23 @@ class BaseQuantizer:
         Xs = _peak_scaled(X, name if self.mean_ is None else f"{name} minus the training mean")
         return Xs * (self.n_bits_**0.5 / torch.linalg.vector_norm(Xs, dim=1, keepdim=True))
 
-    def _rotated_chunks(self, X: ArrayLike) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """(start, stop, rotated floats) per chunk of rows: the one routine behind transform
-        and encode, so that their signs agree exactly."""
+    def _checked_input(self, X: ArrayLike) -> Any:
+        """``X`` validated (finiteness is checked on the way, see :mod:`._apply`)."""
         self._check_fitted()
-        X = _as_compute(check_embeddings(X, "X", n_features=self.n_features_in_))
-        Xt = _as_tensor(X, X.device if is_tensor(X) else "cpu")
+        on_cpu = not is_tensor(X) or X.device.type == "cpu"
+        return _as_compute(
+            check_embeddings(X, "X", n_features=self.n_features_in_, check_finite=not on_cpu)
+        )
+
+    def _cpu_state(self, dtype: Any) -> FittedState:
+        return FittedState(self.rotation_, self.mean_, self.components_, self.rescale, dtype)
+
+    def _zero_row_name(self) -> str:
+        return "X" if self.mean_ is None else "X minus the training mean"
+
+    def _rotated_chunks(self, X: Any) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(start, stop, rotated floats) per chunk of rows of a tensor on an accelerator."""
+        Xt = X.detach()
         R = torch.as_tensor(self.rotation_, dtype=Xt.dtype, device=Xt.device)
         n, width = Xt.shape
         rows = max(64, _CHUNK_BYTES // (4 * max(width, self.n_bits_)))
@@ -296,7 +302,7 @@ class BaseQuantizer:
                     continue
                 # rotate the peak-scaled rows, then rescale: a positive factor per row keeps
                 # the signs of the product that encode packs
-                Ps = _peak_scaled(P, "X" if self.mean_ is None else "X minus the training mean")
+                Ps = _peak_scaled(P, self._zero_row_name())
                 scale = self.n_bits_**0.5 / torch.linalg.vector_norm(Ps, dim=1, keepdim=True)
                 yield start, stop, (Ps @ R.T) * scale
 
@@ -306,24 +312,33 @@ class BaseQuantizer:
         Numpy in, numpy out; torch in, torch out on the input's device (``float16`` and
         ``bfloat16`` tensors give ``float32``).
         """
-        parts = [Y for _, _, Y in self._rotated_chunks(X)]
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return out if is_tensor(X) else out.numpy()
+        X = self._checked_input(X)
+        if is_tensor(X) and X.device.type != "cpu":
+            parts = [Y for _, _, Y in self._rotated_chunks(X)]
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        rows = X.detach().numpy() if is_tensor(X) else X
+        with self._transform_threads(*rows.shape):
+            Y = transform_rows(rows, self._cpu_state(rows.dtype), self._zero_row_name())
+        return torch.from_numpy(Y) if is_tensor(X) else Y
 
     def encode(self, X: ArrayLike) -> np.ndarray:
         """Packed binary codes, ``uint8`` of shape (n_samples, ceil(n_bits / 8)).
 
         Bit j of a code is 1 where the j-th value of ``transform(X)`` is >= 0, least
         significant bit first within a byte (faiss's layout). Memory stays bounded: rows are
-        processed in chunks.
+        processed in chunks. On the CPU the rows are rotated and their signs packed without
+        rescaling (a positive factor per row changes no sign), as fast as numpy's
+        ``packbits((X @ R.T) >= 0)``.
         """
-        out = None
-        for start, stop, Y in self._rotated_chunks(X):
-            codes = encode_sign(Y.detach().cpu().numpy())
-            if out is None:
-                out = np.empty((len(X), codes.shape[1]), dtype=np.uint8)
-            out[start:stop] = codes
-        return out
+        X = self._checked_input(X)
+        if is_tensor(X) and X.device.type != "cpu":
+            out = np.empty((len(X), (self.n_bits_ + 7) // 8), dtype=np.uint8)
+            for start, stop, Y in self._rotated_chunks(X):
+                out[start:stop] = encode_sign(Y.cpu().numpy())
+            return out
+        rows = X.detach().numpy() if is_tensor(X) else X
+        with self._transform_threads(*rows.shape):
+            return encode_rows(rows, self._cpu_state(rows.dtype), self._zero_row_name())
 
     def quantization_loss(self, X: ArrayLike, loss: str = "l2") -> float:
         """Mean stage-2 loss (see :mod:`h2q.quantizers.objectives`) of the transformed ``X``."""

@@ -79,8 +79,8 @@ class HouseholderQuantizer(BaseQuantizer):
     n_threads : int, optional
         Threads for fit, transform and encode (torch, BLAS and numba pools together, see
         :func:`h2q._threads.thread_limit`). None: ``$H2Q_NUM_THREADS`` when set, else one
-        thread for small problems (see :func:`h2q.quantizers.base.auto_threads`) and the
-        libraries' default otherwise.
+        thread for small fits (see :func:`h2q.quantizers.base.auto_threads`) and the
+        libraries' default otherwise (always for transform and encode).
 
     Notes
     -----

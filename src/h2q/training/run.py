@@ -19,6 +19,9 @@ Output folder layout (every file written atomically)::
         embeddings.npz    continuous outputs of the best model for the four folds with their
                           labels (h2q.embeddings layout: train/val/query/database, y_<fold>)
         summary.json      best epoch, best validation mAP and its definition, timings
+        codes.npy         ADSH only: the learned codes B of the training fold (its database
+                          while training), float32 in {-1, +1}, rows in the order of the
+                          embeddings' train rows; every other item is hashed by sign(F(x))
 
 What ``embeddings.npz`` holds: the continuous features the model was trained with,
 ``objective.output_transform(u)``: the raw hash-layer outputs ``u`` for the ``lambda0``
@@ -395,6 +398,11 @@ def _run(
     t_embed = time.perf_counter() - t_embed
     seconds = {"setup_and_features": t_features, "train": t_train, "embed": t_embed}
     summary = _summary(result, cache_hit, seconds, t_start, keep_checkpoints)
+    if objective is None:  # ADSH: no checkpoints (its run is not resumable), its codes
+        files = summary["files"]
+        for name in ("checkpoint_last", "checkpoint_best"):
+            files.pop(name, None)
+        files["codes"] = "codes.npy"
     _write_json(out / "summary.json", summary)
     if not keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
