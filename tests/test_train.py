@@ -633,3 +633,34 @@ def test_train_config_round_trips_and_validates():
         TrainConfig("tiny", "dpsh", 8, batch_size=0)
     with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
         TrainConfig("tiny", "dpsh", 8, backbone="resnet")
+
+
+def test_two_extractions_of_one_entry_at_once_extract_it_once(tmp_path):
+    """A second process (here: thread) asking for an entry being extracted waits for it
+    instead of sharing, and losing, the first one's partial folder."""
+    import threading
+    import time
+
+    X, y = images_and_labels(20)
+    started = threading.Event()
+
+    class Slow(CountingBackbone):
+        def forward(self, x):
+            started.set()
+            time.sleep(0.2)
+            return super().forward(x)
+
+    slow = Slow()
+    fast = CountingBackbone()
+    fast.proj = slow.proj  # the same features
+    results = {}
+    first = threading.Thread(
+        target=lambda: results.update(a=cached_features(slow, X, y, cache_dir=tmp_path))
+    )
+    first.start()
+    assert started.wait(10)
+    second = cached_features(fast, X, y, cache_dir=tmp_path, batch_size=6)
+    first.join()
+    assert not results["a"].hit and second.hit  # extracted once, by the first
+    assert fast.seen == 0 and slow.seen == 20
+    np.testing.assert_array_equal(results["a"].features, second.features)

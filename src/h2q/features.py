@@ -30,6 +30,8 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -234,8 +236,53 @@ def cached_features(
     if features is not None:
         logger.info("feature cache hit: %s", folder)
         return CachedFeatures(features, folder, True)
-    logger.info("feature cache miss: extracting %d items with %s", len(y), name)
     folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root / f".{folder_name}.lock"):  # one extraction per entry at a time
+        features = _read_entry(folder, key, len(y))  # another process may have just made it
+        if features is not None:
+            logger.info("feature cache hit after waiting for another process: %s", folder)
+            return CachedFeatures(features, folder, True)
+        logger.info("feature cache miss: extracting %d items with %s", len(y), name)
+        features = _extract_entry(
+            backbone, config, items, folder, key, batch_size, device, progress
+        )
+    return CachedFeatures(features, folder, False)
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created when missing) for the body.
+
+    Note: two processes that extract the same entry at once would share its ``partial/``
+    folder, and the first to finish deletes it under the other; the second waits here instead.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            # Removed before release, so that the cache holds only its entries; a process
+            # still waiting on it then finds the entry written (or extracts it itself).
+            path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _extract_entry(
+    backbone: Any,
+    config: dict[str, Any],
+    items: Any,
+    folder: Path,
+    key: str,
+    batch_size: int,
+    device: Any,
+    progress: bool,
+) -> np.ndarray:
+    """Extract the features of a cache entry and write it (features, then its meta.json)."""
     extract = functools.partial(
         extract_features, backbone, batch_size=batch_size, device=device, progress=False
     )
@@ -251,7 +298,7 @@ def cached_features(
     }
     atomic_write(folder / "meta.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
     shutil.rmtree(folder / "partial", ignore_errors=True)
-    return CachedFeatures(features, folder, False)
+    return features
 
 
 class _Rows:
