@@ -20,8 +20,9 @@ from ._args import add_threads_option, positive_int
 from ._errors import UsageError
 
 _THREADS_WHY = (
-    "one search thread serves every index; 1 thread was faster than 2 at concurrency 1 and 8 "
-    "on a busy 2-core machine (benchmarks/results/bench_serve.md)"
+    "one search thread serves every index; its scans on 2 threads answered more queries per "
+    "second than on 1 at concurrency 1, 8 and 32 on a quiet 2-core machine "
+    "(benchmarks/results/bench_serve.md); on a busy machine 1 leaves a core to the HTTP server"
 )
 
 
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
         default=1 << 20,
         help="refuse larger request bodies with 413 (default: 1 MiB)",
     )
-    add_threads_option(p, 1, _THREADS_WHY)
+    add_threads_option(p, 2, _THREADS_WHY)
     p.set_defaults(func=_run)
 
 
