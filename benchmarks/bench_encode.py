@@ -116,13 +116,7 @@ def interleaved_timings(
     """One warm-up call per method, then ``repeats`` rounds calling each method once."""
     for fn in methods.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: summarize(values) for name, values in times.items()}
+    return timings_first_included(methods, repeats)
 
 
 def write_results(name: str, record: dict[str, Any], table: str) -> tuple[Path, Path]:
