@@ -29,6 +29,17 @@ def train_threads() -> int:
     return max(1, available_cores() // 2)
 
 
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments ``h2q train`` and ``h2q reproduce`` both pass to their run:
+    ``root``, ``device``, ``cache_dir`` and ``progress`` (from ``--no-progress``)."""
+    return {
+        "root": args.root,
+        "device": args.device,
+        "cache_dir": args.cache_dir,
+        "progress": not args.no_progress,
+    }
+
+
 def positive_int(text: str) -> int:
     """``argparse`` type: an integer >= 1, with a usage error otherwise."""
     try:

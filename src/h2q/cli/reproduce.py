@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from ._args import positive_int
+from ._args import positive_int, run_options
 
 _PRESET_HELP = {
     "default": "Fashion-MNIST subset, frozen EfficientNet-Lite0 at 64 px, DPSH/DCH/HyP², "
@@ -182,10 +182,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_grid(
         config,
         args.out,
-        root=args.root,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        progress=not args.no_progress,
+        **run_options(args),
         jobs=args.jobs,
         threads=args.threads,
         keep_checkpoints=args.keep_checkpoints,

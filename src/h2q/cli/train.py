@@ -21,7 +21,7 @@ import json
 import sys
 from typing import Any
 
-from ._args import add_threads_option, positive_int, train_threads
+from ._args import add_threads_option, positive_int, run_options, train_threads
 
 _DEVICES = ("auto", "cpu", "cuda")
 #: Fields of :class:`h2q.training.TrainConfig` whose option has another name.
@@ -212,10 +212,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_training(
             config,
             args.out,
-            root=args.root,
-            device=args.device,
-            cache_dir=args.cache_dir,
-            progress=not args.no_progress,
+            **run_options(args),
             resume=args.resume,
             overwrite=args.force,
         )

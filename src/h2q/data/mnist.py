@@ -200,7 +200,7 @@ def load_mnist(root: str | os.PathLike | None = None, *, subset: Subset = "all")
     Returns
     -------
     Dataset
-        ``X`` uint8 ``(n, 28, 28)``, ``y`` int64 ``(n,)`` in 0..9.
+        As for :func:`load_fashion_mnist` (``y`` is the digit).
 
     Raises
     ------

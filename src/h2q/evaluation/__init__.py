@@ -15,22 +15,7 @@ This package re-exports the public names of :mod:`h2q.evaluation.supervised`; th
 also exported from :mod:`h2q` itself.
 """
 
-from .supervised import (
-    EvaluationResult,
-    MethodResult,
-    ProgressCallback,
-    evaluate_quantizers,
-    plot_precision_recall,
-    render_csv,
-    render_markdown,
-)
+from . import supervised
+from .supervised import *  # noqa: F403 - the names of supervised.__all__, listed once there
 
-__all__ = [
-    "EvaluationResult",
-    "MethodResult",
-    "ProgressCallback",
-    "evaluate_quantizers",
-    "plot_precision_recall",
-    "render_csv",
-    "render_markdown",
-]
+__all__ = supervised.__all__

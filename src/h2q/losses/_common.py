@@ -34,6 +34,7 @@ __all__ = [
     "check_n_classes",
     "check_similar_fraction",
     "class_balance_weights",
+    "class_balanced_mean",
     "code_table_margin",
     "cosine_matrix",
     "hamming_distance_from_cosine",
@@ -134,6 +135,18 @@ def class_balance_weights(
         w_neg = n_pairs / neg.sum().clamp_min(1.0)
         return pos * w_pos + neg * w_neg
     return pos * (1.0 / similar_fraction) + neg * (1.0 / (1.0 - similar_fraction))
+
+
+def class_balanced_mean(
+    similar: Tensor, pairs: Tensor, similar_fraction: float | None, *terms: Tensor
+) -> Tensor:
+    """Mean over ``pairs`` of ``w * terms[0] * terms[1] * ...`` (multiplied left to right),
+    ``w`` the :func:`class_balance_weights` in the dtype of ``terms[0]``: the similarity term
+    of HashNet, DCH and WGLHH."""
+    value = class_balance_weights(similar, pairs, similar_fraction, terms[0].dtype)
+    for term in terms:
+        value = value * term
+    return masked_mean(value, pairs)
 
 
 # --------------------------------------------------------------------------------------------

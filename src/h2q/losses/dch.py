@@ -8,10 +8,9 @@ from torch import Tensor
 from ._common import (
     PairwiseHashingLoss,
     check_similar_fraction,
-    class_balance_weights,
+    class_balanced_mean,
     cosine_matrix,
     hamming_distance_from_cosine,
-    masked_mean,
 )
 
 __all__ = ["DCHLoss"]
@@ -82,8 +81,7 @@ class DCHLoss(PairwiseHashingLoss):
         d = hamming_distance_from_cosine(cosine_matrix(u), u.shape[1])
         s = similar.to(u.dtype)
         ell = s * torch.log1p(d / self.gamma) + (1.0 - s) * torch.log1p(self.gamma / (d + self.eps))
-        w = class_balance_weights(similar, pairs, self.similar_fraction, u.dtype)
-        return masked_mean(w * ell, pairs)
+        return class_balanced_mean(similar, pairs, self.similar_fraction, ell)
 
     def _penalty(self, u: Tensor) -> Tensor:
         ones = torch.ones_like(u[:1])

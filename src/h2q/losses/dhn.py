@@ -14,14 +14,10 @@ class DHNLoss(DPSHLoss):
     r"""DHN: DPSH's pairwise likelihood with a smooth L1 (log-cosh) quantization penalty.
 
     H. Zhu, M. Long, J. Wang and Y. Cao, "Deep Hashing Network for Efficient Similarity
-    Retrieval", AAAI 2016. The similarity term is the pairwise logistic likelihood, identical
-    to :class:`~h2q.losses.DPSHLoss` (as in the H²Q paper):
-
-    .. math::
-
-        L = \operatorname{mean}_{i \ne j}\,
-            \big[\operatorname{softplus}(\theta_{ij}) - s_{ij}\,\theta_{ij}\big],
-        \qquad \theta_{ij} = \mathrm{scale}\cdot u_i^\top u_j .
+    Retrieval", AAAI 2016. The similarity term is the pairwise logistic likelihood of
+    :class:`~h2q.losses.DPSHLoss` (as in the H²Q paper), the mean over pairs of
+    :math:`\operatorname{softplus}(\theta_{ij}) - s_{ij}\,\theta_{ij}` with
+    :math:`\theta_{ij} = \mathrm{scale}\cdot u_i^\top u_j`.
 
     DHN writes the likelihood with the plain inner product of the codes; pass ``scale=1.0``
     for that, the default 0.5 keeps DHN and DPSH on the same term.
@@ -37,10 +33,8 @@ class DHNLoss(DPSHLoss):
 
     Parameters
     ----------
-    n_bits : int, optional
-        Width of the hash layer; other widths are rejected when given.
-    scale : float, default 0.5
-        Factor of the inner product in :math:`\theta`.
+    n_bits, scale
+        As in :class:`~h2q.losses.DPSHLoss` (``scale`` defaults to 0.5).
     """
 
     def _penalty(self, u: Tensor) -> Tensor:

@@ -10,12 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_positive_int
-from ._common import (
-    PairwiseHashingLoss,
-    check_similar_fraction,
-    class_balance_weights,
-    masked_mean,
-)
+from ._common import PairwiseHashingLoss, check_similar_fraction, class_balanced_mean
 
 __all__ = ["HashNetLoss"]
 
@@ -113,8 +108,7 @@ class HashNetLoss(PairwiseHashingLoss):
         alpha = 10.0 / u.shape[1] if self.alpha is None else self.alpha
         theta = alpha * (u @ u.T)
         ell = F.softplus(theta) - similar.to(u.dtype) * theta
-        w = class_balance_weights(similar, pairs, self.similar_fraction, u.dtype)
-        return masked_mean(w * ell, pairs)
+        return class_balanced_mean(similar, pairs, self.similar_fraction, ell)
 
     def extra_repr(self) -> str:
         alpha = self.alpha if self.alpha is not None else "10/n_bits"

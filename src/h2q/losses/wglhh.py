@@ -10,10 +10,9 @@ from torch import Tensor
 from ._common import (
     PairwiseHashingLoss,
     check_similar_fraction,
-    class_balance_weights,
+    class_balanced_mean,
     cosine_matrix,
     hamming_distance_from_cosine,
-    masked_mean,
     sign_l2_penalty,
 )
 
@@ -88,8 +87,7 @@ class WGLHHLoss(PairwiseHashingLoss):
         ell_similar = (1.0 + p) * (log2 - torch.log1p(p)) - x * p
         ell = s * ell_similar + (1.0 - s) * (log2 * p)
         attention = torch.exp((0.5 * (1.0 + cos) - s).abs())
-        w = class_balance_weights(similar, pairs, self.similar_fraction, u.dtype)
-        return masked_mean(w * attention * ell, pairs)
+        return class_balanced_mean(similar, pairs, self.similar_fraction, attention, ell)
 
     def _penalty(self, u: Tensor) -> Tensor:
         return sign_l2_penalty(u)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_positive_int
-from .base import BaseQuantizer
+from .sign import SignQuantizer
 
 __all__ = ["RandomRotationQuantizer", "random_orthogonal"]
 
@@ -18,12 +18,13 @@ def random_orthogonal(n: int, seed: int) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-class RandomRotationQuantizer(BaseQuantizer):
+class RandomRotationQuantizer(SignQuantizer):
     """Centre (and optionally PCA-project), apply a seeded random rotation, take signs.
 
     The "random rotation" baseline (and RaBitQ's rotation): it spreads variance over the
     bits like ITQ and H²Q but learns nothing from the data beyond the mean (and the PCA
-    directions).
+    directions). It is :class:`SignQuantizer` with a random rotation in place of the identity,
+    centred by default.
 
     Parameters
     ----------
@@ -43,9 +44,8 @@ class RandomRotationQuantizer(BaseQuantizer):
     ----------
     rotation_ : ndarray of shape (n_bits, n_bits)
         A Haar-random orthogonal matrix; rotated rows are ``z @ rotation_.T``.
-    mean_ : ndarray of shape (n_features,) or None
-    components_ : ndarray of shape (n_bits, n_features) or None
-    n_features_in_, n_bits_ : int
+    mean_, components_, n_features_in_, n_bits_
+        As in :class:`SignQuantizer`.
     """
 
     def __init__(
@@ -58,12 +58,10 @@ class RandomRotationQuantizer(BaseQuantizer):
         random_state: int | None = 0,
         n_threads: int | None = None,
     ) -> None:
-        self.n_bits = n_bits
-        self.center = center
-        self.projection = projection
-        self.rescale = rescale
+        super().__init__(
+            n_bits, center=center, projection=projection, rescale=rescale, n_threads=n_threads
+        )
         self.random_state = random_state
-        self.n_threads = n_threads
 
     def _fit_rotation(self, Z, Z_val) -> None:
         dtype = np.float32 if Z.dtype.itemsize == 4 else np.float64

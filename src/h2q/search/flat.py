@@ -36,18 +36,13 @@ from ..codes import check_codes, check_n_bits
 from ..exceptions import FileFormatError
 from ._common import (
     RangeSearchResult,
-    check_query,
     flat_range_search,
-    joined_chunks,
     misordered_rows,
     new_faiss_index,
-    normalised_features,
-    query_features_for,
     resolve_backend,
 )
 from ._scan import Scan
-from .base import BaseIndex
-from .rescore import Metric, search_and_rescore
+from .base import BaseHammingIndex
 
 __all__ = ["HammingIndex"]
 
@@ -57,7 +52,7 @@ _FILE_KIND = "HammingIndex"
 _FILE_VERSION = 1
 
 
-class HammingIndex(BaseIndex):
+class HammingIndex(BaseHammingIndex):
     """Exact (brute-force) Hamming index over packed binary codes.
 
     Parameters
@@ -94,10 +89,9 @@ class HammingIndex(BaseIndex):
     """
 
     def __init__(self, n_bits: int, backend: Backend = "auto") -> None:
-        self.n_bits = check_n_bits(n_bits)
+        self._set_width(n_bits)
         self._requested_backend = backend
         self.backend = resolve_backend(backend, self.n_bits)
-        self.code_size = (self.n_bits + 7) // 8
         self.reset()
 
     def __repr__(self) -> str:
@@ -112,17 +106,10 @@ class HammingIndex(BaseIndex):
         """Number of indexed codes."""
         return self._ntotal
 
-    @property
-    def has_features(self) -> bool:
-        """Whether features were added with the codes (so that searches can re-rank)."""
-        return self._n_features is not None
-
     def reset(self) -> None:
         """Remove every indexed code (and feature)."""
         self._code_chunks: list[np.ndarray] = []
-        self._feature_chunks: list[np.ndarray] = []
-        self._n_features: int | None = None
-        self._feature_dtype: np.dtype | None = None
+        self._reset_features()
         self._ntotal = 0
         self._faiss_index: Any = None
         self._scan: Scan | None = None
@@ -161,12 +148,7 @@ class HammingIndex(BaseIndex):
                     "could not be re-ranked for those. Add all codes with features (reset() "
                     "first), or leave them out."
                 )
-            features = normalised_features(
-                features, "features", len(codes), self._n_features, self._feature_dtype
-            )
-            self._n_features = features.shape[1]
-            self._feature_dtype = features.dtype
-            self._feature_chunks.append(features)
+            self._add_features(features, len(codes))
         if self.backend == "faiss":
             if self._faiss_index is None:
                 self._faiss_index = new_faiss_index(self.code_size)
@@ -175,68 +157,10 @@ class HammingIndex(BaseIndex):
         self._ntotal += len(codes)
         self._scan = None
 
-    def search(
-        self,
-        query_codes: Any,
-        k: int,
-        query_features: Any = None,
-        *,
-        rescore: int | None = None,
-        query_vectors: Any = None,
-        database_vectors: Any = None,
-        metric: Metric = "ip",
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest codes of each query in Hamming distance (or rescored).
+    def _n_ids(self) -> int:
+        return self._ntotal
 
-        Parameters
-        ----------
-        query_codes : numpy.ndarray of shape (n_queries, code_size), dtype uint8
-            Packed query codes of ``n_bits`` bits.
-        k : int
-            Number of neighbours, >= 1. When ``k > ntotal`` the rows are padded with id -1
-            and distance ``np.iinfo(np.int32).max`` (as faiss does).
-        query_features : numpy.ndarray or torch.Tensor of shape (n_queries, n_features), optional
-            Continuous features of the queries. When given (the index must hold features),
-            ties in Hamming distance are re-ranked exactly by the squared Euclidean distance of
-            the L2-normalised features, then by id. Without them, ties go by id.
-        rescore : int, optional
-            Binary search + rescore: take the Hamming top ``rescore`` (>= k) and re-order it
-            by the exact float score of ``query_vectors`` against ``database_vectors`` (see
-            :func:`h2q.search.rescore`). The result is then ``(scores, I)``.
-        query_vectors : array of shape (n_queries, d), optional
-        database_vectors : array of shape (ntotal, d), optional
-            Float vectors for ``rescore`` (required with it).
-        metric : {"ip", "l2"}, default "ip"
-            Score of ``rescore``: inner product (larger first) or squared L2 (smaller first).
-
-        Returns
-        -------
-        D : numpy.ndarray of shape (n_queries, k), dtype int32
-            Hamming distances, non-decreasing along each row (float32 scores with ``rescore``).
-        I : numpy.ndarray of shape (n_queries, k), dtype int64
-            Database ids, in ranking order (see the module notes).
-
-        Raises
-        ------
-        TypeError, ValueError
-            On bad codes, ``k < 1``, an empty index, or bad or unexpected features.
-        """
-        query_codes, k = check_query(query_codes, self.n_bits, self._ntotal, k=k)
-        if rescore is not None:
-            return search_and_rescore(
-                lambda kk: self.search(query_codes, kk, query_features),
-                k,
-                rescore,
-                query_vectors,
-                database_vectors,
-                metric,
-                self._ntotal,
-            )
-        if query_features is not None:
-            query_features = query_features_for(
-                query_features, len(query_codes), self._n_features, self._feature_dtype
-            )
-            return self._get_scan().topk(query_codes, k, query_features)
+    def _knn(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.backend == "faiss":
             D, I = self._faiss_index.search(query_codes, k)
             bad = misordered_rows(D, I)
@@ -249,23 +173,12 @@ class HammingIndex(BaseIndex):
             return _kernels.topk(self._get_scan().words_t, to_words(query_codes), k, self.n_bits)
         return self._get_scan().topk(query_codes, k, None)
 
-    def range_search(self, query_codes: Any, radius: int) -> RangeSearchResult:
-        """Every indexed item within Hamming distance ``radius`` of each query.
+    def _knn_reranked(
+        self, query_codes: np.ndarray, k: int, query_features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self._get_scan().topk(query_codes, k, query_features)
 
-        Parameters
-        ----------
-        query_codes : numpy.ndarray of shape (n_queries, code_size), dtype uint8
-        radius : int
-            Hamming radius, >= 0 (items at distance <= radius are returned).
-
-        Returns
-        -------
-        RangeSearchResult
-            ``(lims, D, I)`` as faiss returns them: the results of query ``q`` are
-            ``D[lims[q]:lims[q + 1]]`` and ``I[lims[q]:lims[q + 1]]``, ordered by (distance, id).
-        """
-        query_codes, radius = check_query(query_codes, self.n_bits, self._ntotal, radius=radius)
-        radii = np.full(len(query_codes), radius, dtype=np.int64)
+    def _range(self, query_codes: np.ndarray, radii: np.ndarray) -> RangeSearchResult:
         return flat_range_search(self._get_scan().words_t, query_codes, radii, self.backend)
 
     def memory_bytes(self) -> int:
@@ -381,9 +294,6 @@ class HammingIndex(BaseIndex):
             self._code_chunks = [joined] if self._code_chunks else []
             return joined
         return self._code_chunks[0]
-
-    def _features(self) -> np.ndarray | None:
-        return None if self._n_features is None else joined_chunks(self._feature_chunks)
 
     def _get_scan(self) -> Scan:
         if self._scan is None:

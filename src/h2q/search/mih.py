@@ -31,21 +31,13 @@ from .._io import load_state, save_state
 from .._popcount import to_words
 from .._threads import thread_limit
 from .._validation import check_positive_int
-from ..codes import check_codes, check_n_bits
+from ..codes import check_codes
 from ..exceptions import FileFormatError
-from ._common import (
-    RangeSearchResult,
-    check_query,
-    flat_range_search,
-    joined_chunks,
-    normalised_features,
-    query_features_for,
-)
+from ._common import RangeSearchResult, flat_range_search
 from ._jit import numba_available
 from ._pad import PAD_DISTANCE, PAD_ID
 from ._scan import Scan, rerank
-from .base import BaseIndex
-from .rescore import Metric, search_and_rescore
+from .base import BaseHammingIndex
 
 __all__ = ["MultiIndexHammingIndex"]
 
@@ -76,7 +68,7 @@ _SCAN_SHARE = 0.8
 _SAMPLE_BUDGET_SHARE = 0.5
 
 
-class MultiIndexHammingIndex(BaseIndex):
+class MultiIndexHammingIndex(BaseHammingIndex):
     """Exact Hamming k-NN and range search by multi-index hashing.
 
     Parameters
@@ -108,7 +100,7 @@ class MultiIndexHammingIndex(BaseIndex):
     """
 
     def __init__(self, n_bits: int, m: int | None = None, *, scan_fallback: bool = True) -> None:
-        self.n_bits = check_n_bits(n_bits)
+        self._set_width(n_bits)
         if m is not None:
             m = check_positive_int(m, "m")
             if m > self.n_bits or math.ceil(self.n_bits / m) > MAX_SUBSTRING_BITS:
@@ -119,7 +111,6 @@ class MultiIndexHammingIndex(BaseIndex):
                 )
         self.m = m
         self.scan_fallback = bool(scan_fallback)
-        self.code_size = (self.n_bits + 7) // 8
         self.reset()
 
     def __repr__(self) -> str:
@@ -136,11 +127,6 @@ class MultiIndexHammingIndex(BaseIndex):
         return self._n_alive
 
     @property
-    def has_features(self) -> bool:
-        """Whether features were added with the codes (so that searches can re-rank)."""
-        return self._n_features is not None
-
-    @property
     def substrings(self) -> int:
         """The number of substrings used (or that the next build will use)."""
         return self.m if self.m is not None else auto_substrings(self.n_bits, self._n_alive)
@@ -148,9 +134,7 @@ class MultiIndexHammingIndex(BaseIndex):
     def reset(self) -> None:
         """Remove every item and forget assigned ids."""
         self._word_chunks: list[np.ndarray] = []
-        self._feature_chunks: list[np.ndarray] = []
-        self._n_features: int | None = None
-        self._feature_dtype: np.dtype | None = None
+        self._reset_features()
         self._alive = np.zeros(0, dtype=np.bool_)
         self._n_alive = 0
         self._invalidate()
@@ -174,11 +158,7 @@ class MultiIndexHammingIndex(BaseIndex):
                 f"{'did' if self._n_features is not None else 'did not'}); reset() to start over."
             )
         if features is not None:
-            features = normalised_features(
-                features, "features", len(codes), self._n_features, self._feature_dtype
-            )
-            self._n_features, self._feature_dtype = features.shape[1], features.dtype
-            self._feature_chunks.append(features)
+            self._add_features(features, len(codes))
         if len(self._alive) + len(codes) >= 1 << 32:
             raise ValueError("MultiIndexHammingIndex holds at most 2**32 - 1 ids.")
         self._word_chunks.append(np.array(to_words(codes), copy=True))
@@ -201,54 +181,6 @@ class MultiIndexHammingIndex(BaseIndex):
             self._n_alive -= int(present.size)
             self._scan_state = None  # the tables stay valid: probes skip removed items
         return int(present.size)
-
-    # -- search ------------------------------------------------------------------------------
-
-    def search(
-        self,
-        query_codes: Any,
-        k: int,
-        query_features: Any = None,
-        *,
-        rescore: int | None = None,
-        query_vectors: Any = None,
-        database_vectors: Any = None,
-        metric: Metric = "ip",
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest items of each query; identical to :meth:`h2q.HammingIndex.search`.
-
-        Parameters and returns are those of :meth:`h2q.HammingIndex.search` (with
-        ``database_vectors`` holding one row per assigned id, removed ones included).
-        """
-        query_codes, k = check_query(query_codes, self.n_bits, self._n_alive, k=k)
-        if rescore is not None:
-            return search_and_rescore(
-                lambda kk: self.search(query_codes, kk, query_features),
-                k,
-                rescore,
-                query_vectors,
-                database_vectors,
-                metric,
-                len(self._alive),
-            )
-        q_words = np.ascontiguousarray(to_words(query_codes))
-        if query_features is not None:
-            return self._search_reranked(query_codes, q_words, k, query_features)
-        return self._knn(query_codes, q_words, k)
-
-    def range_search(self, query_codes: Any, radius: int) -> RangeSearchResult:
-        """Every item within Hamming distance ``radius`` of each query.
-
-        Returns
-        -------
-        RangeSearchResult
-            ``(lims, D, I)``, faiss's layout: query ``q``'s results are at
-            ``lims[q]:lims[q + 1]``, ordered by (distance, id). Feed them to
-            :func:`h2q.evaluation.metrics.within_radius_metrics` for P@H<=r and mAP@H<=r.
-        """
-        query_codes, radius = check_query(query_codes, self.n_bits, self._n_alive, radius=radius)
-        radii = np.full(len(query_codes), radius, dtype=np.int64)
-        return self._range(query_codes, np.ascontiguousarray(to_words(query_codes)), radii)
 
     # -- persistence and size ----------------------------------------------------------------
 
@@ -343,9 +275,6 @@ class MultiIndexHammingIndex(BaseIndex):
             self._word_chunks = [joined]
         return self._word_chunks[0]
 
-    def _features(self) -> np.ndarray | None:
-        return None if self._n_features is None else joined_chunks(self._feature_chunks)
-
     def _get_tables(self) -> tuple[np.ndarray, ...]:
         if self._tables is None:
             self._tables = build_tables(self._words(), self.n_bits, self.substrings)
@@ -375,7 +304,16 @@ class MultiIndexHammingIndex(BaseIndex):
         # ids increase with position, so the (distance, id) order is kept.
         return D, np.where(I == PAD_ID, PAD_ID, ids[np.maximum(I, 0)])
 
-    def _knn(
+    def _n_ids(self) -> int:
+        return len(self._alive)
+
+    def _knn(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._knn_words(query_codes, _query_words(query_codes), k)
+
+    def _range(self, query_codes: np.ndarray, radii: np.ndarray) -> RangeSearchResult:
+        return self._range_words(query_codes, _query_words(query_codes), radii)
+
+    def _knn_words(
         self, query_codes: np.ndarray, q_words: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Probe, or scan where probing costs more (decided on a sample, then per query)."""
@@ -438,7 +376,7 @@ class MultiIndexHammingIndex(BaseIndex):
         for target, value in zip(parts, (D, I, over, work), strict=True):
             target[rows] = value
 
-    def _range(
+    def _range_words(
         self, query_codes: np.ndarray, q_words: np.ndarray, radii: np.ndarray
     ) -> RangeSearchResult:
         if not self._probing() or (self.scan_fallback and not self._range_probe_pays(radii)):
@@ -486,18 +424,20 @@ class MultiIndexHammingIndex(BaseIndex):
         scan_words = len(radii) * self._n_alive * ((self.n_bits + 63) // 64)
         return self._range_work(radii) * PROBE_COST_IN_SCAN_WORDS < scan_words
 
-    def _search_reranked(
-        self, query_codes: np.ndarray, q_words: np.ndarray, k: int, query_features: Any
+    def _knn_reranked(
+        self, query_codes: np.ndarray, k: int, query_features: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact re-ranking of ties: every item at or below each row's k-th distance competes."""
-        qf = query_features_for(
-            query_features, len(query_codes), self._n_features, self._feature_dtype
-        )
-        D, I = self._knn(query_codes, q_words, k)
+        q_words = _query_words(query_codes)
+        D, I = self._knn_words(query_codes, q_words, k)
         radii = np.where(I[:, -1] == PAD_ID, self.n_bits, D[:, -1]).astype(np.int64)
-        lims, d, ids = self._range(query_codes, q_words, radii)
+        lims, d, ids = self._range_words(query_codes, q_words, radii)
         rows = np.repeat(np.arange(len(query_codes)), np.diff(lims))
-        return rerank(rows, ids, d, self._features(), qf, k, self.n_bits)
+        return rerank(rows, ids, d, self._features(), query_features, k, self.n_bits)
+
+
+def _query_words(query_codes: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(to_words(query_codes))
 
 
 def _mk() -> Any:
