@@ -197,6 +197,30 @@ def numpy_read_error(path: str | os.PathLike, exc: BaseException, fallback: str)
     return f"{fallback} ({exc})."
 
 
+def load_torch(
+    path: str | os.PathLike,
+    what: str,
+    *,
+    missing: str,
+    fix: str = "",
+    error: type[Exception] = ValueError,
+) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain values
+    only, so loading runs no code.
+
+    A missing file raises ``FileNotFoundError(missing)``; an unreadable one ``error`` with the
+    message ``"{path} is not a readable {what} ({reason}).{fix}"``.
+    """
+    import torch
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(missing)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise error(f"{path} is not a readable {what} ({type(exc).__name__}: {exc}).{fix}") from exc
+
+
 def read_kind(path: str | os.PathLike) -> str:
     """The kind of object (class name) stored in an h2q file."""
     return str(_read(path)[0].get("kind"))

@@ -11,12 +11,25 @@ is already valid. Array checks come in two kinds, named for what they return:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 ArrayLike = Any  # numpy array, torch tensor, or anything np.asarray accepts
+
+
+T = TypeVar("T")
+
+
+def read_as(convert: Callable[[Any], T], value: Any, what: str, fix: str) -> T:
+    """``convert(value)``; its failure (ragged lists and the like) becomes a ``TypeError``
+    reading ``"{what} ({error}). {fix}"``."""
+    try:
+        return convert(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what} ({exc}). {fix}") from exc
 
 
 def is_tensor(x: Any) -> bool:
@@ -49,13 +62,12 @@ def check_embeddings(
             _check_width(X.shape[1], name, n_features)
             return X
     if not isinstance(X, np.ndarray):
-        try:
-            X = np.asarray(X)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(
-                f"{name} could not be read as a 2-D array ({exc}). Pass a numpy array or a "
-                "torch tensor of shape (n_samples, n_features)."
-            ) from exc
+        X = read_as(
+            np.asarray,
+            X,
+            f"{name} could not be read as a 2-D array",
+            "Pass a numpy array or a torch tensor of shape (n_samples, n_features).",
+        )
     _check_dtype_kind(X.dtype.kind == "f", str(X.dtype), name)
     _check_shape(X.shape, name, min_samples)
     if check_finite:
@@ -65,6 +77,17 @@ def check_embeddings(
     _check_width(X.shape[1], name, n_features)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32)  # float16 and longdouble: compute in float32
+    return X
+
+
+def check_same_width(X: ArrayLike, name: str, width: int, reference: str) -> np.ndarray:
+    """:func:`check_embeddings` (numpy out) of a fold that must be as wide as ``reference``."""
+    X = check_embeddings(X, name, allow_torch=False)
+    if X.shape[1] != width:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but {reference} has {width}. Pass every fold "
+            "from the same embedding model."
+        )
     return X
 
 
@@ -223,13 +246,13 @@ def check_embeddings_tensor(
 def check_labels_tensor(labels: Any, n_samples: int, device: torch.device) -> torch.Tensor:
     """Validate labels: class ids (n,) or multi-hot rows (n, n_classes); move to ``device``."""
     if not isinstance(labels, torch.Tensor):
-        try:
-            labels = torch.as_tensor(labels)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(
-                f"labels could not be read as a tensor ({exc}). Pass class ids of shape "
-                "(n_samples,) or multi-hot rows of shape (n_samples, n_classes)."
-            ) from exc
+        labels = read_as(
+            torch.as_tensor,
+            labels,
+            "labels could not be read as a tensor",
+            "Pass class ids of shape (n_samples,) or multi-hot rows of shape "
+            "(n_samples, n_classes).",
+        )
     if labels.ndim not in (1, 2):
         raise ValueError(
             f"labels must be class ids of shape (n_samples,) or multi-hot rows of shape "

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from ._popcount import iter_distance_blocks, to_words
-from ._validation import _check_dtype_kind, _check_shape, _non_finite_message, is_tensor
+from ._validation import (
+    _check_dtype_kind,
+    _check_shape,
+    _non_finite_message,
+    is_tensor,
+    read_as,
+)
 
 __all__ = ["binarize", "encode_sign", "hamming_distances", "pack_bits", "unpack_bits"]
 
@@ -53,13 +59,12 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
         return x.cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
-    try:
-        return np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(
-            f"{name} could not be read as a 2-D array ({exc}). Pass a numpy array or a torch "
-            "tensor."
-        ) from exc
+    return read_as(
+        np.asarray,
+        x,
+        f"{name} could not be read as a 2-D array",
+        "Pass a numpy array or a torch tensor.",
+    )
 
 
 def _as_float_matrix(X: Any, name: str) -> np.ndarray:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import _cache
 from ._io import atomic_write, save_npy
 from ._validation import check_positive_int
 from ._version import __version__
@@ -66,12 +67,7 @@ CHUNK_BATCHES = 32
 
 def default_cache_dir() -> Path:
     """``$H2Q_CACHE_DIR/features``, else ``$XDG_CACHE_HOME/h2q/features``, else ``~/.cache/...``."""
-    root = os.environ.get("H2Q_CACHE_DIR")
-    if root:
-        return Path(root) / "features"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "h2q" / "features"
+    return _cache.cache_dir("features")
 
 
 def data_fingerprint(items: Any, y: np.ndarray) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _io
+from . import _cache, _io
 from ._threads import thread_limit
 from .data.dataset import Dataset
 
@@ -366,9 +366,7 @@ def embed_texts(
 
 def default_text_cache_dir() -> Path:
     """``text`` beside :func:`h2q.features.default_cache_dir` (``~/.cache/h2q/text`` by default)."""
-    from .features import default_cache_dir
-
-    return default_cache_dir().parent / "text"
+    return _cache.cache_dir("text")
 
 
 def embed_dataset(

@@ -46,7 +46,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import _io
-from .._validation import ArrayLike, check_embeddings, check_labels, check_positive_int
+from .._validation import (
+    ArrayLike,
+    check_embeddings,
+    check_labels,
+    check_positive_int,
+    check_same_width,
+)
 from ..codes import hamming_distances
 from ..quantizers import BaseQuantizer
 from ..search import iter_rank_database
@@ -266,9 +272,9 @@ def evaluate_quantizers(
     if not refit:
         _check_fitted_width(quantizers, width)
     if X_val is not None:
-        X_val = _same_width(X_val, "X_val", width)
-    X_query = _same_width(X_query, "X_query", width)
-    X_db = _same_width(X_db, "X_db", width)
+        X_val = check_same_width(X_val, "X_val", width, "X_train")
+    X_query = check_same_width(X_query, "X_query", width, "X_train")
+    X_db = check_same_width(X_db, "X_db", width, "X_train")
     y_query = check_labels(y_query, len(X_query), "y_query")
     y_db = check_labels(y_db, len(X_db), "y_db")
     if y_query.ndim != y_db.ndim or (y_query.ndim == 2 and y_query.shape[1] != y_db.shape[1]):
@@ -330,16 +336,6 @@ def _check_fitted_width(quantizers: Mapping[str, BaseQuantizer], width: int) -> 
                 f"quantizer {name!r} was fitted on {fitted} features, but the embeddings have "
                 f"{width}. Pass embeddings from the same model, or refit."
             )
-
-
-def _same_width(X: ArrayLike, name: str, width: int) -> np.ndarray:
-    X = check_embeddings(X, name, allow_torch=False)
-    if X.shape[1] != width:
-        raise ValueError(
-            f"{name} has {X.shape[1]} features, but X_train has {width}. Pass every fold from "
-            "the same embedding model."
-        )
-    return X
 
 
 def _evaluate_one(

@@ -28,9 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
-from .._validation import ArrayLike, check_embeddings, check_positive_int
+from .._validation import ArrayLike, check_embeddings, check_positive_int, check_same_width
 from ..quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from ..quantizers.random import RandomRotationQuantizer
 from ..search import AsymmetricIndex, rank_database, rescore
@@ -202,10 +200,10 @@ def evaluate_recall(
         raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}.")
     X_fit = check_embeddings(X_fit, "X_fit", allow_torch=False)
     width = X_fit.shape[1]
-    X_query = _same_width(X_query, "X_query", width)
-    X_db = _same_width(X_db, "X_db", width)
+    X_query = check_same_width(X_query, "X_query", width, "X_fit")
+    X_db = check_same_width(X_db, "X_db", width, "X_fit")
     if X_val is not None:
-        X_val = _same_width(X_val, "X_val", width)
+        X_val = check_same_width(X_val, "X_val", width, "X_fit")
     n_db = len(X_db)
     ks = tuple(sorted({min(check_positive_int(k, "k"), n_db) for k in ks}))
     if not ks:
@@ -240,16 +238,6 @@ def evaluate_recall(
             RecallRow(str(name), type(quantizer).__name__, int(quantizer.n_bits_), fit_time, recall)
         )
     return RecallResult(rows, ks, R, metric, len(X_fit), len(X_query), n_db, bool(asymmetric))
-
-
-def _same_width(X: ArrayLike, name: str, width: int) -> np.ndarray:
-    X = check_embeddings(X, name, allow_torch=False)
-    if X.shape[1] != width:
-        raise ValueError(
-            f"{name} has {X.shape[1]} features, but X_fit has {width}. Pass every fold from the "
-            "same embedding model."
-        )
-    return X
 
 
 def render_recall_markdown(result: RecallResult, *, digits: int = 2) -> str:

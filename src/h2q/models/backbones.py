@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._io import load_torch
 from .._validation import check_positive_int
 from .preprocess import resize, to_channels_first
 
@@ -298,14 +299,7 @@ class EfficientNetLite0(Backbone):
 
 
 def _load_state_dict(path: str | os.PathLike, what: str) -> dict[str, Tensor]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no such {what} weights file: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a bad file
-        raise ValueError(
-            f"{path} is not a readable {what} state dict ({type(exc).__name__}: {exc})."
-        ) from exc
+    state = load_torch(path, f"{what} state dict", missing=f"no such {what} weights file: {path}")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

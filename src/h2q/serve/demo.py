@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from .. import _cache
 from .engine import Catalog
 from .loading import load_results
 
@@ -27,11 +28,7 @@ DEMO_BITS = 16
 
 def demo_dir() -> Path:
     """``$H2Q_CACHE_DIR/serve-demo``, else ``$XDG_CACHE_HOME/h2q/serve-demo``, else ``~/.cache``."""
-    root = os.environ.get("H2Q_CACHE_DIR")
-    if root:
-        return Path(root) / "serve-demo"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "h2q" / "serve-demo"
+    return _cache.cache_dir("serve-demo")
 
 
 def _fit_digits(out: Path, progress: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import atomic_open
+from .._io import atomic_open, load_torch
 from ..exceptions import FileFormatError
 
 __all__ = ["LAST", "BEST", "load_checkpoint", "module_generators", "save_checkpoint"]
@@ -36,15 +36,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors are loaded on the CPU)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged file
-        raise FileFormatError(
-            f"{path} is not a readable h2q checkpoint ({type(exc).__name__}: {exc}). Delete it "
-            "and train again."
-        ) from exc
+    payload = load_torch(
+        path,
+        "h2q checkpoint",
+        missing=f"no such checkpoint: {path}",
+        fix=" Delete it and train again.",
+        error=FileFormatError,
+    )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise FileFormatError(f"{path} is not an h2q training checkpoint (format {FORMAT}).")
     return payload
