@@ -57,13 +57,12 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import extra_missing
+
 try:
     from pymilvus import DataType, MilvusClient
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "h2q.integrations.milvus needs pymilvus and milvus-lite, which are not installed. "
-        "Install the extra: pip install 'h2q[milvus]'."
-    ) from exc
+    raise extra_missing("h2q.integrations.milvus", "pymilvus and milvus-lite", "milvus") from exc
 
 from ..codes import check_codes, check_n_bits
 from ..quantizers import BaseQuantizer

@@ -33,15 +33,16 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import extra_missing
+
 try:
     import pyarrow as pa
     from pyspark.errors import PythonException
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import types as T
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "h2q.integrations.spark needs pyspark and pyarrow, which are not installed. Install "
-        "the extra: pip install 'h2q[spark]' (and Java 17 or later)."
+    raise extra_missing(
+        "h2q.integrations.spark", "pyspark and pyarrow", "spark", " (and Java 17 or later)"
     ) from exc
 
 from .._threads import thread_limit
