@@ -163,17 +163,22 @@ def _knn_one(q, words, alive, tables, k, n_bits, budget, marker, stamp, st):
     return True
 
 
+@jit()
+def _chunk(c, n_rows, n_chunks):
+    """Rows ``q0:q1`` of chunk ``c`` of ``n_rows`` rows cut into ``n_chunks`` near-equal chunks."""
+    per_chunk = (n_rows + n_chunks - 1) // n_chunks
+    q0 = c * per_chunk
+    return q0, min(n_rows, q0 + per_chunk)
+
+
 @jit(parallel=True)
 def knn(q_words, words, alive, tables, k, n_bits, budget, n_chunks, D, I, over, work):
     """Exact top k by (distance, id) for each query, or ``over[q] = True`` past the budget.
 
     Runs :func:`knn_queries` on ``n_chunks`` chunks of the queries in parallel.
     """
-    n_q = q_words.shape[0]
-    per_chunk = (n_q + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        q0 = c * per_chunk
-        q1 = min(n_q, q0 + per_chunk)
+        q0, q1 = _chunk(c, q_words.shape[0], n_chunks)
         knn_queries(q_words, words, alive, tables, k, n_bits, budget, q0, q1, D, I, over, work)
 
 
@@ -224,11 +229,8 @@ def range_probe(q_words, words, alive, tables, radius, n_chunks, counts, lims, D
 
     Runs :func:`range_queries` on ``n_chunks`` chunks of the queries in parallel.
     """
-    n_q = q_words.shape[0]
-    per_chunk = (n_q + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        q0 = c * per_chunk
-        q1 = min(n_q, q0 + per_chunk)
+        q0, q1 = _chunk(c, q_words.shape[0], n_chunks)
         range_queries(q_words, words, alive, tables, radius, q0, q1, counts, lims, D, I, fill)
 
 
