@@ -60,7 +60,7 @@ def test_library_quickstart_runs_as_written(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cli_quickstart_runs_as_written(tmp_path, monkeypatch, capsys):
     """Every line of the CLI quickstart: `train` for one epoch, the stage-2 lines as written,
-    and `reproduce --quick` parsed (it runs in tests/test_cli_reproduce.py)."""
+    and `reproduce --quick` parsed (it runs in tests/cli/test_reproduce.py)."""
     pytest.importorskip("sklearn", reason="the digits data set needs h2q[data]")
     (code,) = [c for lang, c in blocks(section(README, "Quickstart: the command line"))
                if lang == "bash"]  # fmt: skip
