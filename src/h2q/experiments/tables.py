@@ -16,9 +16,11 @@ import io
 import math
 from collections.abc import Sequence
 
+from ..losses import PENALTY
 from ..metrics import variant_name
-from .config import REFERENCE_METHODS, ROW_LABELS, GridConfig, lambda_grid, rows_for
+from .config import REFERENCE_METHODS, GridConfig
 from .records import CellRecord
+from .rows import lambda_grid, row_label, rows_for
 from .stage1 import Stage1Summary
 from .stats import Improvement, Interval, SummaryTable
 
@@ -54,10 +56,6 @@ def _fmt(value: float, digits: int = 2, sign: bool = False) -> str:
     if not math.isfinite(value):
         return "n/a"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _label(row: str) -> str:
-    return ROW_LABELS.get(row, row)
 
 
 def _grid_rows(config: GridConfig) -> list[tuple[str, str]]:
@@ -111,7 +109,7 @@ def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: i
                 cells.append(f"{_fmt(s.mean, digits)} ± {_fmt(s.query_se, digits)}")
             else:
                 cells.append(_fmt(s.mean, digits))
-        lines.append(f"| {method.upper()} | {_label(row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method.upper()} | {row_label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +125,7 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
     writer.writerow(columns)
     metric = map_header(k, config.tie_break) + " x100"
     for method, row in _grid_rows(config):
-        values: list[object] = [method, _label(row), row, metric]
+        values: list[object] = [method, row_label(row), row, metric]
         n = max(
             (table[(method, row, b)].n for b in config.bits if (method, row, b) in table), default=0
         )
@@ -188,9 +186,10 @@ def improvements_markdown(improvements: Sequence[Improvement], *, digits: int = 
     ]
     for imp in improvements:
         lines.append(
-            f"| {_label(imp.row)} | {_label(imp.baseline)} | {_fmt(imp.mean, digits, True)} | "
-            f"{_interval(imp.interval, digits)} | {_fmt(imp.median, digits, True)} | "
-            f"{_fmt(imp.min, digits, True)} | {_fmt(imp.max, digits, True)} | {_counts(imp)} |"
+            f"| {row_label(imp.row)} | {row_label(imp.baseline)} | "
+            f"{_fmt(imp.mean, digits, True)} | {_interval(imp.interval, digits)} | "
+            f"{_fmt(imp.median, digits, True)} | {_fmt(imp.min, digits, True)} | "
+            f"{_fmt(imp.max, digits, True)} | {_counts(imp)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -268,7 +267,7 @@ def quantization_loss_markdown(table: SummaryTable, config: GridConfig) -> str:
             else "n/a"
             for b in config.bits
         ]
-        lines.append(f"| {method.upper()} | {_label(row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method.upper()} | {row_label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +297,7 @@ def _lam(value: float | None) -> str:
 
 
 def _penalty_records(records: Sequence[CellRecord]) -> list[CellRecord]:
-    return [r for r in records if r.row == "penalty"]
+    return [r for r in records if r.row == PENALTY]
 
 
 def _by_lambda(selection: dict[str, float | None]) -> list[tuple[str, float | None]]:
@@ -394,12 +393,12 @@ def cells_csv(records: Sequence[CellRecord]) -> str:
     return buf.getvalue()
 
 
-def _strategy(run_tag: str, lam: float | None) -> str:
-    if run_tag == "lambda0":
-        return "λ = 0"
-    if run_tag == "hswd":
-        return "+HSWD"
-    return "+λ (none)" if lam is None else f"+λ (λ = {lam:g})"
+def _strategy(strategy: str, lam: float | None) -> str:
+    """The label of a stage-1 run's row, with its lambda for the "+lambda" row."""
+    label = row_label(strategy)  # the stage-1 rows are keyed by their strategy
+    if strategy != PENALTY:
+        return label
+    return f"{label} (none)" if lam is None else f"{label} (λ = {lam:g})"
 
 
 def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = None) -> str:
@@ -421,7 +420,7 @@ def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = Non
     ]
     chosen = chosen or set()
     for r in runs:
-        mark = " *" if r.run.relpath.as_posix() in chosen and r.run.strategy == "penalty" else ""
+        mark = " *" if r.run.relpath.as_posix() in chosen and r.run.strategy == PENALTY else ""
         stopped = " (early stop)" if r.stopped_early else ""
         lines.append(
             f"| {r.run.method.upper()} | {_strategy(r.run.strategy, r.run.lam)}{mark} | "
