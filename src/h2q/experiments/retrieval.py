@@ -329,9 +329,8 @@ def write_retrieval(
 
     Parameters
     ----------
-    config : GridConfig
-    records : sequence of CellRecord
-        The grid's finished cells.
+    config, records : GridConfig, sequence of CellRecord
+        The grid and its finished cells.
     out_dir : path-like
         The grid's results folder; the figure goes to ``plots/retrieval_<method>_<bits>bits.png``.
     root : path-like, optional

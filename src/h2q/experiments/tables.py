@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..losses import PENALTY
 from ..metrics import variant_name
@@ -117,13 +117,11 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
     """The main table as CSV: one line per (method, strategy); columns ``<bits> mean``,
     ``<bits> std`` (over seeds) and ``<bits> query_se`` (one seed: standard error over
     queries) per bit length (x100, full precision), the metric named in every line."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     columns = ["method", "strategy", "row", "metric", "n_seeds"]
     for n_bits in config.bits:
         columns += [f"{n_bits} bits mean", f"{n_bits} bits std", f"{n_bits} bits query_se"]
-    writer.writerow(columns)
     metric = map_header(k, config.tie_break) + " x100"
+    lines = []
     for method, row in _grid_rows(config):
         values: list[object] = [method, row_label(row), row, metric]
         n = max(
@@ -133,12 +131,28 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
         for n_bits in config.bits:
             s = table.get((method, row, n_bits))
             values += ["", "", ""] if s is None else [_csv(s.mean), _csv(s.std), _csv(s.query_se)]
-        writer.writerow(values)
-    return buf.getvalue()
+        lines.append(values)
+    return _csv_text(columns, lines)
 
 
 def _csv(value: float) -> str:
     return repr(value) if math.isfinite(value) else ""
+
+
+def _value(value: object) -> object:
+    """A CSV field: a float at full precision (empty when NaN), None empty, others as given."""
+    if value is None:
+        return ""
+    return _csv(value) if isinstance(value, float) else value
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text: the header line, then one line per row (``\\n`` line ends)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 _STAT_HEADER = [
@@ -194,65 +208,35 @@ def improvements_markdown(improvements: Sequence[Improvement], *, digits: int = 
     return "\n".join(lines) + "\n"
 
 
+#: Columns of improvements.csv.
+_IMPROVEMENT_COLUMNS = (
+    "row baseline mean ci_low ci_high median min max wins cells higher undetected lower interval"
+).split()
+
+
 def improvements_csv(improvements: Sequence[Improvement]) -> str:
     """The gain statistics as CSV (full precision), with the interval of the mean gain and the
     counts of cells whose interval lies above zero / holds zero / lies below zero."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "row",
-            "baseline",
-            "mean",
-            "ci_low",
-            "ci_high",
-            "median",
-            "min",
-            "max",
-            "wins",
-            "cells",
-            "higher",
-            "undetected",
-            "lower",
-            "interval",
-        ]
-    )
+    rows = []
     for imp in improvements:
-        counts = (
-            [len(imp.higher), len(imp.undetected), len(imp.lower)]
-            if imp.has_intervals
-            else ["", "", ""]
-        )
-        writer.writerow(
-            [
-                imp.row,
-                imp.baseline,
-                _csv(imp.mean),
-                _csv(imp.interval.low),
-                _csv(imp.interval.high),
-                _csv(imp.median),
-                _csv(imp.min),
-                _csv(imp.max),
-                imp.wins,
-                imp.n_cells,
-                *counts,
-                imp.spread,
-            ]
-        )
-    return buf.getvalue()
+        counts = (len(imp.higher), len(imp.undetected), len(imp.lower))
+        values = (imp.row, imp.baseline, imp.mean, imp.interval.low, imp.interval.high)
+        values += (imp.median, imp.min, imp.max, imp.wins, imp.n_cells)
+        values += counts if imp.has_intervals else (None, None, None)
+        rows.append([_value(v) for v in (*values, imp.spread)])
+    return _csv_text(_IMPROVEMENT_COLUMNS, rows)
 
 
 def gains_csv(improvements: Sequence[Improvement]) -> str:
     """One line per (comparison, cell): the gain and its 95% interval (full precision)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "baseline", "method", "n_bits", "gain", "ci_low", "ci_high"])
+    rows = []
     for imp in improvements:
         intervals = imp.cell_intervals if imp.has_intervals else [None] * imp.n_cells
         for (method, n_bits), gain, ci in zip(imp.cells, imp.gains, intervals, strict=True):
             low, high = ("", "") if ci is None else (_csv(ci.low), _csv(ci.high))
-            writer.writerow([imp.row, imp.baseline, method, n_bits, _csv(gain), low, high])
-    return buf.getvalue()
+            rows.append([imp.row, imp.baseline, method, n_bits, _csv(gain), low, high])
+    header = ["row", "baseline", "method", "n_bits", "gain", "ci_low", "ci_high"]
+    return _csv_text(header, rows)
 
 
 def quantization_loss_markdown(table: SummaryTable, config: GridConfig) -> str:
@@ -273,23 +257,15 @@ def quantization_loss_markdown(table: SummaryTable, config: GridConfig) -> str:
 
 def quantization_loss_csv(table: SummaryTable, config: GridConfig) -> str:
     """The quantization losses as CSV."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", "row", *(f"{b} bits" for b in config.bits)])
-    for method, row in _grid_rows(config):
-        writer.writerow(
-            [
-                method,
-                row,
-                *(
-                    _csv(table[(method, row, b)].quantization_loss)
-                    if (method, row, b) in table
-                    else ""
-                    for b in config.bits
-                ),
-            ]
-        )
-    return buf.getvalue()
+    rows = [
+        [method, row]
+        + [
+            _csv(table[(method, row, b)].quantization_loss) if (method, row, b) in table else ""
+            for b in config.bits
+        ]
+        for method, row in _grid_rows(config)
+    ]
+    return _csv_text(["method", "row", *(f"{b} bits" for b in config.bits)], rows)
 
 
 def _lam(value: float | None) -> str:
@@ -328,69 +304,29 @@ def lambda_markdown(records: Sequence[CellRecord], config: GridConfig) -> str:
 
 def lambda_csv(records: Sequence[CellRecord]) -> str:
     """One line per (cell, lambda tried): validation mAP and whether it was chosen."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", "n_bits", "seed", "lambda", "val_map", "chosen"])
+    rows = []
     for r in _penalty_records(records):
         chosen = "none" if r.lam is None else f"{r.lam:g}"
         for lam, value in _by_lambda(r.lambda_selection):
-            writer.writerow(
-                [
-                    r.method,
-                    r.n_bits,
-                    r.seed,
-                    lam,
-                    "" if value is None else repr(value),
-                    lam == chosen,
-                ]
-            )
-    return buf.getvalue()
+            val_map = "" if value is None else repr(value)
+            rows.append([r.method, r.n_bits, r.seed, lam, val_map, lam == chosen])
+    return _csv_text(["method", "n_bits", "seed", "lambda", "val_map", "chosen"], rows)
+
+
+#: Columns of cells.csv: fields of :class:`CellRecord` (``lambda``: its ``lam``).
+_CELL_COLUMNS = (
+    "method row n_bits seed map_at_k k map_all precision_at_k quantization_loss fit_time_s "
+    "lambda stage1_run n_train n_queries n_database"
+).split()
 
 
 def cells_csv(records: Sequence[CellRecord]) -> str:
     """Every cell of the grid, one line each (scores are fractions, not x100)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "method",
-            "row",
-            "n_bits",
-            "seed",
-            "map_at_k",
-            "k",
-            "map_all",
-            "precision_at_k",
-            "quantization_loss",
-            "fit_time_s",
-            "lambda",
-            "stage1_run",
-            "n_train",
-            "n_queries",
-            "n_database",
-        ]
-    )
+    rows = []
     for r in records:
-        writer.writerow(
-            [
-                r.method,
-                r.row,
-                r.n_bits,
-                r.seed,
-                _csv(r.map_at_k),
-                r.k,
-                _csv(r.map_all),
-                _csv(r.precision_at_k),
-                _csv(r.quantization_loss),
-                _csv(r.fit_time_s),
-                "" if r.lam is None else repr(r.lam),
-                r.stage1_run,
-                r.n_train,
-                r.n_queries,
-                r.n_database,
-            ]
-        )
-    return buf.getvalue()
+        fields = {**vars(r), "lambda": r.lam}
+        rows.append([_value(fields[name]) for name in _CELL_COLUMNS])
+    return _csv_text(_CELL_COLUMNS, rows)
 
 
 def _strategy(strategy: str, lam: float | None) -> str:
@@ -431,39 +367,18 @@ def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = Non
     return "\n".join(lines) + "\n"
 
 
+#: Columns of stage1.csv.
+_STAGE1_COLUMNS = (
+    "method strategy lambda n_bits seed best_val_map best_epoch epochs_run stopped_early "
+    "seconds run"
+).split()
+
+
 def stage1_csv(runs: Sequence[Stage1Summary]) -> str:
     """The stage-1 runs as CSV (validation mAP as a fraction, full precision)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "method",
-            "strategy",
-            "lambda",
-            "n_bits",
-            "seed",
-            "best_val_map",
-            "best_epoch",
-            "epochs_run",
-            "stopped_early",
-            "seconds",
-            "run",
-        ]
-    )
+    rows = []
     for r in runs:
-        writer.writerow(
-            [
-                r.run.method,
-                r.run.strategy,
-                "" if r.run.lam is None else repr(r.run.lam),
-                r.run.n_bits,
-                r.run.seed,
-                _csv(r.best_val_map),
-                "" if r.best_epoch is None else r.best_epoch,
-                "" if r.epochs_run is None else r.epochs_run,
-                "" if r.stopped_early is None else r.stopped_early,
-                _csv(r.seconds),
-                r.run.relpath.as_posix(),
-            ]
-        )
-    return buf.getvalue()
+        run = (r.run.method, r.run.strategy, r.run.lam, r.run.n_bits, r.run.seed)
+        summary = (r.best_val_map, r.best_epoch, r.epochs_run, r.stopped_early, r.seconds)
+        rows.append([_value(v) for v in (*run, *summary, r.run.relpath.as_posix())])
+    return _csv_text(_STAGE1_COLUMNS, rows)
