@@ -16,8 +16,8 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 
+from ..evaluation.metrics import variant_name
 from ..losses import PENALTY
-from ..metrics import variant_name
 from .config import REFERENCE_METHODS, GridConfig
 from .records import CellRecord
 from .rows import lambda_grid, row_label, rows_for
