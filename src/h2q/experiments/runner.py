@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from .._threads import thread_limit
-from .config import STAGE1_STRATEGIES, GridConfig, lambda_grid
+from ..losses import PENALTY
+from .config import GridConfig
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
+from .rows import ROW_BY_KEY, lambda_grid
 
 __all__ = [
     "FAILED_FILE",
-    "STAGE2_ON_LAMBDA0",
     "Runner",
-    "make_stage2_quantizer",
     "run_done",
     "runs_for",
     "stage1_config",
@@ -35,8 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Rows whose cells read the lambda = 0 stage-1 run.
-STAGE2_ON_LAMBDA0 = ("lambda0", "itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
 _DONE_FILES = ("embeddings.npz", "summary.json")
 #: The file a stage-1 run that diverged holds instead of its results.
 FAILED_FILE = "failed.json"
@@ -48,12 +46,11 @@ _STAGE2_THREADS = 1
 
 def runs_for(config: GridConfig, cell: Cell) -> list[Stage1Run]:
     """The stage-1 runs a cell reads (several for the "+lambda" row: one per lambda)."""
-    if cell.row in STAGE2_ON_LAMBDA0:
-        return [Stage1Run(cell.method, "lambda0", None, cell.n_bits, cell.seed)]
-    if cell.row == "hswd":
-        return [Stage1Run(cell.method, "hswd", None, cell.n_bits, cell.seed)]
+    strategy = ROW_BY_KEY[cell.row].stage1_strategy
+    if strategy != PENALTY:
+        return [Stage1Run(cell.method, strategy, None, cell.n_bits, cell.seed)]
     grid = lambda_grid(cell.method, config.lambda_grids)
-    return [Stage1Run(cell.method, "penalty", lam, cell.n_bits, cell.seed) for lam in grid]
+    return [Stage1Run(cell.method, PENALTY, lam, cell.n_bits, cell.seed) for lam in grid]
 
 
 def run_done(run_dir: Path) -> bool:
@@ -109,42 +106,13 @@ def _train_stage1(
     return result.summary
 
 
-def make_stage2_quantizer(row: str, seed: int, solver: str = "gd") -> Any:
-    """The stage-2 quantizer of a row: sign, ITQ, or H²Q with the row's loss.
-
-    Parameters
-    ----------
-    row : str
-        A key of :data:`h2q.experiments.config.ROWS`.
-    seed : int
-        ``random_state`` of ITQ's random start (and of H²Q's batch order with the paper's
-        solver).
-    solver : {"gd", "paper"}
-        Solver of :class:`h2q.quantizers.HouseholderQuantizer`.
-
-    Returns
-    -------
-    BaseQuantizer
-        Unfitted.
-    """
-    from ..quantizers import make_quantizer
-
-    if row in STAGE1_STRATEGIES:
-        return make_quantizer("sign")
-    if row == "itq":
-        return make_quantizer("itq", max_iter=50, random_state=seed)
-    if row.startswith("h2q-"):
-        return make_quantizer("h2q", loss=row[len("h2q-") :], solver=solver, random_state=seed)
-    raise ValueError(f"unknown row {row!r}.")
-
-
 def _evaluate_cell(
     cell: Cell, embeddings: dict[str, np.ndarray], config: GridConfig
 ) -> tuple[Any, Any]:
     """Fit the cell's quantizer on the embeddings and score it; return (result row, quantizer)."""
     from ..evaluation import evaluate_quantizers
 
-    quantizer = make_stage2_quantizer(cell.row, cell.seed, config.h2q_solver)
+    quantizer = ROW_BY_KEY[cell.row].make_quantizer(cell.seed, solver=config.h2q_solver)
     result = evaluate_quantizers(
         {cell.row: quantizer},
         embeddings["train"],
@@ -308,8 +276,8 @@ class Runner:
             quantization_loss=row.quantization_loss,
             fit_time_s=row.fit_time_s,
             stage1_run=chosen.relpath.as_posix(),
-            lam=chosen.lam if cell.row == "penalty" else None,
-            lambda_selection=selection if cell.row == "penalty" else {},
+            lam=chosen.lam if cell.row == PENALTY else None,
+            lambda_selection=selection if cell.row == PENALTY else {},
             pr_radius=list(row.pr_radius),
             pr_precision=list(row.pr_precision),
             pr_recall=list(row.pr_recall),
