@@ -84,6 +84,19 @@ def add_parser(subparsers: Any) -> None:
         help="skip the asymmetric columns (float queries scored against the codes by "
         "RaBitQ's estimator, beside Hamming ranking)",
     )
+    _add_unsupervised_options(p)
+    add_force_option(
+        p,
+        "replace the files of an earlier evaluation in --out (without it they are refused; "
+        "an input file is never overwritten)",
+    )
+    add_threads_option(p, STAGE2_THREADS, "small stage-2 problems run fastest on one thread")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _add_unsupervised_options(p: argparse.ArgumentParser) -> None:
+    """The options of the unsupervised evaluation (recall of the exact float neighbours)."""
     u = p.add_argument_group(
         "unsupervised evaluation (a file without y_query/y_database, or --unsupervised)",
         "recall@10 and @100 of the exact float top-k for sign, centred sign, random "
@@ -123,14 +136,6 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="score against a seeded random subset of N database items (quicker)",
     )
-    add_force_option(
-        p,
-        "replace the files of an earlier evaluation in --out (without it they are refused; "
-        "an input file is never overwritten)",
-    )
-    add_threads_option(p, STAGE2_THREADS, "small stage-2 problems run fastest on one thread")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def parse_methods(text: str) -> list[str]:

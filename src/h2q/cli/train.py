@@ -185,6 +185,12 @@ def register(subparsers: Any) -> None:
         help="loss hyperparameters as JSON, e.g. '{\"pair_weight\": 0.75}'; for adsh its "
         "schedule: iterations, epochs_per_iteration, samples, lr, decay_at, gamma, balance",
     )
+    _add_run_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """How the run runs: feature cache, threads, progress bars, resume or replace."""
     p.add_argument("--cache-dir", default=None, help="feature cache folder (--frozen)")
     add_threads_option(p, train_threads(), "half the cores: on a busy machine fewer run faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -194,7 +200,6 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replace the run --out holds (the new run is built aside and swapped in when done)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -166,6 +166,30 @@ def load_image_list(
         gets different labels in different lists.
     """
     files = dict(LIST_FILES if list_files is None else list_files)
+    folder, present = _present_lists(root, name, files, required)
+    base = Path(image_root) if image_root is not None else folder
+    X, labels, lists = _pool_lists(present, base, strip_prefix)
+    y_all = np.stack(labels)
+    if y_all.ndim == 2 and single_label:
+        y_all = _one_hot_to_ids(y_all, name, X)
+    n_classes = y_all.shape[1] if y_all.ndim == 2 else int(y_all.max()) + 1
+    if check_files:
+        _check_images_exist(X, name)
+    return Dataset(
+        name=name,
+        X=X,
+        y=y_all,
+        kind="image_paths",
+        class_names=[str(c) for c in range(n_classes)],
+        lists=lists,
+        meta={"root": str(folder), "image_root": str(base), "list_files": files},
+    )
+
+
+def _present_lists(
+    root: str | os.PathLike | None, name: str, files: dict[str, str], required: tuple[str, ...]
+) -> tuple[Path, dict[str, Path]]:
+    """The folder and the list files found in it (fold -> path); missing ones raise."""
     how = (
         f"{name} is read from a folder you give (h2q downloads nothing); it must contain the "
         f"toolkit list files {', '.join(files.values())} (lines 'image_path 0 1 0 ...'), and "
@@ -181,7 +205,13 @@ def load_image_list(
     if missing or not present:
         lacking = ", ".join(missing or files.values())
         raise DatasetNotFoundError(f"{name} not found: {folder} lacks {lacking}. {how}")
-    base = Path(image_root) if image_root is not None else folder
+    return folder, present
+
+
+def _pool_lists(
+    present: dict[str, Path], base: Path, strip_prefix: str | None
+) -> tuple[list[str], list[np.ndarray], dict[str, np.ndarray]]:
+    """Every listed image once (``X``, ``labels``), and each fold's item indices in file order."""
     index: dict[str, int] = {}
     X: list[str] = []
     labels: list[np.ndarray] = []
@@ -213,35 +243,30 @@ def load_image_list(
         # an image listed twice in one file counts once, at its first place
         _, first = np.unique(positions, return_index=True)
         lists[fold] = positions[np.sort(first)]
-    y_all = np.stack(labels)
-    if y_all.ndim == 2 and single_label:
-        counts = y_all.sum(axis=1)
-        bad = np.flatnonzero(counts != 1)
-        if len(bad):
-            raise FileFormatError(
-                f"{name} is single-label but {len(bad)} image(s) have {int(counts[bad[0]])} "
-                f"labels (first: {X[bad[0]]}); every label vector must be one-hot."
-            )
-        y_all = y_all.argmax(axis=1).astype(np.int64)
-    n_classes = y_all.shape[1] if y_all.ndim == 2 else int(y_all.max()) + 1
-    if check_files:
-        absent = [p for p in X if not os.path.isfile(p)]
-        if absent:
-            raise DatasetNotFoundError(
-                f"{name}: {len(absent)} of {len(X)} listed images are missing, e.g. "
-                f"{', '.join(absent[:3])}. Pass image_root= (the folder the list paths start "
-                "from) or strip_prefix= (for absolute paths written on another machine), or "
-                "check_files=False to skip this check."
-            )
-    return Dataset(
-        name=name,
-        X=X,
-        y=y_all,
-        kind="image_paths",
-        class_names=[str(c) for c in range(n_classes)],
-        lists=lists,
-        meta={"root": str(folder), "image_root": str(base), "list_files": files},
-    )
+    return X, labels, lists
+
+
+def _one_hot_to_ids(y: np.ndarray, name: str, X: list[str]) -> np.ndarray:
+    """Class ids ``(n,)`` of one-hot rows; a row with other than one 1 raises."""
+    counts = y.sum(axis=1)
+    bad = np.flatnonzero(counts != 1)
+    if len(bad):
+        raise FileFormatError(
+            f"{name} is single-label but {len(bad)} image(s) have {int(counts[bad[0]])} "
+            f"labels (first: {X[bad[0]]}); every label vector must be one-hot."
+        )
+    return y.argmax(axis=1).astype(np.int64)
+
+
+def _check_images_exist(X: list[str], name: str) -> None:
+    absent = [p for p in X if not os.path.isfile(p)]
+    if absent:
+        raise DatasetNotFoundError(
+            f"{name}: {len(absent)} of {len(X)} listed images are missing, e.g. "
+            f"{', '.join(absent[:3])}. Pass image_root= (the folder the list paths start "
+            "from) or strip_prefix= (for absolute paths written on another machine), or "
+            "check_files=False to skip this check."
+        )
 
 
 def load_nus_wide(root: str | os.PathLike | None = None, **kwargs: object) -> Dataset:
