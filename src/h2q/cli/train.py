@@ -238,9 +238,12 @@ def run(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`h2q.training.TrainConfig` of parsed ``h2q train`` arguments (validated)."""
     from ..training import TrainConfig
+    from ..training.config import LOOP_FIELDS
 
-    fields = dataclasses.fields(TrainConfig)
-    return TrainConfig(**{f.name: getattr(args, _OPTION_OF.get(f.name, f.name)) for f in fields})
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "loop"]
+    return TrainConfig.from_dict(
+        {name: getattr(args, _OPTION_OF.get(name, name)) for name in (*names, *LOOP_FIELDS)}
+    )
 
 
 def _refuse_out_that_is_an_input(args: argparse.Namespace) -> None:
