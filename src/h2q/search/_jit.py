@@ -67,29 +67,3 @@ def make_popcount() -> Callable[[Any], Any]:
         return types.uint64(types.uint64), codegen
 
     return _ctpop
-
-
-def make_fma32() -> Callable[[Any, Any, Any], Any]:
-    """``fma32(a, b, c)``: ``a * b + c`` in float32 with one rounding (LLVM ``llvm.fma.f32``),
-    for compiled kernels that must match a vectorised ``fmadd`` bit for bit. Needs numba
-    (callers check :func:`numba_available` first: there is no exact plain-Python fallback)."""
-    from llvmlite import ir
-    from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _fma32(typingctx, a, b, c):  # noqa: ARG001 - numba's intrinsic signature
-        if not (a == b == c == types.float32):
-            return None
-
-        def codegen(context, builder, signature, args):
-            f32 = ir.FloatType()
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(f32, [f32, f32, f32]), "llvm.fma.f32"
-            )
-            return builder.call(fn, args)
-
-        return types.float32(types.float32, types.float32, types.float32), codegen
-
-    return _fma32

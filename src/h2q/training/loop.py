@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 from ..codes import encode_sign
 from ..metrics import _trusted_map, variant_name
 from ..search import rank_database
-from ._adam import CompiledAdam
 from .checkpoint import (
     BEST,
     LAST,
@@ -175,6 +174,21 @@ def _param_groups(
     return groups
 
 
+def make_adam(groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Adam:
+    """torch's fused Adam (one pass over each parameter per step), or its multi-tensor Adam
+    where the fused kernel does not apply (a dtype or device it lacks).
+
+    Note: on the main job's heads the fused step takes about a fifth of the time of the
+    multi-tensor one (which makes nine passes over memory); its float32 rounding differs in
+    the last bit, so runs differ from multi-tensor runs by far less than the seed spread
+    (``benchmarks/adam_variants.py``).
+    """
+    try:
+        return torch.optim.Adam(groups, weight_decay=weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(groups, weight_decay=weight_decay, foreach=True)
+
+
 def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     parts = list(torch.split(perm, batch_size))
     # Note: a last batch of one sample has no pair; pair losses are undefined on it.
@@ -256,7 +270,10 @@ def train(
     dev = resolve_device(device)
     model.to(dev)
     objective.to(dev)
-    optimizer = _optimizer(model, objective, settings)
+    lr_head = PAPER_LR_HEAD if settings.lr_head is None else settings.lr_head
+    optimizer = make_adam(
+        _param_groups(model, objective, settings.lr_backbone, lr_head), settings.weight_decay
+    )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -275,20 +292,6 @@ def train(
         if restore_best:
             loop.load_best()
         return loop.result
-
-
-def _optimizer(model: nn.Module, objective: nn.Module, settings: LoopSettings) -> CompiledAdam:
-    """Adam over the model's and the objective's parameters (see :func:`_param_groups`)."""
-    lr_head = PAPER_LR_HEAD if settings.lr_head is None else settings.lr_head
-    # Note: torch's Adam with foreach=True (multi-tensor kernels instead of a Python loop over
-    # the parameters) computes bit-identical updates to the per-parameter loop; CompiledAdam
-    # computes those same updates in two compiled passes when numba is installed (the step
-    # ~1.6x faster on the main job's heads) and is torch's foreach Adam otherwise.
-    return CompiledAdam(
-        _param_groups(model, objective, settings.lr_backbone, lr_head),
-        weight_decay=settings.weight_decay,
-        foreach=True,
-    )
 
 
 def _rng_state(dev: torch.device) -> dict[str, Any]:
