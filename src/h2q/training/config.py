@@ -240,6 +240,15 @@ class TrainConfig:
         if not isinstance(self.scheme, (str, type(None), *_SCHEME_TYPES.values())):
             raise TypeError(f"scheme must be a name or a scheme object, got {self.scheme!r}.")
 
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The flat names of every setting (:meth:`to_dict`'s keys): the fields, with the
+        loop's settings in place of ``loop``."""
+        names: list[str] = []
+        for f in dataclasses.fields(cls):
+            names.extend(LOOP_FIELDS if f.name == "loop" else (f.name,))
+        return tuple(names)
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated); the loop's settings by their names."""
         loop_changes = {name: changes.pop(name) for name in LOOP_FIELDS if name in changes}
