@@ -73,7 +73,7 @@ def default_data(bits: int, seed: int) -> dict[str, Any]:
 def one_run(lr: float, bits: int, seed: int, iterations: int) -> dict[str, Any]:
     """Train ADSH at one learning rate; validation mAP at each of :data:`CHECKPOINTS`."""
     from h2q.codes import encode_sign
-    from h2q.metrics import mean_average_precision
+    from h2q.evaluation.metrics import mean_average_precision
     from h2q.search import rank_database
     from h2q.training.adsh import ADSHSettings, train_adsh
     from h2q.training.data import embed

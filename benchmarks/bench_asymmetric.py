@@ -142,7 +142,7 @@ def quality(I: np.ndarray, data: dict, truth: np.ndarray) -> dict:
         if I.shape[1] >= r:
             out[f"R@10 rescore {r}"] = recall10(rescore(I[:, :r], Q, D, 10)[1], truth)
     if "y_query" in data and I.shape[1] >= min(MAP_K, len(D)):
-        from h2q.metrics import mean_average_precision
+        from h2q.evaluation.metrics import mean_average_precision
 
         out["mAP@5000"] = 100.0 * mean_average_precision(
             I[:, :MAP_K], data["y_query"], data["y_database"], k=min(MAP_K, len(D))

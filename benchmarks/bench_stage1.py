@@ -43,7 +43,7 @@ import h2q
 from h2q.codes import encode_sign
 from h2q.data import PerClassScheme
 from h2q.embeddings import load_embeddings
-from h2q.metrics import mean_average_precision, variant_name
+from h2q.evaluation.metrics import mean_average_precision, variant_name
 from h2q.search import rank_database
 from h2q.training import LoopSettings, TrainConfig, run_training
 

@@ -45,7 +45,7 @@ import torch
 
 import h2q
 from h2q.embeddings import EmbeddingFolds, load_embeddings
-from h2q.metrics import mean_average_precision, variant_name
+from h2q.evaluation.metrics import mean_average_precision, variant_name
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer, _solvers
 from h2q.search import rank_database
 from h2q.training import LoopSettings, TrainConfig, run_training

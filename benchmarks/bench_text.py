@@ -22,8 +22,9 @@ Each is scored by recall@10 and recall@100: the share of a query's exact float t
 (top-100) found in its Hamming top-10 (top-100), averaged over queries, with Hamming ties
 broken by database id, and by the float distance of the original (normalised) embeddings
 (:func:`h2q.search.rank_database` with ``query_features`` / ``db_features``). The recall
-function here is a stand-in for ``h2q.metrics.recall_at_k`` (search issue); use that once it
-is on main. Fit times are one fit each on a machine shared with other jobs: indicative only.
+function here is a stand-in for ``h2q.evaluation.metrics.recall_at_k`` (search issue); use
+that once it is on main. Fit times are one fit each on a machine shared with other jobs:
+indicative only.
 
     python benchmarks/bench_text.py --embeddings /work/cache/wordnet-minilm.npz
     python benchmarks/bench_text.py --embeddings FILE --quick   # 500 queries, 20k database
@@ -47,8 +48,8 @@ import h2q
 from h2q._threads import thread_limit
 from h2q.codes import encode_sign
 from h2q.embeddings import EmbeddingFolds, load_embeddings
-from h2q.evaluation_unsupervised import random_orthogonal
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
+from h2q.quantizers.random import random_orthogonal
 from h2q.search import rank_database
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +81,7 @@ def exact_top_k(Q: np.ndarray, D: np.ndarray, k: int, chunk: int = 256) -> np.nd
 def recall_at_k(retrieved: np.ndarray, truth: np.ndarray, k: int) -> float:
     """Mean share of each row's true top-``k`` among its retrieved top-``k`` (x100).
 
-    Stand-in for ``h2q.metrics.recall_at_k`` (to be replaced by it).
+    Stand-in for ``h2q.evaluation.metrics.recall_at_k`` (to be replaced by it).
     """
     hits = [np.intersect1d(r[:k], t[:k]).size for r, t in zip(retrieved, truth, strict=True)]
     return 100.0 * float(np.mean(hits)) / k

@@ -39,7 +39,10 @@ GROUP = ["--methods", "dpsh", "--bits", "32", "--seeds", "0"]
 #: The child: wraps the phases' functions with CPU timers, runs the CLI, prints a JSON line.
 CHILD = r"""
 import collections, json, sys, time
-import h2q.evaluation as ev
+try:
+    import h2q.evaluation.supervised as ev
+except ImportError:  # an anchor from before the evaluation package
+    import h2q.evaluation as ev
 import h2q.experiments.report as rep
 import h2q.experiments.runner as runner
 import h2q.training as tr

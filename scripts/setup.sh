@@ -108,12 +108,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
-# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; on this project's
-# machines 2.13.0 is a CPU wheel on disk. Elsewhere install torch's CPU build from its own
-# index first (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu),
-# which this line then keeps, or pass H2Q_TORCH_VERSION.
-"${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}"
-"${pip[@]}" -e ".[${extras}]"
+# torch pinned, in the same pip call as h2q (one resolution): an unpinned torch pulls a
+# multi-GB CUDA build; on this project's machines 2.13.0 is a CPU wheel on disk. Elsewhere
+# install torch's CPU build from its own index first (pip install torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cpu), which this line then keeps, or pass H2Q_TORCH_VERSION.
+"${pip[@]}" "torch==${H2Q_TORCH_VERSION:-2.13.0}" -e ".[${extras}]"
 
 system_packages
 report_missing

@@ -10,7 +10,7 @@ import pytest
 
 from h2q.embeddings import EmbeddingFolds, save_embeddings
 from h2q.evaluation import evaluate_quantizers
-from h2q.metrics import mean_average_precision
+from h2q.evaluation.metrics import mean_average_precision
 from h2q.quantizers import load_quantizer
 from h2q.search import rank_database
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from h2q.embeddings import save_embeddings
-from h2q.evaluation_unsupervised import baseline_quantizers, evaluate_recall
+from h2q.evaluation.unsupervised import baseline_quantizers, evaluate_recall
 
 METHODS = ["sign", "centred sign", "random rotation", "ITQ", "H2Q"]
 

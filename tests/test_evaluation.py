@@ -1,4 +1,5 @@
-"""Tests of h2q.evaluation: a hand-checked case, a brute-force reference, rendering, errors."""
+"""Tests of h2q.evaluation.supervised: a hand-checked case, a brute-force reference, rendering,
+errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import numpy as np
 import pytest
 
-from h2q import evaluation
 from h2q.codes import unpack_bits
 from h2q.embeddings import EmbeddingFolds
 from h2q.evaluation import (
@@ -19,8 +19,9 @@ from h2q.evaluation import (
     plot_precision_recall,
     render_csv,
     render_markdown,
+    supervised,
 )
-from h2q.metrics import variant_name
+from h2q.evaluation.metrics import variant_name
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 
 # --- a hand-checked world: 2 bits, no rotation, no centring ----------------------------------
@@ -155,7 +156,7 @@ def test_matches_brute_force_reference(multi_hot, monkeypatch):
     X_q, y_q = _clusters(rng, 23, centers, multi_hot=multi_hot)
     X_db, y_db = _clusters(rng, 150, centers, multi_hot=multi_hot)
     # small blocks: several blocks of queries, the last one partial
-    monkeypatch.setattr(evaluation, "_BLOCK_BYTES", 40 * 150 * 4)
+    monkeypatch.setattr(supervised, "_BLOCK_BYTES", 40 * 150 * 4)
     quantizers = {
         "sign": SignQuantizer(8, projection="pca"),
         "itq": ITQQuantizer(8, projection="pca", max_iter=10),
@@ -317,7 +318,7 @@ def test_folds_must_be_embedding_folds():
 
 
 def test_asymmetric_map_sits_beside_hamming_and_matches_its_ranking():
-    from h2q.metrics import mean_average_precision
+    from h2q.evaluation.metrics import mean_average_precision
     from h2q.search import AsymmetricIndex
 
     rng = np.random.default_rng(1)

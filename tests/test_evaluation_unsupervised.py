@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from h2q.codes import unpack_bits
-from h2q.evaluation_unsupervised import (
+from h2q.evaluation.unsupervised import (
     UNSUPERVISED_METHODS,
-    RandomRotationQuantizer,
     baseline_quantizers,
     evaluate_recall,
-    random_orthogonal,
     render_recall_csv,
     render_recall_markdown,
 )
+from h2q.quantizers.random import RandomRotationQuantizer, random_orthogonal
 
 
 def _data(seed=0, n_fit=200, n_q=25, n_db=150, d=16, offset=0.3):

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from h2q.codes import encode_sign
-from h2q.metrics import (
+from h2q.evaluation.metrics import (
     _ranking_scores,
     _rows_with_repeats,
     _trusted_map,

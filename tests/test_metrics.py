@@ -1,4 +1,5 @@
-"""Tests of h2q.metrics: hand-computed cases, slow pure-Python references, error paths."""
+"""Tests of h2q.evaluation.metrics: hand-computed cases, slow pure-Python references, error
+paths."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from h2q.metrics import (
+from h2q.evaluation.metrics import (
     MAP_VARIANTS,
     PrecisionRecallCurve,
     average_precision,

@@ -422,7 +422,7 @@ def test_extract_features_uses_eval_mode_and_restores_it():
     net.train()
     a = extract_features(net, X.astype(np.float32), batch_size=2)
     b = extract_features(net, X.astype(np.float32), batch_size=5)
-    np.testing.assert_allclose(a, b, rtol=1e-6)  # dropout off: deterministic
+    np.testing.assert_allclose(a, b, rtol=1e-5)  # dropout off: the same up to float32 rounding
     assert net.training
     with pytest.raises(ValueError, match="batch_size"):
         extract_features(net, X, batch_size=0)

@@ -9,9 +9,9 @@ The public API, by stage of the pipeline:
   :func:`encode_sign`, :func:`hamming_distances`, :class:`HammingIndex`,
   :class:`MultiIndexHammingIndex`, :class:`AsymmetricIndex` (float queries against codes),
   :func:`rank_database` (more in :mod:`h2q.search`);
-- metrics: :func:`mean_average_precision` and friends (:mod:`h2q.metrics`), the side-by-side
-  :func:`evaluate_quantizers` of a set of embeddings (:class:`EmbeddingFolds`,
-  :func:`load_embeddings`);
+- metrics: :func:`mean_average_precision` and friends (:mod:`h2q.evaluation.metrics`), the
+  side-by-side :func:`evaluate_quantizers` (:mod:`h2q.evaluation`) of a set of embeddings
+  (:class:`EmbeddingFolds`, :func:`load_embeddings`);
 - stage 1: the losses in :mod:`h2q.losses`, models in :mod:`h2q.models`, the training loop
   and :func:`run_training` in :mod:`h2q.training`; data sets and splits in :mod:`h2q.data`;
   the experiment grid in :mod:`h2q.experiments`.
@@ -24,9 +24,7 @@ from ._version import __version__
 from .codes import binarize, encode_sign, hamming_distances, pack_bits, unpack_bits
 from .embeddings import EmbeddingFolds, load_embeddings, save_embeddings
 from .evaluation import evaluate_quantizers
-from .exceptions import FileFormatError, NotFittedError
-from .labels import share_label
-from .metrics import (
+from .evaluation.metrics import (
     average_precision,
     map_within_radius,
     mean_average_precision,
@@ -37,6 +35,8 @@ from .metrics import (
     variant_name,
     within_radius_metrics,
 )
+from .exceptions import FileFormatError, NotFittedError
+from .labels import share_label
 from .quantizers import (
     BaseQuantizer,
     HouseholderQuantizer,

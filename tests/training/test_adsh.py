@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from h2q.codes import encode_sign
+from h2q.evaluation.metrics import mean_average_precision
 from h2q.losses.adsh import adsh_similarity
-from h2q.metrics import mean_average_precision
 from h2q.models import HashingModel, MLPBackbone
 from h2q.search import rank_database
 from h2q.training.adsh import ADSHSettings, train_adsh

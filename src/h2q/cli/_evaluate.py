@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_unsupervised(args: argparse.Namespace, data: EmbeddingFolds, source: Path) -> int:
     """``h2q evaluate`` on unlabelled embeddings: recall of the exact float neighbours."""
-    from ..evaluation_unsupervised import (
+    from ..evaluation.unsupervised import (
         UNSUPERVISED_METHODS,
         baseline_quantizers,
         evaluate_recall,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from ..metrics import PrecisionRecallCurve
+from ..evaluation.metrics import PrecisionRecallCurve
 from .config import ROW_LABELS, GridConfig, rows_for
 from .records import CellRecord
 from .stage1 import Stage1Summary

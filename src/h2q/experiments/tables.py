@@ -16,7 +16,7 @@ import io
 import math
 from collections.abc import Sequence
 
-from ..metrics import variant_name
+from ..evaluation.metrics import variant_name
 from .config import REFERENCE_METHODS, ROW_LABELS, GridConfig, lambda_grid, rows_for
 from .records import CellRecord
 from .stage1 import Stage1Summary

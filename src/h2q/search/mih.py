@@ -244,7 +244,7 @@ class MultiIndexHammingIndex(BaseIndex):
         RangeSearchResult
             ``(lims, D, I)``, faiss's layout: query ``q``'s results are at
             ``lims[q]:lims[q + 1]``, ordered by (distance, id). Feed them to
-            :func:`h2q.metrics.within_radius_metrics` for P@H<=r and mAP@H<=r.
+            :func:`h2q.evaluation.metrics.within_radius_metrics` for P@H<=r and mAP@H<=r.
         """
         query_codes, radius = check_query(query_codes, self.n_bits, self._n_alive, radius=radius)
         radii = np.full(len(query_codes), radius, dtype=np.int64)

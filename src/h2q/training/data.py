@@ -85,6 +85,9 @@ class ArrayData:
         self.X = X
         self.transform = transform
         self._y_tensor = torch.as_tensor(self.y)
+        # A writable, C-ordered numpy array is shared with torch (no copy), so that a batch is
+        # one index_select instead of numpy fancy indexing and a conversion.
+        self._X_tensor = _shared_tensor(X)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -94,6 +97,10 @@ class ArrayData:
 
     def inputs(self, idx: np.ndarray | Tensor, device: torch.device) -> Tensor:
         """The batch ``X[idx]`` on ``device``, transformed."""
+        if self._X_tensor is not None:
+            x = self._X_tensor.index_select(0, torch.as_tensor(idx, dtype=torch.long))
+            x = x.to(device, non_blocking=True)
+            return self.transform(x) if self.transform is not None else x
         idx_np = idx.cpu().numpy() if isinstance(idx, Tensor) else np.asarray(idx)
         if isinstance(self.X, Tensor):
             x = self.X[torch.as_tensor(idx_np, device=self.X.device)]
@@ -106,6 +113,18 @@ class ArrayData:
         """The labels ``y[idx]`` as a tensor on ``device``."""
         idx_t = torch.as_tensor(idx, dtype=torch.long)
         return self._y_tensor[idx_t].to(device, non_blocking=True)
+
+
+def _shared_tensor(X: Any) -> Tensor | None:
+    """``torch.from_numpy(X)`` for a writable, C-ordered numeric numpy array, else None."""
+    if not isinstance(X, np.ndarray) or X.ndim < 1:
+        return None
+    if not (X.flags.c_contiguous and X.flags.writeable) or X.dtype.kind not in "biuf":
+        return None
+    try:
+        return torch.from_numpy(X)
+    except (TypeError, ValueError):  # a dtype or byte order torch lacks
+        return None
 
 
 def as_array_data(data: Any, name: str) -> ArrayData:

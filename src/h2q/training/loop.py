@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..codes import encode_sign
-from ..metrics import _trusted_map, variant_name
+from ..evaluation.metrics import _trusted_map, variant_name
 from ..search import rank_database
 from .checkpoint import (
     BEST,
@@ -128,7 +128,7 @@ def validation_map(
     the database is ranked for each query by Hamming distance, ties by the squared Euclidean
     distance of the L2-normalised ``output_transform(u)`` (then by id), as in the paper's
     protocol (:func:`h2q.search.rank_database`). The score is "mAP@k (top-k relevant
-    denominator; empty queries score 0)" (:func:`h2q.metrics.mean_average_precision`);
+    denominator; empty queries score 0)" (:func:`h2q.evaluation.metrics.mean_average_precision`);
     ``k=None`` ranks the whole database.
     """
     transform = getattr(objective, "output_transform", None)

@@ -64,9 +64,9 @@ from ..data.split import (
     get_scheme,
 )
 from ..embeddings import save_embeddings
+from ..evaluation.metrics import mean_average_precision
 from ..features import cached_features
 from ..losses import HashingObjective, make_loss
-from ..metrics import mean_average_precision
 from ..models import (
     DEFAULT_IMAGE_SIZE,
     PRETRAINED_BACKBONES,

@@ -3,7 +3,7 @@
 :func:`evaluate_recall` fits each quantizer, encodes the queries and the database, and scores
 how many of each query's exact float top-``k`` (:func:`h2q.search.exact_neighbors`, by inner
 product or squared L2) the binary search finds in its own top ``k``
-(:func:`h2q.metrics.recall_at_k`), three ways:
+(:func:`h2q.evaluation.metrics.recall_at_k`), three ways:
 
 - ``ties by id``: Hamming distance, equal distances by smaller database id;
 - ``ties by float``: Hamming distance, equal distances by the squared Euclidean distance of
@@ -15,7 +15,7 @@ product or squared L2) the binary search finds in its own top ``k``
   :class:`h2q.AsymmetricIndex` (RaBitQ's estimator, 1 bit per dimension, default options).
 
 :func:`baseline_quantizers` builds the side-by-side set: raw sign, centred sign, a seeded
-random rotation (:class:`RandomRotationQuantizer`), ITQ and H²Q.
+random rotation (:class:`h2q.quantizers.RandomRotationQuantizer`), ITQ and H²Q.
 """
 
 from __future__ import annotations
@@ -30,21 +30,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._validation import ArrayLike, check_embeddings, check_positive_int
+from .._validation import ArrayLike, check_embeddings, check_positive_int
+from ..quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
+from ..quantizers.random import RandomRotationQuantizer
+from ..search import AsymmetricIndex, rank_database, rescore
+from ..search.exact import exact_neighbors
 from .metrics import recall_at_k
-from .quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
-from .quantizers.random import RandomRotationQuantizer, random_orthogonal
-from .search import AsymmetricIndex, rank_database, rescore
-from .search.exact import exact_neighbors
 
 __all__ = [
     "UNSUPERVISED_METHODS",
-    "RandomRotationQuantizer",
     "RecallResult",
     "RecallRow",
     "baseline_quantizers",
     "evaluate_recall",
-    "random_orthogonal",
     "render_recall_csv",
     "render_recall_markdown",
 ]

@@ -11,7 +11,7 @@ the ranking:
   ``tie_break=False`` ties go by database id only;
 - relevance: a database item is relevant to a query when they share at least one label;
 - mAP@k with the paper's definition (top-k relevant denominator, a query with no relevant
-  item in its top k scores 0 and counts), named by :func:`h2q.metrics.variant_name`;
+  item in its top k scores 0 and counts), named by :func:`h2q.evaluation.metrics.variant_name`;
 - mAP over the whole ranking (mAP@all, same conventions);
 - mAP within Hamming radius r (the retrieved list is every item at distance <= r; a query
   with no relevant item there scores 0 and counts);
@@ -45,10 +45,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import _io
-from ._validation import ArrayLike, check_embeddings, check_labels, check_positive_int
-from .codes import hamming_distances
-from .embeddings import EmbeddingFolds
+from .. import _io
+from .._validation import ArrayLike, check_embeddings, check_labels, check_positive_int
+from ..codes import hamming_distances
+from ..embeddings import EmbeddingFolds
+from ..quantizers import BaseQuantizer
+from ..search import iter_rank_database
 from .metrics import (
     PrecisionRecallCurve,
     _ranking_scores,
@@ -57,8 +59,6 @@ from .metrics import (
     precision_recall_curve,
     variant_name,
 )
-from .quantizers import BaseQuantizer
-from .search import iter_rank_database
 
 __all__ = [
     "EvaluationResult",
@@ -433,7 +433,7 @@ def _evaluate_one(
 
 def _asymmetric_map(quantizer: BaseQuantizer, folds: EmbeddingFolds, k: int) -> float:
     """mAP@k of the asymmetric ranking (inner-product estimate) of a fitted quantizer."""
-    from .search import AsymmetricIndex
+    from ..search import AsymmetricIndex
 
     index = AsymmetricIndex(quantizer, "ip")
     index.add(folds.database)

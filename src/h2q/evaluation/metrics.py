@@ -34,8 +34,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from ._validation import check_labels, is_tensor
-from .labels import share_label
+from .._validation import check_labels, is_tensor
+from ..labels import share_label
 
 __all__ = [
     "MAP_VARIANTS",
@@ -267,7 +267,7 @@ def _ranking_scores(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """AP@all, AP@k and mean precision@k of a whole-database ranking, from one relevance pass.
 
-    The fast path of :mod:`h2q.evaluation`: equal, bit for bit, to
+    The fast path of :mod:`h2q.evaluation.supervised`: equal, bit for bit, to
     ``average_precision(ranking, ...)``, ``average_precision(ranking[:, :k], ..., k)`` and
     ``precision_at_k(ranking[:, :k], ..., k)`` (top-k denominator, empty queries score 0),
     which check the ranking once each and gather its relevance three times.
@@ -550,7 +550,7 @@ def recall_at_k(
                 "recall_at_k needs query_vectors and database_vectors (to find the exact "
                 "neighbours), or true_neighbors; pass one of them."
             )
-        from .search.exact import exact_neighbors
+        from ..search.exact import exact_neighbors
 
         _, true_neighbors = exact_neighbors(query_vectors, database_vectors, k, metric=metric)
     T = _to_numpy(true_neighbors)
