@@ -54,7 +54,7 @@ def one_run(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Path)
 
     from h2q.embeddings import load_embeddings
     from h2q.evaluation import evaluate_quantizers
-    from h2q.experiments.runner import make_stage2_quantizer
+    from h2q.experiments.rows import BASELINE, ROW_BY_KEY
     from h2q.training import run_training
 
     torch.set_num_threads(1)
@@ -68,7 +68,7 @@ def one_run(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Path)
         ).summary
     e = load_embeddings(out / "embeddings.npz")
     scored = evaluate_quantizers(
-        {"lambda0": make_stage2_quantizer("lambda0", seed)}, e, k=grid.k, tie_break=grid.tie_break
+        {BASELINE: ROW_BY_KEY[BASELINE].make_quantizer(seed)}, e, k=grid.k, tie_break=grid.tie_break
     )
     return {
         "method": method,

@@ -13,6 +13,7 @@ from h2q.evaluation.unsupervised import (
     render_recall_csv,
     render_recall_markdown,
 )
+from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from h2q.quantizers.random import RandomRotationQuantizer, random_orthogonal
 
 
@@ -138,6 +139,27 @@ def test_pca_names_the_sign_row_and_drops_centred_sign():
     assert list(baseline_quantizers(4, pca=True)) == ["PCA sign", "random rotation", "ITQ", "H2Q"]
     with pytest.raises(ValueError, match="centred sign is the same as sign after PCA"):
         baseline_quantizers(4, pca=True, methods=("sign", "centred-sign"))
+
+
+@pytest.mark.parametrize("pca", [False, True])
+def test_baseline_quantizers_settings(pca):
+    """Each method's quantizer: centred (but raw sign), seeded, PCA when asked, defaults kept."""
+    projection = "pca" if pca else None
+    expected = {
+        "PCA sign" if pca else "sign": SignQuantizer(8, projection=projection),
+        "centred sign": SignQuantizer(8, center=True, projection=projection),
+        "random rotation": RandomRotationQuantizer(
+            8, center=True, projection=projection, rescale=False, random_state=3
+        ),
+        "ITQ": ITQQuantizer(8, center=True, projection=projection, random_state=3),
+        "H2Q": HouseholderQuantizer(8, center=True, projection=projection, random_state=3),
+    }
+    if pca:
+        del expected["centred sign"]
+    got = baseline_quantizers(8, pca=pca, seed=3)
+    assert list(got) == list(expected)
+    for name, q in got.items():
+        assert type(q) is type(expected[name]) and q.get_params() == expected[name].get_params()
 
 
 def test_unknown_method():

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from h2q.experiments.config import (
-    FULL_METHODS,
-    PRESETS,
-    ROWS,
-    GridConfig,
-    get_config,
-    lambda_grid,
-)
+from h2q.experiments.config import FULL_METHODS, PRESETS, GridConfig, get_config
 from h2q.experiments.grid import plan_cells
+from h2q.experiments.rows import ROWS, lambda_grid
 
 
 def test_presets():
@@ -91,11 +85,12 @@ def test_full_preset_runs_every_stage1_method():
 
 
 def test_strategies_have_one_list():
-    from h2q.experiments.config import ROWS, STAGE1_STRATEGIES
+    from h2q.experiments.rows import ROW_BY_KEY
     from h2q.losses import STRATEGIES
 
-    assert STAGE1_STRATEGIES is STRATEGIES
     assert ROWS[: len(STRATEGIES)] == STRATEGIES
+    assert all(ROW_BY_KEY[s].stage1_strategy == s for s in STRATEGIES)
+    assert {row.stage1_strategy for row in ROW_BY_KEY.values()} == set(STRATEGIES)
 
 
 def test_too_many_bits_are_refused_before_the_grid_runs():

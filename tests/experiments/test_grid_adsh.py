@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from h2q._threads import thread_limit
-from h2q.experiments.config import FULL_METHODS, get_config, rows_for
+from h2q.experiments.config import FULL_METHODS, get_config
 from h2q.experiments.grid import plan_cells, run_grid
+from h2q.experiments.rows import rows_for
 from h2q.training import TrainConfig
 
 
@@ -82,7 +83,7 @@ def test_adsh_options_with_tuples_resume(tmp_path):
 
 
 def test_adsh_has_no_lambda_grid_in_the_report():
-    from h2q.experiments.config import lambda_grid
+    from h2q.experiments.rows import lambda_grid
     from h2q.experiments.tables import lambda_markdown
 
     assert lambda_grid("adsh") == (None,)

@@ -27,6 +27,7 @@ from h2q.experiments.config import get_config
 from h2q.experiments.grid import load_records, run_grid
 from h2q.experiments.records import CELL_FORMAT, read_json, write_json
 from h2q.experiments.report import write_outputs
+from h2q.experiments.rows import Row
 from h2q.quantizers import ITQQuantizer
 from h2q.training import EpochRecord, RunResult, TrainResult
 
@@ -143,12 +144,12 @@ def test_stage1_runs_are_those_the_cells_read(grid_out):
 def test_report_reads_strategy_settings_from_the_code(grid_out, monkeypatch):
     """The ITQ iterations in the report are those of the quantizer the grid builds."""
     _, result = grid_out
-    real = runner_mod.make_stage2_quantizer
+    real = Row.make_quantizer
 
-    def patched(row, seed, solver="gd"):
-        return ITQQuantizer(max_iter=7) if row == "itq" else real(row, seed, solver)
+    def patched(row, *args, **kwargs):
+        return ITQQuantizer(max_iter=7) if row.key == "itq" else real(row, *args, **kwargs)
 
-    monkeypatch.setattr(runner_mod, "make_stage2_quantizer", patched)
+    monkeypatch.setattr(Row, "make_quantizer", patched)
     from h2q.experiments.report import stage_constants
 
     assert stage_constants(result.config)["itq_iterations"] == 7

@@ -12,6 +12,7 @@ from h2q.quantizers import (
     QUANTIZERS,
     HouseholderQuantizer,
     ITQQuantizer,
+    RandomRotationQuantizer,
     SignQuantizer,
     load_quantizer,
 )
@@ -300,6 +301,19 @@ def test_registry_is_the_one_list():
     assert isinstance(make_quantizer("itq", n_bits=4), ITQQuantizer)
     with pytest.raises(ValueError, match="unknown quantizer 'pq'; choose one of sign, itq, h2q"):
         make_quantizer("pq")
+
+
+def test_registry_builds_every_quantizer_by_name_with_the_class_defaults():
+    from h2q.quantizers import BASELINES, H2Q, ITQ, RANDOM_ROTATION, SIGN, make_quantizer
+
+    assert (SIGN, ITQ, H2Q) == tuple(QUANTIZERS)
+    assert BASELINES == {RANDOM_ROTATION: RandomRotationQuantizer}
+    for name, cls in {**QUANTIZERS, **BASELINES}.items():
+        assert make_quantizer(name).get_params() == cls().get_params()
+    q = make_quantizer(RANDOM_ROTATION, 4, center=False, random_state=3)
+    expected = RandomRotationQuantizer(4, center=False, random_state=3)
+    assert type(q) is RandomRotationQuantizer and q.get_params() == expected.get_params()
+    assert make_quantizer(ITQ, 8).max_iter == 50
 
 
 def test_files_from_before_centring_load_uncentred(tmp_path, data16):

@@ -18,9 +18,10 @@ from .._io import numpy_read_error
 from .._validation import check_embeddings
 from ..embeddings import FOLDS, load_embeddings
 from ..exceptions import FileFormatError
+from ..quantizers import H2Q, ITQ, QUANTIZERS, SIGN, BaseQuantizer
 from ..quantizers import LOSSES as _REGISTRY_LOSSES
-from ..quantizers import QUANTIZERS, BaseQuantizer
 from ..quantizers import SOLVERS as _REGISTRY_SOLVERS
+from ..quantizers import make_quantizer as registry_make_quantizer
 from ._errors import UsageError, user_input
 
 #: Method names of the CLI (the quantizer registry's), in the order of the evaluation table.
@@ -41,36 +42,23 @@ def make_quantizer(
     solver: str | None = None,
     max_iter: int | None = None,
 ) -> BaseQuantizer:
-    """The quantizer behind a CLI method name (``"h2q"``, ``"itq"`` or ``"sign"``)."""
-    projection = "pca" if pca else None
-    if method != "h2q" and (loss is not None or solver is not None):
+    """The quantizer behind a CLI method name (a key of :data:`METHODS`), built by the
+    quantizer registry; options left out keep the class's defaults."""
+    if method != H2Q and (loss is not None or solver is not None):
         option = "--loss" if loss is not None else "--solver"
-        raise ValueError(f"{option} applies only to --method h2q, not to --method {method}.")
+        raise ValueError(f"{option} applies only to --method {H2Q}, not to --method {method}.")
     if max_iter is not None and max_iter < 1:
         raise ValueError(f"--max-iter must be a positive integer, got {max_iter}.")
-    if method == "h2q":
-        return QUANTIZERS[method](
-            n_bits,
-            loss=loss or "l2",
-            solver=solver or "gd",
-            projection=projection,
-            center=center,
-            max_iter=max_iter,
-            random_state=seed,
-        )
-    if method == "itq":
-        return QUANTIZERS[method](
-            n_bits,
-            projection=projection,
-            center=center,
-            max_iter=max_iter or 50,
-            random_state=seed,
-        )
-    if method == "sign":
-        if max_iter is not None:
-            raise ValueError("--max-iter applies to --method h2q or itq, not to sign.")
-        return QUANTIZERS[method](n_bits, projection=projection, center=center)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if method == SIGN and max_iter is not None:
+        raise ValueError(f"--max-iter applies to --method {H2Q} or {ITQ}, not to {SIGN}.")
+    options = {"projection": "pca" if pca else None, "center": center}
+    if method != SIGN:
+        options["random_state"] = seed
+    given = {"loss": loss, "solver": solver, "max_iter": max_iter}
+    options.update({name: value for name, value in given.items() if value is not None})
+    return registry_make_quantizer(method, n_bits, **options)
 
 
 def check_bits(bits: int | None, width: int, source: str, *, pca: bool) -> None:

@@ -134,7 +134,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def parse_methods(text: str) -> list[str]:
-    """``"sign,itq"`` -> ``["sign", "itq"]``, with clear errors for unknown or repeated names."""
+    """Comma-separated names of :data:`METHODS` -> a list (``sign,itq`` -> ``[sign, itq]``),
+    with clear errors for unknown or repeated names."""
     methods = [m.strip().lower() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:

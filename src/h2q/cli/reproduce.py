@@ -141,9 +141,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid described by ``args``; print where the results are and the verdict."""
-    from ..experiments.config import ROWS, get_config
+    from ..experiments.config import get_config
     from ..experiments.grid import run_grid
     from ..experiments.report import write_outputs
+    from ..experiments.rows import ROW_BY_KEY
     from ..models import BACKBONES, PRETRAINED_BACKBONES
 
     preset = "full" if args.full else "quick" if args.quick else "default"
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         threads=args.threads,
         keep_checkpoints=args.keep_checkpoints,
-        redo=[r for r in ROWS if r == "itq" or r.startswith("h2q-")] if args.redo_stage2 else (),
+        redo=[k for k, row in ROW_BY_KEY.items() if row.is_stage2] if args.redo_stage2 else (),
     )
     files = write_outputs(result)
     elapsed = time.perf_counter() - start

@@ -97,7 +97,7 @@ def _loss_kwargs(value: str) -> dict[str, Any]:
 def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command to the ``h2q`` parser."""
     from ..data import available_datasets
-    from ..losses import LOSSES, STRATEGIES
+    from ..losses import LAMBDA0, LOSSES, STRATEGIES
     from ..models import BACKBONES
     from ..training.config import REFERENCE_METHODS
 
@@ -125,7 +125,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bits", required=True, type=positive_int, help="code length (n_bits)")
     p.add_argument(
         "--strategy",
-        default="lambda0",
+        default=LAMBDA0,
         choices=STRATEGIES,
         help="quantization strategy: lambda0 (H2Q stage 1, default), penalty (+lambda), hswd",
     )
@@ -199,9 +199,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``h2q train`` with parsed arguments; print a one-line summary."""
+    from ..losses import PENALTY
     from ..training import run_training
 
-    if args.lam is not None and args.strategy != "penalty":
+    if args.lam is not None and args.strategy != PENALTY:
         raise ValueError(
             f"--lam is the weight of the quantization penalty and needs --strategy penalty "
             f"(got --strategy {args.strategy})."

@@ -31,8 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import ArrayLike, check_embeddings, check_positive_int
-from ..quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
-from ..quantizers.random import RandomRotationQuantizer
+from ..quantizers import H2Q, ITQ, RANDOM_ROTATION, SIGN, make_quantizer
 from ..search import AsymmetricIndex, rank_database, rescore
 from ..search.exact import exact_neighbors
 from .metrics import recall_at_k
@@ -47,13 +46,22 @@ __all__ = [
     "render_recall_markdown",
 ]
 
+_CENTRED_SIGN = "centred-sign"
 #: Method keys of :func:`baseline_quantizers` -> the names shown in the table.
 UNSUPERVISED_METHODS: dict[str, str] = {
-    "sign": "sign",
-    "centred-sign": "centred sign",
-    "random-rotation": "random rotation",
-    "itq": "ITQ",
-    "h2q": "H2Q",
+    SIGN: "sign",
+    _CENTRED_SIGN: "centred sign",
+    RANDOM_ROTATION: "random rotation",
+    ITQ: "ITQ",
+    H2Q: "H2Q",
+}
+#: Method keys -> (quantizer name, its options besides ``n_bits``, projection and seed).
+_RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
+    SIGN: (SIGN, {}),
+    _CENTRED_SIGN: (SIGN, {"center": True}),
+    RANDOM_ROTATION: (RANDOM_ROTATION, {"center": True, "rescale": False}),
+    ITQ: (ITQ, {"center": True}),
+    H2Q: (H2Q, {"center": True}),
 }
 _TIES = ("id", "float", "rescored")
 
@@ -72,34 +80,29 @@ def baseline_quantizers(
     and centred sign is left out (asking for it is an error). ``methods`` picks keys of
     :data:`UNSUPERVISED_METHODS` (default: all, in that order).
     """
-    projection = "pca" if pca else None
-    make = {
-        "sign": lambda: SignQuantizer(n_bits, projection=projection),
-        "centred-sign": lambda: SignQuantizer(n_bits, center=True, projection=projection),
-        "random-rotation": lambda: RandomRotationQuantizer(
-            n_bits, center=True, projection=projection, rescale=False, random_state=seed
-        ),
-        "itq": lambda: ITQQuantizer(n_bits, center=True, projection=projection, random_state=seed),
-        "h2q": lambda: HouseholderQuantizer(
-            n_bits, center=True, projection=projection, random_state=seed
-        ),
-    }
     chosen = tuple(UNSUPERVISED_METHODS) if methods is None else tuple(methods)
-    unknown = [m for m in chosen if m not in make]
+    unknown = [m for m in chosen if m not in _RECIPES]
     if unknown or not chosen:
         raise ValueError(
             f"unknown method(s) {unknown or list(chosen)}; choose among "
             f"{', '.join(UNSUPERVISED_METHODS)}."
         )
     if pca:
-        if methods is not None and "centred-sign" in chosen:
+        if methods is not None and _CENTRED_SIGN in chosen:
             raise ValueError(
                 "centred sign is the same as sign after PCA (PCA centres); drop centred-sign, "
                 "or use every dimension (no PCA) to compare raw and centred sign."
             )
-        chosen = tuple(m for m in chosen if m != "centred-sign")
-    names = dict(UNSUPERVISED_METHODS, sign="PCA sign") if pca else UNSUPERVISED_METHODS
-    return {names[m]: make[m]() for m in chosen}
+        chosen = tuple(m for m in chosen if m != _CENTRED_SIGN)
+    names = {**UNSUPERVISED_METHODS, SIGN: "PCA sign"} if pca else UNSUPERVISED_METHODS
+    return {names[m]: _make(m, n_bits, "pca" if pca else None, seed) for m in chosen}
+
+
+def _make(method: str, n_bits: int | None, projection: str | None, seed: int) -> Any:
+    """The unfitted quantizer of a method key (the seed goes to those that have one)."""
+    name, options = _RECIPES[method]
+    seeded = {} if name == SIGN else {"random_state": seed}
+    return make_quantizer(name, n_bits, projection=projection, **options, **seeded)
 
 
 @dataclass

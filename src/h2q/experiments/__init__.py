@@ -2,6 +2,7 @@
 
 - :mod:`~h2q.experiments.config`: :class:`GridConfig` and the presets ``default``, ``full``,
   ``quick`` (:func:`get_config`);
+- :mod:`~h2q.experiments.rows`: the rows of the tables (strategy x quantizer), one registry;
 - :mod:`~h2q.experiments.grid`: :func:`run_grid`, the cached, resumable runner (the work
   itself in :mod:`~h2q.experiments.runner`, worker processes in
   :mod:`~h2q.experiments.parallel`; results of each cell in
@@ -17,10 +18,11 @@
 ``h2q reproduce`` is the command-line front end.
 """
 
-from .config import PRESETS, ROWS, GridConfig, get_config
+from .config import PRESETS, GridConfig, get_config
 from .grid import GridResult, run_grid
 from .records import CellRecord
 from .report import write_outputs
+from .rows import ROWS
 from .stats import Improvement, Interval, compare, improvement, summarize
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Settings of a reproduction grid: the named presets and the paper's strategy rows.
+"""Settings of a reproduction grid and the named presets.
 
 A grid is methods x quantization strategies x bits x seeds for one data set and backbone
 (:class:`GridConfig`). Three presets (:func:`get_config`):
@@ -18,15 +18,7 @@ A grid is methods x quantization strategies x bits x seeds for one data set and 
 ``"quick"``
     Seconds on scikit-learn's digits (no extra install): for tests and smoke runs.
 
-Strategy rows (:data:`ROWS`), as in the paper's tables:
-
-- ``lambda0``: stage 1 with lambda = 0, codes = sign(f(x));
-- ``penalty`` ("+lambda"): the method's own penalty on tanh outputs, lambda chosen on
-  validation mAP from the method's grid (:data:`LAMBDA_GRIDS`);
-- ``hswd`` ("+HSWD"): the sliced-Wasserstein penalty, weight 0.1, no tanh;
-- ``itq`` ("+ITQ"): ITQ with a correct Procrustes step on the lambda = 0 embeddings;
-- ``h2q-l2``, ``h2q-l1``, ``h2q-min_entry``, ``h2q-bit_var`` ("+H²Q" and its loss
-  variants): the Householder quantizer on the lambda = 0 embeddings.
+The rows of the tables (strategy x quantizer) are in :mod:`h2q.experiments.rows`.
 """
 
 from __future__ import annotations
@@ -40,70 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._validation import check_positive_int
-from ..losses import LOSSES, STRATEGIES
+from ..losses import LOSSES
 from ..training.config import MAX_BITS, LoopSettings, TrainConfig
 from ..training.config import REFERENCE_METHODS as TRAIN_REFERENCE_METHODS
+from .rows import BASELINE, ROWS
 
 __all__ = [
-    "DEFAULT_LAMBDA_GRID",
     "FULL_METHODS",
     "GRID_TRAIN_EXTRAS",
     "GRID_TRAIN_SETTINGS",
-    "H2Q_LOSSES",
-    "LAMBDA_GRIDS",
     "MAIN_JOB_TRAINING",
     "PRESETS",
     "REFERENCE_METHODS",
-    "ROWS",
-    "ROW_LABELS",
-    "STAGE1_STRATEGIES",
     "GridConfig",
     "get_config",
-    "h2q_row",
-    "lambda_grid",
-    "rows_for",
 ]
-
-#: Stage-1 strategies of :class:`h2q.losses.HashingObjective` the grid trains (its registry).
-STAGE1_STRATEGIES = STRATEGIES
-#: Losses of the Householder quantizer, the paper's default (L2) first.
-H2Q_LOSSES = ("l2", "l1", "min_entry", "bit_var")
-
-
-def h2q_row(loss: str) -> str:
-    """Row key of the H²Q variant with stage-2 loss ``loss`` (``"h2q-l2"``, ...)."""
-    return f"h2q-{loss}"
-
-
-#: Every row key, in table order.
-ROWS = (*STAGE1_STRATEGIES, "itq", *(h2q_row(loss) for loss in H2Q_LOSSES))
-#: Row labels as printed in tables and plots.
-ROW_LABELS: dict[str, str] = {
-    "lambda0": "λ = 0",
-    "penalty": "+λ",
-    "hswd": "+HSWD",
-    "itq": "+ITQ",
-    "h2q-l2": "+H²Q (L2)",
-    "h2q-l1": "+H²Q (L1)",
-    "h2q-min_entry": "+H²Q (min-entry)",
-    "h2q-bit_var": "+H²Q (bit-var)",
-}
-
-#: Lambda grids of the "+lambda" row. DPSH, DHN and DCH: the paper's grids. The others are
-#: ours, centred on the weight the paper's experiments use (0.01 for CEL and HyP², DSH's
-#: alpha = 0.01). HashNet has no penalty: its "+lambda" row is its tanh continuation alone
-#: (one run, ``lam=None``); the same holds for any loss without a penalty.
-LAMBDA_GRIDS: dict[str, tuple[float, ...]] = {
-    "dpsh": (1.0, 0.1, 0.01),
-    "dhn": (1e-5, 1e-3, 0.1),
-    "dch": (1e-5, 1e-3, 0.1),
-    "wglhh": (1.0, 0.1, 0.01),
-    "cel": (0.1, 0.01, 0.001),
-    "hyp2": (0.1, 0.01, 0.001),
-    "dsh": (0.1, 0.01, 0.001),
-}
-#: Grid for a penalised loss not listed in :data:`LAMBDA_GRIDS`.
-DEFAULT_LAMBDA_GRID = (1.0, 0.1, 0.01)
 
 #: Methods shown as a reference row only (the paper's state-of-the-art table): trained with
 #: their own schedule, evaluated by the sign of their outputs, no strategy rows (no lambda = 0
@@ -112,46 +55,6 @@ REFERENCE_METHODS = TRAIN_REFERENCE_METHODS
 #: The stage-1 methods of the full grid: every loss of :data:`h2q.losses.LOSSES` (the eight
 #: methods of the paper's tables that use the common training loop), then the reference ADSH.
 FULL_METHODS = (*LOSSES, *REFERENCE_METHODS)
-
-
-def rows_for(config: GridConfig, method: str) -> tuple[str, ...]:
-    """The rows computed for ``method``: all of ``config.row_keys``, or only ``"lambda0"`` (its
-    own codes, ``sign(F(x))``) for a reference method."""
-    if method.lower() in REFERENCE_METHODS:
-        return ("lambda0",)
-    return config.row_keys
-
-
-def lambda_grid(method: str, grid: Mapping[str, tuple[float, ...]] | None = None) -> tuple:
-    """The lambda values the "+lambda" row tries for ``method``.
-
-    Parameters
-    ----------
-    method : str
-        A stage-1 loss name (:func:`h2q.losses.make_loss`).
-    grid : mapping, optional
-        Overrides of :data:`LAMBDA_GRIDS` (method name -> values).
-
-    Returns
-    -------
-    tuple
-        ``(None,)`` for a loss without a quantization penalty (HashNet, metric-learning
-        losses), else the grid's values.
-    """
-    from ..losses import make_loss
-
-    key = method.lower()
-    if key in REFERENCE_METHODS:
-        return (None,)  # its own schedule: no quantization penalty
-    if grid is not None and key in grid:
-        return tuple(grid[key])
-    try:
-        loss = make_loss(method, 8, 2)
-    except (ValueError, TypeError, ImportError):
-        loss = None
-    if loss is not None and not getattr(loss, "has_penalty", False):
-        return (None,)
-    return LAMBDA_GRIDS.get(key, DEFAULT_LAMBDA_GRID)
 
 
 #: Settings of the :class:`~h2q.training.TrainConfig` template that every stage-1 run of a grid
@@ -217,10 +120,11 @@ class GridConfig:
     k : int
         Cut-off of mAP@k (lowered to the database size when larger).
     rows : tuple of str
-        Rows of the table to compute (a subset of :data:`ROWS`; ``"lambda0"`` is always
-        computed since every improvement is measured against it).
+        Rows of the table to compute (keys of :data:`h2q.experiments.rows.ROW_BY_KEY`; the
+        baseline, :data:`~h2q.experiments.rows.BASELINE`, is always computed since every
+        improvement is measured against it).
     lambda_grids : dict
-        Overrides of :data:`LAMBDA_GRIDS` (method -> values).
+        Overrides of :data:`h2q.experiments.rows.LAMBDA_GRIDS` (method -> values).
     h2q_solver : {"gd", "paper"}
         Solver of :class:`h2q.quantizers.HouseholderQuantizer`.
     pr_bits : int or None
@@ -294,8 +198,8 @@ class GridConfig:
 
     @property
     def row_keys(self) -> tuple[str, ...]:
-        """The rows computed, in table order, ``"lambda0"`` included."""
-        wanted = set(self.rows) | {"lambda0"}
+        """The rows computed, in table order, the baseline included."""
+        wanted = set(self.rows) | {BASELINE}
         return tuple(r for r in ROWS if r in wanted)
 
     @property

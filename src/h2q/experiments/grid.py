@@ -45,11 +45,13 @@ from .._threads import thread_limit
 from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
+from ..losses import PENALTY, STRATEGIES
 from ..training.environment import RunEnvironment
-from .config import REFERENCE_METHODS, ROWS, GridConfig, lambda_grid, rows_for, settings_hash
+from .config import REFERENCE_METHODS, GridConfig, settings_hash
 from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
-from .runner import FAILED_FILE, STAGE2_ON_LAMBDA0, Runner, run_done, runs_for
+from .rows import ROW_BY_KEY, ROWS, lambda_grid, rows_for
+from .runner import FAILED_FILE, Runner, run_done, runs_for
 from .stage1 import Stage1Summary
 
 __all__ = ["GridResult", "check_grid", "load_records", "plan_cells", "run_grid"]
@@ -93,13 +95,12 @@ def plan_cells(config: GridConfig) -> list[Cell]:
 
 
 def _order(config: GridConfig, cell: Cell) -> tuple[int, int, int, int]:
-    groups = {row: 0 for row in STAGE2_ON_LAMBDA0}
-    groups.update(penalty=1, hswd=2)
+    group = STRATEGIES.index(ROW_BY_KEY[cell.row].stage1_strategy)  # by the run it reads
     return (
         config.seeds.index(cell.seed),
         config.methods.index(cell.method),
         config.bits.index(cell.n_bits),
-        groups[cell.row] * 10 + config.row_keys.index(cell.row),
+        group * 10 + config.row_keys.index(cell.row),
     )
 
 
@@ -108,7 +109,7 @@ def _cell_settings(config: GridConfig, cell: Cell) -> str:
         "stage1": config.stage1_settings(),
         "evaluation": config.evaluation_settings(),
     }
-    if cell.row == "penalty":
+    if cell.row == PENALTY:
         settings["lambda_grid"] = list(lambda_grid(cell.method, config.lambda_grids))
     return settings_hash(settings)
 
@@ -244,8 +245,8 @@ def run_grid(
     on_cell : callable, optional
         Called with each :class:`CellRecord` computed by this call.
     redo : collection of str, optional
-        Rows (keys of :data:`h2q.experiments.config.ROWS`) whose finished cells are computed
-        again, e.g. the stage-2 rows after a change of the stage-2 solver; the stage-1 runs
+        Rows (keys of :data:`h2q.experiments.rows.ROW_BY_KEY`) whose finished cells are
+        computed again, e.g. the stage-2 rows after a change of the stage-2 solver; the stage-1 runs
         are reused, and each old cell file stays until its new one replaces it. With any
         row here, a folder of other evaluation settings is accepted (its cells of other
         settings are recomputed too); the stage-1 settings must still match. A redo is

@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .config import GridConfig, h2q_row
+from ..losses import PENALTY
+from ..quantizers import ITQ
+from .config import GridConfig
+from .rows import BASELINE, H2Q_L2
 from .stats import Improvement, SummaryTable
 
 __all__ = [
@@ -43,25 +46,23 @@ PAPER_PENALTY_WORST = -51.0
 #: The paper's best rows, HyP² with lambda = 0 and HyP² + H²Q:
 #: ``{(backbone, data set): {(row, n_bits): mAP x100}}``.
 PAPER_HYP2: dict[tuple[str, str], dict[tuple[str, int], float]] = {
-    ("AlexNet", "CIFAR-10"): {("lambda0", 16): 80.5, ("lambda0", 64): 81.8,
-                              ("h2q-l2", 16): 82.3, ("h2q-l2", 64): 83.1},
-    ("AlexNet", "NUS-WIDE"): {("lambda0", 16): 81.9, ("lambda0", 64): 83.0,
-                              ("h2q-l2", 16): 82.5, ("h2q-l2", 64): 83.3},
-    ("AlexNet", "MS-COCO"): {("lambda0", 16): 71.9, ("lambda0", 64): 74.9,
-                             ("h2q-l2", 16): 73.9, ("h2q-l2", 64): 75.7},
-    ("AlexNet", "ImageNet-100"): {("lambda0", 16): 54.1, ("lambda0", 64): 56.5,
-                                  ("h2q-l2", 16): 57.3, ("h2q-l2", 64): 60.6},
-    ("VGG16", "CIFAR-10"): {("lambda0", 16): 85.0, ("lambda0", 64): 85.7,
-                            ("h2q-l2", 16): 86.0, ("h2q-l2", 64): 86.4},
-    ("VGG16", "NUS-WIDE"): {("lambda0", 16): 85.1, ("lambda0", 64): 85.9,
-                            ("h2q-l2", 16): 85.7, ("h2q-l2", 64): 86.1},
-    ("VGG16", "MS-COCO"): {("lambda0", 16): 79.7, ("lambda0", 64): 82.2,
-                           ("h2q-l2", 16): 81.4, ("h2q-l2", 64): 82.4},
-    ("VGG16", "ImageNet-100"): {("lambda0", 16): 75.7, ("lambda0", 64): 78.8,
-                                ("h2q-l2", 16): 77.9, ("h2q-l2", 64): 81.5},
+    ("AlexNet", "CIFAR-10"): {(BASELINE, 16): 80.5, (BASELINE, 64): 81.8,
+                              (H2Q_L2, 16): 82.3, (H2Q_L2, 64): 83.1},
+    ("AlexNet", "NUS-WIDE"): {(BASELINE, 16): 81.9, (BASELINE, 64): 83.0,
+                              (H2Q_L2, 16): 82.5, (H2Q_L2, 64): 83.3},
+    ("AlexNet", "MS-COCO"): {(BASELINE, 16): 71.9, (BASELINE, 64): 74.9,
+                             (H2Q_L2, 16): 73.9, (H2Q_L2, 64): 75.7},
+    ("AlexNet", "ImageNet-100"): {(BASELINE, 16): 54.1, (BASELINE, 64): 56.5,
+                                  (H2Q_L2, 16): 57.3, (H2Q_L2, 64): 60.6},
+    ("VGG16", "CIFAR-10"): {(BASELINE, 16): 85.0, (BASELINE, 64): 85.7,
+                            (H2Q_L2, 16): 86.0, (H2Q_L2, 64): 86.4},
+    ("VGG16", "NUS-WIDE"): {(BASELINE, 16): 85.1, (BASELINE, 64): 85.9,
+                            (H2Q_L2, 16): 85.7, (H2Q_L2, 64): 86.1},
+    ("VGG16", "MS-COCO"): {(BASELINE, 16): 79.7, (BASELINE, 64): 82.2,
+                           (H2Q_L2, 16): 81.4, (H2Q_L2, 64): 82.4},
+    ("VGG16", "ImageNet-100"): {(BASELINE, 16): 75.7, (BASELINE, 64): 78.8,
+                                (H2Q_L2, 16): 77.9, (H2Q_L2, 64): 81.5},
 }  # fmt: skip
-
-_H2Q = h2q_row("l2")
 
 
 def _f(value: float | None, sign: bool = True) -> str:
@@ -91,7 +92,7 @@ def _gains_table(by_key: dict[tuple[str, str], Improvement], setup: str) -> list
         f"| gain over λ = 0 (mAP points) | paper, AlexNet | paper, VGG16 | ours ({setup}) |",
         "|:---|---:|---:|---:|",
     ]
-    h2q = by_key.get((_H2Q, "lambda0"))
+    h2q = by_key.get((H2Q_L2, BASELINE))
     if h2q is not None and h2q.n_cells:
         lines += [
             f"| H²Q (L2), mean [95% interval] | {_f(g['h2q_mean'][alex])} | "
@@ -102,13 +103,13 @@ def _gains_table(by_key: dict[tuple[str, str], Improvement], setup: str) -> list
             f"| H²Q (L2), cells higher | {g['h2q_wins'][alex]:g} / {g['cells'][alex]:g} | "
             f"{g['h2q_wins'][vgg]:g} / {g['cells'][vgg]:g} | {_cells_higher(h2q)} |",
         ]
-    itq = by_key.get(("itq", "lambda0"))
+    itq = by_key.get((ITQ, BASELINE))
     if itq is not None and itq.n_cells:
         lines.append(
             f"| +ITQ (correct Procrustes step), mean | {_f(g['itq_mean'][alex])} | "
             f"{_f(g['itq_mean'][vgg])} | {_ours_interval(itq)} |"
         )
-    penalty = by_key.get(("penalty", "lambda0"))
+    penalty = by_key.get((PENALTY, BASELINE))
     if penalty is not None and penalty.n_cells:
         lines.append(
             f"| +λ, worst cell | down to {PAPER_PENALTY_WORST:+.0f} (either backbone) | | "
@@ -126,14 +127,14 @@ def _hyp2_table(table: SummaryTable, config: GridConfig, setup: str) -> list[str
     for (backbone, data), values in PAPER_HYP2.items():
         cells = []
         for n_bits in (16, 64):
-            base, h2q = values[("lambda0", n_bits)], values[(_H2Q, n_bits)]
+            base, h2q = values[(BASELINE, n_bits)], values[(H2Q_L2, n_bits)]
             cells += [f"{base:.1f}", f"{h2q:.1f}", f"{h2q - base:+.1f}"]
         lines.append(f"| paper, {backbone} | {data} | " + " | ".join(cells) + " |")
     if "hyp2" in config.methods and {16, 64} <= set(config.bits):
         cells = []
         for n_bits in (16, 64):
-            base = table.get(("hyp2", "lambda0", n_bits))
-            h2q = table.get(("hyp2", _H2Q, n_bits))
+            base = table.get(("hyp2", BASELINE, n_bits))
+            h2q = table.get(("hyp2", H2Q_L2, n_bits))
             if base is None or h2q is None:
                 cells += ["n/a"] * 3
                 continue

@@ -25,8 +25,9 @@ import numpy as np
 
 from .. import _io
 from ..evaluation.metrics import PrecisionRecallCurve
-from .config import ROW_LABELS, GridConfig, rows_for
+from .config import GridConfig
 from .records import CellRecord
+from .rows import BASELINE, H2Q_L2, row_label, rows_for
 from .stage1 import Stage1Summary
 from .stats import Improvement, Summary, SummaryTable
 
@@ -50,10 +51,6 @@ def _figure(width: float, height: float) -> Any:
 def _save(fig: Any, path: str | os.PathLike) -> None:
     fig.tight_layout()
     _io.atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
-
-
-def _label(row: str) -> str:
-    return ROW_LABELS.get(row, row)
 
 
 def plot_map_vs_bits(
@@ -88,9 +85,9 @@ def plot_map_vs_bits(
             x = [b for b, _ in points]
             y = [s.mean for _, s in points]
             err = [_error_bar(s) for _, s in points]
-            style = "-" if row in ("lambda0", "h2q-l2") else "--"
+            style = "-" if row in (BASELINE, H2Q_L2) else "--"
             ax.errorbar(
-                x, y, yerr=err, marker="o", markersize=3, capsize=2, ls=style, label=_label(row)
+                x, y, yerr=err, marker="o", markersize=3, capsize=2, ls=style, label=row_label(row)
             )
         ax.set_title(method.upper())
         ax.set_xlabel("bits")
@@ -148,8 +145,8 @@ def plot_gains(
         ax.plot([], [], "o", color=color, label=method.upper())
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(range(len(improvements)))
-    ax.set_xticklabels([_label(imp.row) for imp in improvements], rotation=30, ha="right")
-    baseline = _label(improvements[0].baseline) if improvements else "λ = 0"
+    ax.set_xticklabels([row_label(imp.row) for imp in improvements], rotation=30, ha="right")
+    baseline = row_label(improvements[0].baseline if improvements else BASELINE)
     ax.set_ylabel(f"gain over {baseline} (mAP points)")
     spread = next((imp.spread for imp in improvements if imp.spread), "")
     title = f"{config.train.dataset}: gain per (method, bits) cell; bar = mean"
@@ -195,7 +192,7 @@ def plot_pr_curves(
                 r.result for r in records if (r.method, r.row, r.n_bits) == (method, row, n_bits)
             ]
             if group:
-                curves[f"{_label(row)} ({n_bits} bits)"] = PrecisionRecallCurve(
+                curves[f"{row_label(row)} ({n_bits} bits)"] = PrecisionRecallCurve(
                     np.asarray(group[0].pr_radius, dtype=np.int64),
                     np.asarray(_mean_points([r.pr_precision for r in group])),
                     np.asarray(_mean_points([r.pr_recall for r in group])),

@@ -20,6 +20,7 @@ from typing import Any
 from .._io import atomic_write
 from ..evaluation import MethodResult
 from ..exceptions import FileFormatError
+from ..losses import PENALTY
 
 __all__ = ["Cell", "CellRecord", "Stage1Run", "read_json", "safe_name", "write_json"]
 
@@ -42,16 +43,16 @@ class Stage1Run:
 
     method: str
     strategy: str
-    """``"lambda0"``, ``"penalty"`` or ``"hswd"``."""
+    """A name of :data:`h2q.losses.STRATEGIES`."""
     lam: float | None
     n_bits: int
     seed: int
 
     @property
     def tag(self) -> str:
-        """Strategy and lambda as a folder name (``"lambda0"``, ``"penalty-lam0.1"``, ...)."""
-        if self.strategy == "penalty":
-            return f"penalty-lam{_lam_tag(self.lam)}"
+        """Strategy and lambda as a folder name (``lambda0``, ``penalty-lam0.1``, ...)."""
+        if self.strategy == PENALTY:
+            return f"{PENALTY}-lam{_lam_tag(self.lam)}"
         return self.strategy
 
     @property
@@ -61,7 +62,7 @@ class Stage1Run:
 
     def describe(self) -> str:
         """Short human-readable name, for progress bars and logs."""
-        lam = "" if self.strategy != "penalty" else f" λ={_lam_tag(self.lam)}"
+        lam = "" if self.strategy != PENALTY else f" λ={_lam_tag(self.lam)}"
         return f"{self.method} {self.strategy}{lam} {self.n_bits}b s{self.seed}"
 
 
@@ -71,7 +72,7 @@ class Cell:
 
     method: str
     row: str
-    """A key of :data:`h2q.experiments.config.ROWS`."""
+    """A key of :data:`h2q.experiments.rows.ROW_BY_KEY`."""
     n_bits: int
     seed: int
 

@@ -43,12 +43,15 @@ import numpy as np
 
 from .. import _io
 from .._version import __version__
-from .config import ROW_LABELS, GridConfig, h2q_row
+from ..losses import PENALTY
+from ..quantizers import ITQ
+from .config import GridConfig
 from .grid import GridResult
 from .paper import paper_comparison_markdown
 from .plots import plot_gains, plot_map_vs_bits, plot_pr_curves, plot_training_curves
 from .records import CellRecord, write_json
 from .retrieval import write_retrieval
+from .rows import ALTERNATIVES, BASELINE, H2Q_L2, ROW_BY_KEY, row_label
 from .stage1 import Stage1Summary, read_stage1_runs
 from .stats import Improvement, SummaryTable, compare, summarize
 from .tables import (
@@ -69,8 +72,6 @@ from .tables import (
 
 __all__ = ["describe", "improvements_of", "stage_constants", "verdict", "write_outputs"]
 
-_H2Q = h2q_row("l2")
-
 
 def _write_text(path: Path, text: str) -> None:
     _io.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
@@ -81,14 +82,18 @@ def improvements_of(records: Sequence[CellRecord], config: GridConfig) -> list[I
     and +ITQ (where those rows were computed), each with its 95% intervals
     (:func:`h2q.experiments.stats.compare`)."""
     kw: dict[str, Any] = {"methods": config.methods, "bits": config.bits}
-    out = [compare(records, row, "lambda0", **kw) for row in config.row_keys if row != "lambda0"]
-    if _H2Q in config.row_keys:
+    out = [compare(records, row, BASELINE, **kw) for row in config.row_keys if row != BASELINE]
+    if H2Q_L2 in config.row_keys:
         out += [
-            compare(records, _H2Q, other, **kw)
-            for other in ("penalty", "hswd", "itq")
+            compare(records, H2Q_L2, other, **kw)
+            for other in ALTERNATIVES
             if other in config.row_keys
         ]
     return out
+
+
+def _is_h2q(row: str) -> bool:
+    return row in ROW_BY_KEY and ROW_BY_KEY[row].is_h2q
 
 
 def _cells_text(cells: Sequence[tuple[str, int, float]]) -> str:
@@ -103,7 +108,7 @@ def _named(cells: Sequence[tuple[str, int, float]], limit: int = 4) -> str:
 def describe(imp: Improvement) -> str:
     """One sentence on ``imp``: the mean gain with its interval, and the cells where a
     difference was detected (named when few); undetected ones are only counted."""
-    name, other = ROW_LABELS.get(imp.row, imp.row), ROW_LABELS.get(imp.baseline, imp.baseline)
+    name, other = row_label(imp.row), row_label(imp.baseline)
     head = f"{name} vs {other}"
     if imp.n_cells == 0:
         return f"{head}: not both scored in any cell."
@@ -140,18 +145,18 @@ def verdict(improvements: Sequence[Improvement]) -> list[str]:
     +HSWD and ITQ. Only differences whose 95% interval excludes zero are called higher or
     lower; the rest are "no detectable difference"."""
     by_key = {(imp.row, imp.baseline): imp for imp in improvements}
-    main = by_key.get((_H2Q, "lambda0"))
+    main = by_key.get((H2Q_L2, BASELINE))
     if main is None or main.n_cells == 0:
         return ["H²Q (L2) and λ = 0 were not both scored in any cell; no verdict."]
     lines = [describe(main)]
     lines += [
         describe(imp)
         for imp in improvements
-        if imp.baseline == "lambda0" and imp.row.startswith("h2q-") and imp.row != _H2Q
+        if imp.baseline == BASELINE and _is_h2q(imp.row) and imp.row != H2Q_L2
     ]
-    for other in ("penalty", "hswd", "itq"):
+    for other in ALTERNATIVES:
         lines += [
-            describe(by_key[key]) for key in ((other, "lambda0"), (_H2Q, other)) if key in by_key
+            describe(by_key[key]) for key in ((other, BASELINE), (H2Q_L2, other)) if key in by_key
         ]
     spread = next((imp.spread for imp in improvements if imp.spread), "")
     if spread:
@@ -163,14 +168,13 @@ def stage_constants(config: GridConfig) -> dict[str, Any]:
     """Settings of the strategies that the grid takes from the code, read from that code: the
     "+HSWD" weight and the number of ITQ iterations."""
     from ..losses import HashingObjective
-    from .runner import make_stage2_quantizer
 
     weight = getattr(config, "hswd_weight", None)
     if weight is None:
         weight = inspect.signature(HashingObjective).parameters["hswd_weight"].default
     return {
         "hswd_weight": weight,
-        "itq_iterations": make_stage2_quantizer("itq", 0, config.h2q_solver).max_iter,
+        "itq_iterations": ROW_BY_KEY[ITQ].make_quantizer(0, solver=config.h2q_solver).max_iter,
     }
 
 
@@ -257,7 +261,7 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     k = records[0].k if records else config.k  # the cut-off used (lowered to the database)
     improvements = improvements_of(records, config)
     runs = read_stage1_runs(config, records, out, known=result.stage1)
-    chosen = {r.stage1_run for r in records if r.row == "penalty"}
+    chosen = {r.stage1_run for r in records if r.row == PENALTY}
     setup = _setup_text(config, result.info)
     files: dict[str, Path] = {}
 
@@ -305,7 +309,7 @@ def _write_plots(
     plots["map_vs_bits"] = plots_dir / "map_vs_bits.png"
     metric = map_header(k, config.tie_break) + " x100"
     plot_map_vs_bits(table, config, plots["map_vs_bits"], metric=metric)
-    gains = [imp for imp in improvements if imp.baseline == "lambda0"]
+    gains = [imp for imp in improvements if imp.baseline == BASELINE]
     if gains:
         plots["gain_over_lambda0"] = plots_dir / "gain_over_lambda0.png"
         plot_gains(gains, config, plots["gain_over_lambda0"])
@@ -385,8 +389,8 @@ def _spread_lines(config: GridConfig) -> list[str]:
 
 def _time_lines(result: GridResult, records: Sequence[CellRecord]) -> list[str]:
     info = result.info
-    fit_times = [r.result.fit_time_s for r in records if r.row.startswith("h2q-")]
-    itq_times = [r.result.fit_time_s for r in records if r.row == "itq"]
+    fit_times = [r.result.fit_time_s for r in records if _is_h2q(r.row)]
+    itq_times = [r.result.fit_time_s for r in records if r.row == ITQ]
     lines = [
         "## Time and machine",
         "",
@@ -493,7 +497,7 @@ def _report(
         "",
         quantization_loss_markdown(table, config),
     ]
-    if "penalty" in config.row_keys:
+    if PENALTY in config.row_keys:
         lines += ["## λ selection (+λ row)", "", lambda_markdown(records, config)]
     lines += ["## Stage-1 runs", "", stage1_markdown(runs, chosen)]
     if "training_curves" in plots:

@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import FileFormatError
-from .config import ROW_LABELS, GridConfig, h2q_row
+from ..losses import PENALTY
+from .config import GridConfig
 from .records import CellRecord
+from .rows import BASELINE, H2Q_L2, row_label
 
 __all__ = [
     "N_QUERIES",
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 #: Rows shown, in this order (those the grid did not score are left out).
-STRATEGIES = ("lambda0", h2q_row("l2"), "penalty")
+STRATEGIES = (BASELINE, H2Q_L2, PENALTY)
 #: Queries shown per data set.
 N_QUERIES = 4
 #: Results shown per query.
@@ -69,7 +71,7 @@ class StrategyResults:
     Attributes
     ----------
     row : str
-        Row key, e.g. ``"lambda0"``.
+        Row key (:data:`h2q.experiments.rows.ROW_BY_KEY`).
     query_rows : numpy.ndarray of shape (n_queries,), int64
         Rows of the query fold.
     query_ids : numpy.ndarray of shape (n_queries,), int64
@@ -91,7 +93,7 @@ class StrategyResults:
 
     @property
     def label(self) -> str:
-        return ROW_LABELS.get(self.row, self.row)
+        return row_label(self.row)
 
 
 @dataclass
@@ -323,9 +325,8 @@ def write_retrieval(
 
     Parameters
     ----------
-    config : GridConfig
-    records : sequence of CellRecord
-        The grid's finished cells.
+    config, records : GridConfig, sequence of CellRecord
+        The grid and its finished cells.
     out_dir : path-like
         The grid's results folder; the figure goes to ``plots/retrieval_<method>_<bits>bits.png``.
     root : path-like, optional

@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from .._threads import thread_limit
 from ..embeddings import EmbeddingFolds, load_embeddings
+from ..losses import PENALTY
 from ..training.config import TrainConfig
 from ..training.environment import RunEnvironment
-from .config import STAGE1_STRATEGIES, GridConfig, lambda_grid
+from .config import GridConfig
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
+from .rows import ROW_BY_KEY, lambda_grid
 from .stage1 import Stage1Summary
 
 __all__ = [
     "FAILED_FILE",
-    "STAGE2_ON_LAMBDA0",
     "Runner",
-    "make_stage2_quantizer",
     "run_done",
     "runs_for",
     "stage1_config",
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Rows whose cells read the lambda = 0 stage-1 run.
-STAGE2_ON_LAMBDA0 = ("lambda0", "itq", "h2q-l2", "h2q-l1", "h2q-min_entry", "h2q-bit_var")
 _DONE_FILES = ("embeddings.npz", "summary.json")
 #: The file a stage-1 run that diverged holds instead of its results.
 FAILED_FILE = "failed.json"
@@ -52,12 +50,11 @@ _STAGE2_THREADS = 1
 
 def runs_for(config: GridConfig, cell: Cell) -> list[Stage1Run]:
     """The stage-1 runs a cell reads (several for the "+lambda" row: one per lambda)."""
-    if cell.row in STAGE2_ON_LAMBDA0:
-        return [Stage1Run(cell.method, "lambda0", None, cell.n_bits, cell.seed)]
-    if cell.row == "hswd":
-        return [Stage1Run(cell.method, "hswd", None, cell.n_bits, cell.seed)]
+    strategy = ROW_BY_KEY[cell.row].stage1_strategy
+    if strategy != PENALTY:
+        return [Stage1Run(cell.method, strategy, None, cell.n_bits, cell.seed)]
     grid = lambda_grid(cell.method, config.lambda_grids)
-    return [Stage1Run(cell.method, "penalty", lam, cell.n_bits, cell.seed) for lam in grid]
+    return [Stage1Run(cell.method, PENALTY, lam, cell.n_bits, cell.seed) for lam in grid]
 
 
 def run_done(run_dir: Path) -> bool:
@@ -103,40 +100,11 @@ def _train_stage1(
     )
 
 
-def make_stage2_quantizer(row: str, seed: int, solver: str = "gd") -> Any:
-    """The stage-2 quantizer of a row: sign, ITQ, or H²Q with the row's loss.
-
-    Parameters
-    ----------
-    row : str
-        A key of :data:`h2q.experiments.config.ROWS`.
-    seed : int
-        ``random_state`` of ITQ's random start (and of H²Q's batch order with the paper's
-        solver).
-    solver : {"gd", "paper"}
-        Solver of :class:`h2q.quantizers.HouseholderQuantizer`.
-
-    Returns
-    -------
-    BaseQuantizer
-        Unfitted.
-    """
-    from ..quantizers import make_quantizer
-
-    if row in STAGE1_STRATEGIES:
-        return make_quantizer("sign")
-    if row == "itq":
-        return make_quantizer("itq", max_iter=50, random_state=seed)
-    if row.startswith("h2q-"):
-        return make_quantizer("h2q", loss=row[len("h2q-") :], solver=solver, random_state=seed)
-    raise ValueError(f"unknown row {row!r}.")
-
-
 def _evaluate_cell(cell: Cell, folds: EmbeddingFolds, config: GridConfig) -> tuple[Any, Any]:
     """Fit the cell's quantizer on the embeddings and score it; return (result, quantizer)."""
     from ..evaluation import evaluate_quantizers
 
-    quantizer = make_stage2_quantizer(cell.row, cell.seed, config.h2q_solver)
+    quantizer = ROW_BY_KEY[cell.row].make_quantizer(cell.seed, solver=config.h2q_solver)
     result = evaluate_quantizers(
         {cell.row: quantizer}, folds, k=config.k, tie_break=config.tie_break
     )
@@ -294,8 +262,8 @@ class Runner:
             map_variant=result.map_variant,
             k=result.k,
             stage1_run=chosen.relpath.as_posix(),
-            lam=chosen.lam if cell.row == "penalty" else None,
-            lambda_selection=selection if cell.row == "penalty" else {},
+            lam=chosen.lam if cell.row == PENALTY else None,
+            lambda_selection=selection if cell.row == PENALTY else {},
             n_queries=result.n_queries,
             n_database=result.n_database,
             n_train=result.n_train,

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import FileFormatError
-from .config import GridConfig, lambda_grid
+from ..losses import PENALTY, STRATEGIES
+from .config import GridConfig
 from .records import CellRecord, Stage1Run, read_json
+from .rows import ROW_BY_KEY, lambda_grid
 
 if TYPE_CHECKING:
     from ..training.loop import EpochRecord
@@ -107,15 +109,14 @@ def grid_runs(config: GridConfig, records: Sequence[CellRecord]) -> list[Stage1R
     then the "+HSWD" run."""
     runs: set[Stage1Run] = set()
     for r in records:
-        if r.row == "penalty":
+        strategy = ROW_BY_KEY[r.row].stage1_strategy
+        if strategy == PENALTY:
             runs.update(
-                Stage1Run(r.method, "penalty", _lam(key), r.n_bits, r.seed)
+                Stage1Run(r.method, PENALTY, _lam(key), r.n_bits, r.seed)
                 for key in r.lambda_selection
             )
         else:
-            strategy = "hswd" if r.row == "hswd" else "lambda0"
             runs.add(Stage1Run(r.method, strategy, None, r.n_bits, r.seed))
-    order = {"lambda0": 0, "penalty": 1, "hswd": 2}
 
     def key(run: Stage1Run) -> tuple:
         grid = list(lambda_grid(run.method, config.lambda_grids))
@@ -123,7 +124,7 @@ def grid_runs(config: GridConfig, records: Sequence[CellRecord]) -> list[Stage1R
             config.seeds.index(run.seed) if run.seed in config.seeds else len(config.seeds),
             config.methods.index(run.method) if run.method in config.methods else 0,
             run.n_bits,
-            order[run.strategy],
+            STRATEGIES.index(run.strategy),
             grid.index(run.lam) if run.lam in grid else len(grid),
         )
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .records import CellRecord
+from .rows import BASELINE
 
 __all__ = [
     "CONFIDENCE",
@@ -309,7 +310,7 @@ class Improvement:
 def improvement(
     table: SummaryTable,
     row: str,
-    baseline: str = "lambda0",
+    baseline: str = BASELINE,
     *,
     methods: Sequence[str] | None = None,
     bits: Sequence[int] | None = None,
@@ -322,7 +323,7 @@ def improvement(
     table : SummaryTable
         From :func:`summarize`.
     row, baseline : str
-        Row keys (e.g. ``"h2q-l2"`` and ``"lambda0"``).
+        Row keys (:data:`h2q.experiments.rows.ROW_BY_KEY`), e.g. ``H2Q_L2`` and ``BASELINE``.
     methods, bits : sequence, optional
         Cell order (default: sorted keys of ``table``).
 
@@ -374,7 +375,7 @@ def _paired(
 def compare(
     records: Sequence[CellRecord],
     row: str,
-    baseline: str = "lambda0",
+    baseline: str = BASELINE,
     *,
     methods: Sequence[str],
     bits: Sequence[int],

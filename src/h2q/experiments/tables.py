@@ -14,11 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..evaluation.metrics import variant_name
-from .config import REFERENCE_METHODS, ROW_LABELS, GridConfig, lambda_grid, rows_for
+from ..losses import PENALTY
+from .config import REFERENCE_METHODS, GridConfig
 from .records import CellRecord
+from .rows import lambda_grid, row_label, rows_for
 from .stage1 import Stage1Summary
 from .stats import Improvement, Interval, SummaryTable
 
@@ -54,10 +56,6 @@ def _fmt(value: float, digits: int = 2, sign: bool = False) -> str:
     if not math.isfinite(value):
         return "n/a"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _label(row: str) -> str:
-    return ROW_LABELS.get(row, row)
 
 
 def _grid_rows(config: GridConfig) -> list[tuple[str, str]]:
@@ -111,7 +109,7 @@ def table_markdown(table: SummaryTable, config: GridConfig, k: int, *, digits: i
                 cells.append(f"{_fmt(s.mean, digits)} ± {_fmt(s.query_se, digits)}")
             else:
                 cells.append(_fmt(s.mean, digits))
-        lines.append(f"| {method.upper()} | {_label(row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method.upper()} | {row_label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -119,15 +117,13 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
     """The main table as CSV: one line per (method, strategy); columns ``<bits> mean``,
     ``<bits> std`` (over seeds) and ``<bits> query_se`` (one seed: standard error over
     queries) per bit length (x100, full precision), the metric named in every line."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     columns = ["method", "strategy", "row", "metric", "n_seeds"]
     for n_bits in config.bits:
         columns += [f"{n_bits} bits mean", f"{n_bits} bits std", f"{n_bits} bits query_se"]
-    writer.writerow(columns)
     metric = map_header(k, config.tie_break) + " x100"
+    lines = []
     for method, row in _grid_rows(config):
-        values: list[object] = [method, _label(row), row, metric]
+        values: list[object] = [method, row_label(row), row, metric]
         n = max(
             (table[(method, row, b)].n for b in config.bits if (method, row, b) in table), default=0
         )
@@ -135,12 +131,28 @@ def table_csv(table: SummaryTable, config: GridConfig, k: int) -> str:
         for n_bits in config.bits:
             s = table.get((method, row, n_bits))
             values += ["", "", ""] if s is None else [_csv(s.mean), _csv(s.std), _csv(s.query_se)]
-        writer.writerow(values)
-    return buf.getvalue()
+        lines.append(values)
+    return _csv_text(columns, lines)
 
 
 def _csv(value: float) -> str:
     return repr(value) if math.isfinite(value) else ""
+
+
+def _value(value: object) -> object:
+    """A CSV field: a float at full precision (empty when NaN), None empty, others as given."""
+    if value is None:
+        return ""
+    return _csv(value) if isinstance(value, float) else value
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text: the header line, then one line per row (``\\n`` line ends)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 _STAT_HEADER = [
@@ -188,72 +200,43 @@ def improvements_markdown(improvements: Sequence[Improvement], *, digits: int = 
     ]
     for imp in improvements:
         lines.append(
-            f"| {_label(imp.row)} | {_label(imp.baseline)} | {_fmt(imp.mean, digits, True)} | "
-            f"{_interval(imp.interval, digits)} | {_fmt(imp.median, digits, True)} | "
-            f"{_fmt(imp.min, digits, True)} | {_fmt(imp.max, digits, True)} | {_counts(imp)} |"
+            f"| {row_label(imp.row)} | {row_label(imp.baseline)} | "
+            f"{_fmt(imp.mean, digits, True)} | {_interval(imp.interval, digits)} | "
+            f"{_fmt(imp.median, digits, True)} | {_fmt(imp.min, digits, True)} | "
+            f"{_fmt(imp.max, digits, True)} | {_counts(imp)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+#: Columns of improvements.csv.
+_IMPROVEMENT_COLUMNS = (
+    "row baseline mean ci_low ci_high median min max wins cells higher undetected lower interval"
+).split()
 
 
 def improvements_csv(improvements: Sequence[Improvement]) -> str:
     """The gain statistics as CSV (full precision), with the interval of the mean gain and the
     counts of cells whose interval lies above zero / holds zero / lies below zero."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "row",
-            "baseline",
-            "mean",
-            "ci_low",
-            "ci_high",
-            "median",
-            "min",
-            "max",
-            "wins",
-            "cells",
-            "higher",
-            "undetected",
-            "lower",
-            "interval",
-        ]
-    )
+    rows = []
     for imp in improvements:
-        counts = (
-            [len(imp.higher), len(imp.undetected), len(imp.lower)]
-            if imp.has_intervals
-            else ["", "", ""]
-        )
-        writer.writerow(
-            [
-                imp.row,
-                imp.baseline,
-                _csv(imp.mean),
-                _csv(imp.interval.low),
-                _csv(imp.interval.high),
-                _csv(imp.median),
-                _csv(imp.min),
-                _csv(imp.max),
-                imp.wins,
-                imp.n_cells,
-                *counts,
-                imp.spread,
-            ]
-        )
-    return buf.getvalue()
+        counts = (len(imp.higher), len(imp.undetected), len(imp.lower))
+        values = (imp.row, imp.baseline, imp.mean, imp.interval.low, imp.interval.high)
+        values += (imp.median, imp.min, imp.max, imp.wins, imp.n_cells)
+        values += counts if imp.has_intervals else (None, None, None)
+        rows.append([_value(v) for v in (*values, imp.spread)])
+    return _csv_text(_IMPROVEMENT_COLUMNS, rows)
 
 
 def gains_csv(improvements: Sequence[Improvement]) -> str:
     """One line per (comparison, cell): the gain and its 95% interval (full precision)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "baseline", "method", "n_bits", "gain", "ci_low", "ci_high"])
+    rows = []
     for imp in improvements:
         intervals = imp.cell_intervals if imp.has_intervals else [None] * imp.n_cells
         for (method, n_bits), gain, ci in zip(imp.cells, imp.gains, intervals, strict=True):
             low, high = ("", "") if ci is None else (_csv(ci.low), _csv(ci.high))
-            writer.writerow([imp.row, imp.baseline, method, n_bits, _csv(gain), low, high])
-    return buf.getvalue()
+            rows.append([imp.row, imp.baseline, method, n_bits, _csv(gain), low, high])
+    header = ["row", "baseline", "method", "n_bits", "gain", "ci_low", "ci_high"]
+    return _csv_text(header, rows)
 
 
 def quantization_loss_markdown(table: SummaryTable, config: GridConfig) -> str:
@@ -268,29 +251,21 @@ def quantization_loss_markdown(table: SummaryTable, config: GridConfig) -> str:
             else "n/a"
             for b in config.bits
         ]
-        lines.append(f"| {method.upper()} | {_label(row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method.upper()} | {row_label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def quantization_loss_csv(table: SummaryTable, config: GridConfig) -> str:
     """The quantization losses as CSV."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", "row", *(f"{b} bits" for b in config.bits)])
-    for method, row in _grid_rows(config):
-        writer.writerow(
-            [
-                method,
-                row,
-                *(
-                    _csv(table[(method, row, b)].quantization_loss)
-                    if (method, row, b) in table
-                    else ""
-                    for b in config.bits
-                ),
-            ]
-        )
-    return buf.getvalue()
+    rows = [
+        [method, row]
+        + [
+            _csv(table[(method, row, b)].quantization_loss) if (method, row, b) in table else ""
+            for b in config.bits
+        ]
+        for method, row in _grid_rows(config)
+    ]
+    return _csv_text(["method", "row", *(f"{b} bits" for b in config.bits)], rows)
 
 
 def _lam(value: float | None) -> str:
@@ -298,7 +273,7 @@ def _lam(value: float | None) -> str:
 
 
 def _penalty_records(records: Sequence[CellRecord]) -> list[CellRecord]:
-    return [r for r in records if r.row == "penalty"]
+    return [r for r in records if r.row == PENALTY]
 
 
 def _by_lambda(selection: dict[str, float | None]) -> list[tuple[str, float | None]]:
@@ -329,77 +304,37 @@ def lambda_markdown(records: Sequence[CellRecord], config: GridConfig) -> str:
 
 def lambda_csv(records: Sequence[CellRecord]) -> str:
     """One line per (cell, lambda tried): validation mAP and whether it was chosen."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", "n_bits", "seed", "lambda", "val_map", "chosen"])
+    rows = []
     for r in _penalty_records(records):
         chosen = "none" if r.lam is None else f"{r.lam:g}"
         for lam, value in _by_lambda(r.lambda_selection):
-            writer.writerow(
-                [
-                    r.method,
-                    r.n_bits,
-                    r.seed,
-                    lam,
-                    "" if value is None else repr(value),
-                    lam == chosen,
-                ]
-            )
-    return buf.getvalue()
+            val_map = "" if value is None else repr(value)
+            rows.append([r.method, r.n_bits, r.seed, lam, val_map, lam == chosen])
+    return _csv_text(["method", "n_bits", "seed", "lambda", "val_map", "chosen"], rows)
+
+
+#: Columns of cells.csv: fields of :class:`CellRecord` (``lambda``: its ``lam``).
+_CELL_COLUMNS = (
+    "method row n_bits seed map_at_k k map_all precision_at_k quantization_loss fit_time_s "
+    "lambda stage1_run n_train n_queries n_database"
+).split()
 
 
 def cells_csv(records: Sequence[CellRecord]) -> str:
     """Every cell of the grid, one line each (scores are fractions, not x100)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "method",
-            "row",
-            "n_bits",
-            "seed",
-            "map_at_k",
-            "k",
-            "map_all",
-            "precision_at_k",
-            "quantization_loss",
-            "fit_time_s",
-            "lambda",
-            "stage1_run",
-            "n_train",
-            "n_queries",
-            "n_database",
-        ]
-    )
+    rows = []
     for r in records:
-        writer.writerow(
-            [
-                r.method,
-                r.row,
-                r.n_bits,
-                r.seed,
-                _csv(r.result.map_at_k),
-                r.k,
-                _csv(r.result.map_all),
-                _csv(r.result.precision_at_k),
-                _csv(r.result.quantization_loss),
-                _csv(r.result.fit_time_s),
-                "" if r.lam is None else repr(r.lam),
-                r.stage1_run,
-                r.n_train,
-                r.n_queries,
-                r.n_database,
-            ]
-        )
-    return buf.getvalue()
+        fields = {**r.to_dict(), "lambda": r.lam}  # the cell file's flat fields
+        rows.append([_value(fields[name]) for name in _CELL_COLUMNS])
+    return _csv_text(_CELL_COLUMNS, rows)
 
 
-def _strategy(run_tag: str, lam: float | None) -> str:
-    if run_tag == "lambda0":
-        return "λ = 0"
-    if run_tag == "hswd":
-        return "+HSWD"
-    return "+λ (none)" if lam is None else f"+λ (λ = {lam:g})"
+def _strategy(strategy: str, lam: float | None) -> str:
+    """The label of a stage-1 run's row, with its lambda for the "+lambda" row."""
+    label = row_label(strategy)  # the stage-1 rows are keyed by their strategy
+    if strategy != PENALTY:
+        return label
+    return f"{label} (none)" if lam is None else f"{label} (λ = {lam:g})"
 
 
 def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = None) -> str:
@@ -421,7 +356,7 @@ def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = Non
     ]
     chosen = chosen or set()
     for r in runs:
-        mark = " *" if r.run.relpath.as_posix() in chosen and r.run.strategy == "penalty" else ""
+        mark = " *" if r.run.relpath.as_posix() in chosen and r.run.strategy == PENALTY else ""
         stopped = " (early stop)" if r.stopped_early else ""
         lines.append(
             f"| {r.run.method.upper()} | {_strategy(r.run.strategy, r.run.lam)}{mark} | "
@@ -432,39 +367,18 @@ def stage1_markdown(runs: Sequence[Stage1Summary], chosen: set[str] | None = Non
     return "\n".join(lines) + "\n"
 
 
+#: Columns of stage1.csv.
+_STAGE1_COLUMNS = (
+    "method strategy lambda n_bits seed best_val_map best_epoch epochs_run stopped_early "
+    "seconds run"
+).split()
+
+
 def stage1_csv(runs: Sequence[Stage1Summary]) -> str:
     """The stage-1 runs as CSV (validation mAP as a fraction, full precision)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "method",
-            "strategy",
-            "lambda",
-            "n_bits",
-            "seed",
-            "best_val_map",
-            "best_epoch",
-            "epochs_run",
-            "stopped_early",
-            "seconds",
-            "run",
-        ]
-    )
+    rows = []
     for r in runs:
-        writer.writerow(
-            [
-                r.run.method,
-                r.run.strategy,
-                "" if r.run.lam is None else repr(r.run.lam),
-                r.run.n_bits,
-                r.run.seed,
-                _csv(r.best_val_map),
-                "" if r.best_epoch is None else r.best_epoch,
-                "" if r.epochs_run is None else r.epochs_run,
-                "" if r.stopped_early is None else r.stopped_early,
-                _csv(r.seconds),
-                r.run.relpath.as_posix(),
-            ]
-        )
-    return buf.getvalue()
+        run = (r.run.method, r.run.strategy, r.run.lam, r.run.n_bits, r.run.seed)
+        summary = (r.best_val_map, r.best_epoch, r.epochs_run, r.stopped_early, r.seconds)
+        rows.append([_value(v) for v in (*run, *summary, r.run.relpath.as_posix())])
+    return _csv_text(_STAGE1_COLUMNS, rows)

@@ -5,7 +5,7 @@ embeddings the raw outputs of the hash layer ``(n_samples, n_bits)`` and labels 
 ``(n_samples,)`` or multi-hot rows ``(n_samples, n_classes)``; two samples are similar when
 they share a label (:func:`h2q.labels.share_label`). Each method's quantization penalty is a
 separate method, ``loss.penalty(u)``; :class:`HashingObjective` combines them according to the
-H²Q paper's strategies (``"lambda0"``, ``"penalty"``, ``"hswd"``).
+H²Q paper's strategies (:data:`STRATEGIES`: lambda = 0, the method's penalty, HSWD).
 
 Build a loss by name with :func:`make_loss`; :data:`LOSSES` lists the names.
 """
@@ -25,12 +25,15 @@ from .hashnet import HashNetLoss
 from .hswd import HSWDPenalty
 from .hyp2 import HyP2Loss
 from .metric_learning import MetricLearningLoss
-from .objective import HSWD_WEIGHT, STRATEGIES, HashingObjective
+from .objective import HSWD, HSWD_WEIGHT, LAMBDA0, PENALTY, STRATEGIES, HashingObjective
 from .wglhh import WGLHHLoss
 
 __all__ = [
+    "HSWD",
     "HSWD_WEIGHT",
+    "LAMBDA0",
     "LOSSES",
+    "PENALTY",
     "STRATEGIES",
     "CELLoss",
     "DCHLoss",

@@ -9,11 +9,16 @@ from torch import Tensor, nn
 
 from .hswd import HSWDPenalty
 
-__all__ = ["HSWD_WEIGHT", "STRATEGIES", "HashingObjective"]
+__all__ = ["HSWD", "HSWD_WEIGHT", "LAMBDA0", "PENALTY", "STRATEGIES", "HashingObjective"]
 
 Strategy = Literal["lambda0", "penalty", "hswd"]
+#: Names of the quantization strategies: lambda = 0 (H²Q stage 1), the method's own penalty
+#: (the paper's "+lambda"), the HSWD penalty ("+HSWD").
+LAMBDA0: Strategy = "lambda0"
+PENALTY: Strategy = "penalty"
+HSWD: Strategy = "hswd"
 #: The quantization strategies, in the order of the paper's tables (the one list of names).
-STRATEGIES: tuple[Strategy, ...] = ("lambda0", "penalty", "hswd")
+STRATEGIES: tuple[Strategy, ...] = (LAMBDA0, PENALTY, HSWD)
 #: Weight of the HSWD term in the ``"hswd"`` strategy (the "+HSWD" rows), the paper's.
 HSWD_WEIGHT = 0.1
 
@@ -71,7 +76,7 @@ class HashingObjective(nn.Module):
     def __init__(
         self,
         similarity_loss: nn.Module,
-        strategy: Strategy = "lambda0",
+        strategy: Strategy = LAMBDA0,
         lam: float | None = None,
         *,
         penalty_on: Literal["activation", "raw"] = "activation",
@@ -90,7 +95,7 @@ class HashingObjective(nn.Module):
             raise ValueError(f"penalty_on must be 'activation' or 'raw', got {penalty_on!r}.")
         has_penalty = bool(getattr(similarity_loss, "has_penalty", False))
         name = type(similarity_loss).__name__
-        if strategy == "penalty" and has_penalty:
+        if strategy == PENALTY and has_penalty:
             if lam is None or not lam >= 0:
                 raise ValueError(
                     f"strategy='penalty' needs lam >= 0 (the weight of {name}'s quantization "
@@ -100,26 +105,26 @@ class HashingObjective(nn.Module):
         elif lam not in (None, 0, 0.0):
             reason = (
                 f"{name} has no quantization penalty"
-                if strategy == "penalty"
+                if strategy == PENALTY
                 else f"strategy={strategy!r} uses no lambda-weighted penalty"
             )
             raise ValueError(
                 f"lam={lam!r} was given but {reason}. Drop lam, or use strategy='penalty' with a "
                 "loss that has a penalty."
             )
-        if strategy == "hswd" and not hswd_weight >= 0:
+        if strategy == HSWD and not hswd_weight >= 0:
             raise ValueError(f"hswd_weight must be non-negative, got {hswd_weight!r}.")
         self.similarity_loss = similarity_loss
         self.strategy = strategy
         self.lam = None if lam is None else float(lam)
         self.penalty_on = penalty_on
         self.hswd_weight = float(hswd_weight)
-        self.hswd = HSWDPenalty(random_state) if strategy == "hswd" else None
+        self.hswd = HSWDPenalty(random_state) if strategy == HSWD else None
 
     @property
     def uses_tanh(self) -> bool:
         """Whether outputs go through the (tanh) activation, in training and evaluation."""
-        return self.strategy == "penalty"
+        return self.strategy == PENALTY
 
     def output_transform(self, embeddings: Tensor) -> Tensor:
         """Continuous features the model was trained with: ``u``, or its tanh activation."""
@@ -134,10 +139,10 @@ class HashingObjective(nn.Module):
     def terms(self, embeddings: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """The objective's terms, for logging: ``similarity``, then ``penalty`` or ``hswd``
         when the strategy has one (unweighted), and ``total`` (what :meth:`forward` returns)."""
-        if self.strategy == "lambda0":
+        if self.strategy == LAMBDA0:
             similarity = self.similarity_loss(embeddings, labels)
             return {"similarity": similarity, "total": similarity}
-        if self.strategy == "hswd":
+        if self.strategy == HSWD:
             assert self.hswd is not None
             similarity = self.similarity_loss(embeddings, labels)
             hswd = self.hswd(embeddings)
@@ -175,8 +180,8 @@ class HashingObjective(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"strategy={self.strategy!r}"]
-        if self.strategy == "penalty":
+        if self.strategy == PENALTY:
             parts += [f"lam={self.lam}", f"penalty_on={self.penalty_on!r}"]
-        if self.strategy == "hswd":
+        if self.strategy == HSWD:
             parts.append(f"hswd_weight={self.hswd_weight}")
         return ", ".join(parts)

@@ -5,8 +5,13 @@ from .householder import HouseholderQuantizer
 from .itq import ITQQuantizer
 from .random import RandomRotationQuantizer
 from .registry import (
+    BASELINES,
+    H2Q,
+    ITQ,
     LOSSES,
     QUANTIZERS,
+    RANDOM_ROTATION,
+    SIGN,
     SOLVERS,
     load_quantizer,
     make_quantizer,
@@ -15,6 +20,11 @@ from .registry import (
 from .sign import SignQuantizer
 
 __all__ = [
+    "BASELINES",
+    "H2Q",
+    "ITQ",
+    "RANDOM_ROTATION",
+    "SIGN",
     "BaseQuantizer",
     "HouseholderQuantizer",
     "ITQQuantizer",

@@ -14,14 +14,12 @@ import os
 from pathlib import Path
 
 from .engine import Catalog
-from .loading import load_results
+from .loading import load_results, served_rows
 
 __all__ = ["demo_catalog", "demo_dir"]
 
 logger = logging.getLogger(__name__)
 
-#: Rows of the digits demo grid (all read the lambda = 0 run).
-DEMO_ROWS = ("lambda0", "itq", "h2q-l2")
 DEMO_BITS = 16
 
 
@@ -38,7 +36,7 @@ def _fit_digits(out: Path, progress: bool) -> None:
     from ..experiments.config import get_config
     from ..experiments.grid import run_grid
 
-    config = get_config("quick", bits=(DEMO_BITS,), rows=DEMO_ROWS)
+    config = get_config("quick", bits=(DEMO_BITS,), rows=served_rows())
     run_grid(config, out, device="cpu", progress=progress, threads=1)
 
 

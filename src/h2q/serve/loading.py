@@ -27,18 +27,18 @@ from ..exceptions import FileFormatError
 from .engine import Catalog, ServedIndex, build_index
 from .items import ItemStore
 
-__all__ = ["load_files", "load_folder", "load_results", "load_run"]
+__all__ = ["load_files", "load_folder", "load_results", "load_run", "served_rows"]
 
 logger = logging.getLogger(__name__)
 
-_ROW_TEXT = {
-    "lambda0": "λ = 0: the sign of the stage-1 embeddings",
-    "itq": "ITQ rotation, then sign",
-    "h2q-l2": "H²Q rotation (L2 loss), then sign",
-    "h2q-l1": "H²Q rotation (L1 loss), then sign",
-    "h2q-min_entry": "H²Q rotation (min-entry loss), then sign",
-    "h2q-bit_var": "H²Q rotation (bit-variance loss), then sign",
-}
+
+def served_rows() -> tuple[str, ...]:
+    """The grid rows served for one stage-1 run (:func:`load_run`, the digits demo): the sign
+    of its lambda = 0 embeddings, ITQ and H²Q (L2) on them."""
+    from ..experiments.rows import BASELINE, H2Q_L2
+    from ..quantizers import ITQ
+
+    return (BASELINE, ITQ, H2Q_L2)
 
 
 def _read_codes(path: Path) -> np.ndarray:
@@ -158,6 +158,8 @@ def load_files(
 def _serve_quantizers(
     quantizers: dict[str, Any], X_db: np.ndarray, kind: str, items: ItemStore
 ) -> dict[str, ServedIndex]:
+    from ..experiments.rows import ROW_BY_KEY
+
     out = {}
     for name, q in quantizers.items():
         codes = q.encode(X_db)
@@ -169,24 +171,20 @@ def _serve_quantizers(
             codes=codes,
             quantizer=q,
             vectors=X_db,
-            description=_ROW_TEXT.get(name, name),
+            description=ROW_BY_KEY[name].description if name in ROW_BY_KEY else name,
         )
     return out
 
 
 def load_run(run_dir: str | os.PathLike, kind: str = "flat", data_root: Any = None) -> Catalog:
     """A stage-1 run folder: sign, ITQ and H²Q (L2) fitted on its train fold at start."""
-    from ..quantizers import QUANTIZERS
+    from ..experiments.rows import ROW_BY_KEY
 
     run = Path(run_dir)
     emb = load_embeddings(run / "embeddings.npz", required=("train", "database"))
     X_train = np.asarray(emb.train, dtype=np.float32)
     n_bits = X_train.shape[1]
-    quantizers = {
-        "lambda0": QUANTIZERS["sign"](n_bits),
-        "itq": QUANTIZERS["itq"](n_bits, max_iter=50, random_state=0),
-        "h2q-l2": QUANTIZERS["h2q"](n_bits, loss="l2", solver="gd", random_state=0),
-    }
+    quantizers = {row: ROW_BY_KEY[row].make_quantizer(n_bits=n_bits) for row in served_rows()}
     for q in quantizers.values():
         q.fit(X_train)
     items = _run_items(run, emb.y_database, data_root)
@@ -217,13 +215,14 @@ def load_results(
     largest code length, its first seed).
     """
     from ..experiments.records import Stage1Run, safe_name
-    from ..experiments.runner import STAGE2_ON_LAMBDA0
+    from ..experiments.rows import rows_reading
+    from ..losses import LAMBDA0
     from ..quantizers import load_quantizer
 
     root = Path(results_dir)
     grid = json.loads((root / "grid.json").read_text())
     method, bits, seed = _pick_run(grid, method, bits, seed)
-    run_dir = root / "runs" / Stage1Run(method, "lambda0", None, bits, seed).relpath
+    run_dir = root / "runs" / Stage1Run(method, LAMBDA0, None, bits, seed).relpath
     if not (run_dir / "embeddings.npz").is_file():
         raise FileNotFoundError(
             f"{root} has no finished lambda = 0 run for {method}, {bits} bits, seed {seed} "
@@ -231,7 +230,7 @@ def load_results(
         )
     cells = root / "cells" / safe_name(method)
     quantizers = {}
-    for row in STAGE2_ON_LAMBDA0:
+    for row in rows_reading(LAMBDA0):
         path = cells / row / f"b{bits}-s{seed}.quantizer.npz"
         if path.is_file():
             quantizers[row] = load_quantizer(path)

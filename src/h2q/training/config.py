@@ -24,14 +24,15 @@ from typing import Any
 
 from .._validation import check_positive_int
 from ..data.split import ListScheme, PerClassScheme, StratifiedScheme, TotalScheme
-from ..losses import STRATEGIES, canonical_loss_name
+from ..losses import LAMBDA0, STRATEGIES, canonical_loss_name
 from ..models import BACKBONES
 
 __all__ = ["MAX_BITS", "PAPER_LR_HEAD", "REFERENCE_METHODS", "LoopSettings", "TrainConfig"]
 
 #: Stage-1 methods with a training schedule of their own instead of a loss in the common loop
-#: (:mod:`h2q.training.adsh`). They have no quantization strategies: ``strategy="lambda0"``,
-#: and their settings go in ``loss_kwargs`` (:class:`h2q.training.adsh.ADSHSettings`).
+#: (:mod:`h2q.training.adsh`). They have no quantization strategies (only
+#: :data:`h2q.losses.LAMBDA0`), and their settings go in ``loss_kwargs``
+#: (:class:`h2q.training.adsh.ADSHSettings`).
 REFERENCE_METHODS = ("adsh",)
 
 #: Widest hash layer a run accepts. Note: past a few thousand bits nothing in h2q is useful
@@ -143,10 +144,10 @@ class TrainConfig:
         ``loss_kwargs``; ``epochs``, ``patience``, ``lr_head`` do not apply to it).
     n_bits : int, default 32
         Code length (width of the hash layer), 1 to :data:`MAX_BITS`.
-    strategy : {"lambda0", "penalty", "hswd"}, default "lambda0"
-        Quantization strategy (:data:`h2q.losses.STRATEGIES`; lambda0 = H²Q stage 1).
+    strategy : str, default :data:`h2q.losses.LAMBDA0`
+        Quantization strategy, one of :data:`h2q.losses.STRATEGIES` (lambda0 = H²Q stage 1).
     lam : float, optional
-        Penalty weight, for ``strategy="penalty"`` only.
+        Penalty weight, for the :data:`h2q.losses.PENALTY` strategy only.
     backbone : str, optional
         A name of :data:`h2q.models.BACKBONES`; default from
         :func:`h2q.training.default_backbone`.
@@ -181,7 +182,7 @@ class TrainConfig:
     dataset: str
     method: str = "dpsh"
     n_bits: int = 32
-    strategy: str = "lambda0"
+    strategy: str = LAMBDA0
     lam: float | None = None
     backbone: str | None = None
     frozen: bool = False
@@ -207,7 +208,7 @@ class TrainConfig:
             raise TypeError(f"dataset must be a data set name, got {self.dataset!r}.")
         if isinstance(self.method, str) and self.method.strip().lower() in REFERENCE_METHODS:
             object.__setattr__(self, "method", self.method.strip().lower())
-            if self.strategy != "lambda0" or self.lam is not None:
+            if self.strategy != LAMBDA0 or self.lam is not None:
                 raise ValueError(
                     f"{self.method} learns its codes directly and has no quantization "
                     f"strategies; use strategy='lambda0' and lam=None (got {self.strategy!r}, "

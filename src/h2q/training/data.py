@@ -158,7 +158,7 @@ def embed(
         Default: the model's device.
     output_transform : callable, optional
         Applied to the raw outputs, e.g. ``objective.output_transform`` (tanh for the
-        "penalty" strategy).
+        penalty strategy).
 
     Returns
     -------
