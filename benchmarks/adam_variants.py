@@ -61,18 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
-    shared = get_config("default").stage1_settings()
-    shared.pop("method_options", None)
-    shared.pop("seed", None)
+    template = get_config("default").train
     load_start = list(os.getloadavg())
     rows = []
     with thread_limit(1):
-        warm = TrainConfig(method="dpsh", n_bits=32, strategy="lambda0", seed=0, **shared)
+        warm = template.replace(method="dpsh", n_bits=32, strategy="lambda0", seed=0)
         one_run(warm, "fused")  # imports, compiled kernels, the feature cache
         for method, strategy, lam in RUNS:
             for seed in args.seeds:
-                config = TrainConfig(
-                    method=method, n_bits=32, strategy=strategy, lam=lam, seed=seed, **shared
+                config = template.replace(
+                    method=method, n_bits=32, strategy=strategy, lam=lam, seed=seed
                 )
                 row = {"method": method, "strategy": strategy, "lam": lam, "seed": seed}
                 for step in STEPS:

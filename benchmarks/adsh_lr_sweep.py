@@ -47,7 +47,7 @@ def default_data(bits: int, seed: int) -> dict[str, Any]:
     from h2q.models import HashingModel, MLPBackbone, build_backbone
     from h2q.training.data import ArrayData
 
-    grid = get_config("default")
+    grid = get_config("default").train
     data = load_dataset(grid.dataset)
     split = make_split(
         data, get_scheme(grid.dataset), random_state=seed, max_database=grid.max_database
@@ -84,8 +84,8 @@ def one_run(lr: float, bits: int, seed: int, iterations: int) -> dict[str, Any]:
     settings = ADSHSettings(
         lr=lr,
         iterations=iterations,
-        batch_size=grid.batch_size,
-        weight_decay=grid.weight_decay,
+        batch_size=grid.loop.batch_size,
+        weight_decay=grid.loop.weight_decay,
         seed=seed,
     )
     scores: dict[int, float] = {}

@@ -44,7 +44,7 @@ def run_folder(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Pa
 
     grid = get_config("default", method_options={"adsh": adsh})
     run = Stage1Run(method, "lambda0", None, bits, seed)
-    config = stage1_config(grid, run, grid.dataset)
+    config = stage1_config(grid, run, grid.train.dataset)
     return config, grid, work / f"{method}-b{bits}-s{seed}" / settings_hash(config.identity())
 
 
@@ -68,15 +68,7 @@ def one_run(method: str, bits: int, seed: int, adsh: dict[str, Any], work: Path)
         ).summary
     e = load_embeddings(out / "embeddings.npz")
     scored = evaluate_quantizers(
-        {BASELINE: ROW_BY_KEY[BASELINE].make_quantizer(seed)},
-        e["train"],
-        e.get("val"),
-        e["query"],
-        e["y_query"],
-        e["database"],
-        e["y_database"],
-        k=grid.k,
-        tie_break=grid.tie_break,
+        {BASELINE: ROW_BY_KEY[BASELINE].make_quantizer(seed)}, e, k=grid.k, tie_break=grid.tie_break
     )
     return {
         "method": method,

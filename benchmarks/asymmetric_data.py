@@ -304,11 +304,11 @@ def stage1(
             subprocess.run(cmd, check=True)
         e = load_embeddings(out / "embeddings.npz", required=("train", "query", "database"))
         return {
-            "fit": e["train"],
-            "query": e["query"],
-            "database": e["database"],
-            "y_query": e["y_query"],
-            "y_database": e["y_database"],
+            "fit": e.train,
+            "query": e.query,
+            "database": e.database,
+            "y_query": e.y_query,
+            "y_database": e.y_database,
         }
 
     return cached(cache_dir / f"{name}.npz", build)

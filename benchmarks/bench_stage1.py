@@ -45,7 +45,7 @@ from h2q.data import PerClassScheme
 from h2q.embeddings import load_embeddings
 from h2q.evaluation.metrics import mean_average_precision, variant_name
 from h2q.search import rank_database
-from h2q.training import TrainConfig, run_training
+from h2q.training import LoopSettings, TrainConfig, run_training
 
 METHODS = (
     "dpsh",
@@ -92,10 +92,10 @@ def versions() -> dict[str, str]:
 
 def query_map(path: Path, k: int) -> float:
     emb = load_embeddings(path)
-    q, db = emb["query"], emb["database"]
+    q, db = emb.query, emb.database
     k = min(k, len(db))
     _, ranking = rank_database(encode_sign(q), encode_sign(db), k, query_features=q, db_features=db)
-    return mean_average_precision(ranking, emb["y_query"], emb["y_database"], k)
+    return mean_average_precision(ranking, emb.y_query, emb.y_database, k)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                     **SETTINGS[setting],
                     scheme=scheme,
                     max_database=max_db,
-                    epochs=epochs[setting],
-                    patience=epochs[setting],
-                    lr_head=args.lr_head,
-                    seed=args.seed,
+                    loop=LoopSettings(
+                        epochs=epochs[setting],
+                        patience=epochs[setting],
+                        lr_head=args.lr_head,
+                        seed=args.seed,
+                    ),
                 )
                 result = run_training(
                     config,

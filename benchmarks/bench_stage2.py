@@ -44,18 +44,18 @@ import numpy as np
 import torch
 
 import h2q
-from h2q.embeddings import load_embeddings
+from h2q.embeddings import EmbeddingFolds, load_embeddings
 from h2q.evaluation.metrics import mean_average_precision, variant_name
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer, _solvers
 from h2q.search import rank_database
-from h2q.training import TrainConfig, run_training
+from h2q.training import LoopSettings, TrainConfig, run_training
 
 HERE = Path(__file__).resolve().parent
 MAP_K = 1000
 DEFAULT_WIDE = HERE / "out" / "wordnet-minilm.npz"
 
 
-def stage1_embeddings(n_bits: int, out: Path) -> dict[str, np.ndarray]:
+def stage1_embeddings(n_bits: int, out: Path) -> EmbeddingFolds:
     folder = out / f"fmnist-dpsh-{n_bits}"
     if not (folder / "embeddings.npz").exists():
         config = TrainConfig(
@@ -64,24 +64,22 @@ def stage1_embeddings(n_bits: int, out: Path) -> dict[str, np.ndarray]:
             n_bits,
             strategy="lambda0",
             backbone="mlp",
-            epochs=30,
-            lr_head=1e-3,
-            seed=0,
             max_database=20_000,
+            loop=LoopSettings(epochs=30, lr_head=1e-3, seed=0),
         )
         run_training(config, folder, progress=False, overwrite=True)
     return load_embeddings(folder / "embeddings.npz")
 
 
-def evaluate(q, emb: dict[str, np.ndarray]) -> float:
+def evaluate(q, emb: EmbeddingFolds) -> float:
     _, I = rank_database(
-        q.encode(emb["query"]),
-        q.encode(emb["database"]),
+        q.encode(emb.query),
+        q.encode(emb.database),
         MAP_K,
-        query_features=q.transform(emb["query"]),
-        db_features=q.transform(emb["database"]),
+        query_features=q.transform(emb.query),
+        db_features=q.transform(emb.database),
     )
-    return 100 * mean_average_precision(I, emb["y_query"], emb["y_database"], k=MAP_K)
+    return 100 * mean_average_precision(I, emb.y_query, emb.y_database, k=MAP_K)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -149,7 +147,7 @@ def run_narrow(bits: list[int], repeats: int, paper_repeats: int, paper_epochs) 
     results = {}
     for k in bits:
         emb = stage1_embeddings(k, out)
-        X, Xv = emb["train"], emb["val"]
+        X, Xv = emb.train, emb.val
         makers, reps = {}, {}
         for c in (False, True):
             p = "centered-" if c else ""

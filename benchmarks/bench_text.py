@@ -47,7 +47,7 @@ import torch
 import h2q
 from h2q._threads import thread_limit
 from h2q.codes import encode_sign
-from h2q.embeddings import load_embeddings
+from h2q.embeddings import EmbeddingFolds, load_embeddings
 from h2q.quantizers import HouseholderQuantizer, ITQQuantizer, SignQuantizer
 from h2q.quantizers.random import random_orthogonal
 from h2q.search import rank_database
@@ -144,13 +144,13 @@ def codes_for(method: str, b: int, fit: dict, Q: np.ndarray, D: np.ndarray, seed
     return enc(Q), enc(D), seconds, q
 
 
-def run(emb: dict[str, np.ndarray], bits: tuple[int, ...], n_query: int | None, n_db: int | None,
+def run(emb: EmbeddingFolds, bits: tuple[int, ...], n_query: int | None, n_db: int | None,
         seed: int, repeats: int) -> dict:  # fmt: skip
-    Q = emb["query"][:n_query]
-    D = np.concatenate([emb["train"], emb["val"], emb["database"]])
+    Q = emb.query[:n_query]
+    D = np.concatenate([emb.train, emb.val, emb.database])
     if n_db is not None and n_db < len(D):
         D = D[np.sort(np.random.default_rng(seed).choice(len(D), n_db, replace=False))]
-    fit = {"train": emb["train"], "val": emb["val"]}
+    fit = {"train": emb.train, "val": emb.val}
     truth = exact_top_k(Q, D, max(KS))
     rows, timings = [], {}
     for b in bits:

@@ -54,15 +54,15 @@ SAMPLE = (("dpsh", "lambda0", None), ("dch", "penalty", 0.1), ("hyp2", "hswd", N
 
 def stage1_epoch_cpu_s(epochs: int) -> list[dict[str, Any]]:
     """CPU seconds per epoch of ``--full``-settings runs on the cached 64-px features."""
-    from h2q.training import TrainConfig, run_training
+    from h2q.training import run_training
 
-    full = get_config("full").stage1_settings()
-    full.pop("method_options", None)
-    default = get_config("default")
-    full.update(image_size=default.image_size, max_database=default.max_database, epochs=epochs)
+    default = get_config("default").train
+    full = get_config("full").train.replace(
+        image_size=default.image_size, max_database=default.max_database, epochs=epochs
+    )
     rows = []
     for method, strategy, lam in SAMPLE:
-        config = TrainConfig(method=method, n_bits=32, strategy=strategy, lam=lam, **full)
+        config = full.replace(method=method, n_bits=32, strategy=strategy, lam=lam)
         with tempfile.TemporaryDirectory() as tmp:
             run_training(config, Path(tmp) / "warm", progress=False)  # imports, cache
             start = time.process_time()
@@ -82,6 +82,7 @@ def stage1_epoch_cpu_s(epochs: int) -> list[dict[str, Any]]:
 
 def cell_cpu_s() -> dict[str, float]:
     """CPU seconds to fit and score one cell at ``--full`` size (sign and H²Q)."""
+    from h2q.embeddings import EmbeddingFolds
     from h2q.evaluation import evaluate_quantizers
     from h2q.quantizers import make_quantizer
 
@@ -94,12 +95,13 @@ def cell_cpu_s() -> dict[str, float]:
 
     (X_train, _), (X_val, _) = fold(5000), fold(1000)
     (X_q, y_q), (X_db, y_db) = fold(1000), fold(63_000)
+    folds = EmbeddingFolds(
+        train=X_train, val=X_val, query=X_q, y_query=y_q, database=X_db, y_database=y_db
+    )
     out = {}
     for name in ("sign", "h2q"):
         start = time.process_time()
-        evaluate_quantizers(
-            {name: make_quantizer(name)}, X_train, X_val, X_q, y_q, X_db, y_db, k=5000
-        )
+        evaluate_quantizers({name: make_quantizer(name)}, folds, k=5000)
         out[name] = time.process_time() - start
         print(name, out[name], file=sys.stderr)
     return out

@@ -85,9 +85,10 @@ def check_environment(device: torch.device) -> dict[str, Any]:
 
 
 def check_training(device: torch.device, tiny: bool) -> dict[str, Any]:
-    from h2q.training import TrainConfig, run_training
+    from h2q.training import LoopSettings, TrainConfig, run_training
 
-    config = TrainConfig("digits", "dpsh", 16, epochs=1 if tiny else 2, hidden=(64,))
+    loop = LoopSettings(epochs=1 if tiny else 2)
+    config = TrainConfig("digits", "dpsh", 16, hidden=(64,), loop=loop)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_training(config, Path(tmp) / "dev", device=device, progress=False)
         ref = run_training(config, Path(tmp) / "cpu", device="cpu", progress=False)

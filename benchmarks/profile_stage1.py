@@ -90,13 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     grid = get_config("default")
-    shared = grid.stage1_settings()
-    shared.pop("method_options", None)
+    template = grid.train
     load_start = list(os.getloadavg())
     rows = []
     with thread_limit(1):
         for method, strategy, lam in RUNS:
-            config = TrainConfig(method=method, n_bits=32, strategy=strategy, lam=lam, **shared)
+            config = template.replace(method=method, n_bits=32, strategy=strategy, lam=lam)
             reps = [profile_run(config, collections.Counter()) for _ in range(1 + args.repeats)]
             timed = reps[1:]
             phases = sorted({p for r in timed for p in r["phases_cpu_s"]})

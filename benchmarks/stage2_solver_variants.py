@@ -163,14 +163,14 @@ def narrow_sets():
         emb = load_embeddings(OUT / f"fmnist-dpsh-{k}" / "embeddings.npz")
         yield (
             k,
-            rescaled(torch.from_numpy(emb["train"]), k),
-            rescaled(torch.from_numpy(emb["val"]), k),
+            rescaled(torch.from_numpy(emb.train), k),
+            rescaled(torch.from_numpy(emb.val), k),
         )
 
 
 def wide_sets():
     """bench_stage2.py's wide set: 6,000 / 1,000 rows of the WordNet MiniLM train fold."""
-    X = load_embeddings(OUT / "wordnet-minilm.npz")["train"].astype(np.float32)
+    X = load_embeddings(OUT / "wordnet-minilm.npz").train.astype(np.float32)
     perm = np.random.default_rng(0).permutation(len(X))
     Xt, Xv = torch.from_numpy(X[perm[:6000]]), torch.from_numpy(X[perm[6000:7000]])
     mean = Xt.mean(0)

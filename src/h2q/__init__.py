@@ -10,7 +10,8 @@ The public API, by stage of the pipeline:
   :class:`MultiIndexHammingIndex`, :class:`AsymmetricIndex` (float queries against codes),
   :func:`rank_database` (more in :mod:`h2q.search`);
 - metrics: :func:`mean_average_precision` and friends (:mod:`h2q.evaluation.metrics`), the
-  side-by-side :func:`evaluate_quantizers` (:mod:`h2q.evaluation`);
+  side-by-side :func:`evaluate_quantizers` (:mod:`h2q.evaluation`) of a set of embeddings
+  (:class:`EmbeddingFolds`, :func:`load_embeddings`);
 - stage 1: the losses in :mod:`h2q.losses`, models in :mod:`h2q.models`, the training loop
   and :func:`run_training` in :mod:`h2q.training`; data sets and splits in :mod:`h2q.data`;
   the experiment grid in :mod:`h2q.experiments`.
@@ -21,7 +22,7 @@ pretrained backbones) load when first used.
 
 from ._version import __version__
 from .codes import binarize, encode_sign, hamming_distances, pack_bits, unpack_bits
-from .embeddings import load_embeddings, save_embeddings
+from .embeddings import EmbeddingFolds, load_embeddings, save_embeddings
 from .evaluation import evaluate_quantizers
 from .evaluation.metrics import (
     average_precision,
@@ -55,6 +56,7 @@ from .search import (
 __all__ = [
     "AsymmetricIndex",
     "BaseQuantizer",
+    "EmbeddingFolds",
     "FileFormatError",
     "HammingIndex",
     "HouseholderQuantizer",

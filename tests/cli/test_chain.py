@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from h2q.embeddings import save_embeddings
+from h2q.embeddings import EmbeddingFolds, save_embeddings
 from h2q.evaluation import evaluate_quantizers
 from h2q.evaluation.metrics import mean_average_precision
 from h2q.quantizers import load_quantizer
@@ -131,17 +131,8 @@ def test_evaluate_quantizer_matches_the_library(h2q, chain, tmp_path):
         "--no-progress",
     )
     assert status == 0, err
-    result = evaluate_quantizers(
-        {"itq": q},
-        None,
-        folds["val"],
-        folds["query"],
-        folds["y_query"],
-        folds["database"],
-        folds["y_database"],
-        k=50,
-        refit=False,
-    )
+    scored = EmbeddingFolds(**folds).replace(train=None)
+    result = evaluate_quantizers({"itq": q}, scored, k=50, refit=False)
     assert f"| itq | {WIDTH} | {100 * result.rows[0].map_at_k:.2f} |" in out
     assert (
         "quantizers scored as fitted (not refitted)" in out and result.to_dict()["refit"] is False
@@ -170,16 +161,8 @@ def test_evaluate_unfitted_refit_false_is_refused(chain):
     from h2q.quantizers import SignQuantizer
 
     with pytest.raises(ValueError, match="is not fitted"):
-        evaluate_quantizers(
-            {"s": SignQuantizer()},
-            None,
-            None,
-            folds["query"],
-            folds["y_query"],
-            folds["database"],
-            folds["y_database"],
-            refit=False,
-        )
+        scored = EmbeddingFolds(**folds).replace(train=None, val=None)
+        evaluate_quantizers({"s": SignQuantizer()}, scored, refit=False)
 
 
 def test_search_features_on_one_side_only(h2q, chain, tmp_path):

@@ -68,7 +68,7 @@ def test_embed_dataset_writes_the_embeddings_layout(h2q, wordnet_dir, tmp_path):
     data = load_embeddings(out, required=("train", "val", "query", "database"))
     split = load_split(tmp_path / "split.npz")
     assert split.scheme == SCHEME and split.random_state == 3
-    assert {f: len(data[f]) for f in ("train", "query", "val", "database")} == split.sizes
+    assert {f: len(data.get(f)) for f in ("train", "query", "val", "database")} == split.sizes
     rows = [json.loads(line) for line in (tmp_path / "texts.jsonl").read_text().splitlines()]
     assert len(rows) == 200
     folds = ("train", "val", "query", "database")
@@ -76,10 +76,10 @@ def test_embed_dataset_writes_the_embeddings_layout(h2q, wordnet_dir, tmp_path):
     names = {0: "noun.Tops", 1: "noun.act", 2: "noun.animal", 26: "verb.body", 27: "verb.change"}
     for fold, fold_rows in by_fold.items():
         assert [r["index"] for r in fold_rows] == getattr(split, fold).tolist()
-        assert [r["label"] for r in fold_rows] == [names[c] for c in data[f"y_{fold}"]]
+        assert [r["label"] for r in fold_rows] == [names[c] for c in data.get(f"y_{fold}")]
         # each row is the embedding of its text
         want = KindEncoder().encode([r["text"] for r in fold_rows], 1, True, False)
-        np.testing.assert_allclose(data[fold], want.astype(np.float32))
+        np.testing.assert_allclose(data.get(fold), want.astype(np.float32))
     # the file is what h2q fit reads
     status, _, err = h2q("fit", out, "--method", "itq", "--bits", 8, "--out", tmp_path / "q.npz")
     assert status == 0, err
@@ -91,7 +91,7 @@ def test_embed_text_file(h2q, tmp_path):
     status, stdout, err = h2q("embed", "--texts", src, "--out", tmp_path / "e.npz", "--no-progress")
     assert status == 0, err
     data = load_embeddings(tmp_path / "e.npz")
-    assert list(data) == ["train"] and data["train"].shape == (3, 8)
+    assert data.keys() == ("train",) and data.train.shape == (3, 8)
     assert any((tmp_path / "cache" / "text").iterdir())  # cached under $H2Q_CACHE_DIR/text
 
     # the project's output policy: an existing output needs --force; an input is never one
@@ -114,7 +114,7 @@ def test_embed_keeps_one_row_per_line(h2q, tmp_path):
     status, _, err = h2q("embed", "--texts", src, "--out", tmp_path / "e.npz", "--texts-out",
                          tmp_path / "t.jsonl", "--no-progress")  # fmt: skip
     assert status == 0, err
-    X = load_embeddings(tmp_path / "e.npz")["train"]
+    X = load_embeddings(tmp_path / "e.npz").train
     np.testing.assert_allclose(X, KindEncoder().encode(texts, 1, True, False), rtol=1e-6)
     rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text("utf-8").split("\n")
             if line]  # fmt: skip
@@ -162,7 +162,7 @@ def test_train_on_wordnet_uses_frozen_embeddings(h2q, wordnet_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_val_map"] > 0.6  # 5 classes of unequal size: chance is about 0.3
     emb = load_embeddings(out / "embeddings.npz", required=("query", "database"))
-    assert emb["query"].shape == (20, 8)
+    assert emb.query.shape == (20, 8)
     status, _, err = h2q(
         "train", "--dataset", "wordnet", "--root", wordnet_dir, "--method", "dpsh",
         "--bits", 8, "--out", tmp_path / "r2", "--backbone", "small-cnn", "--no-progress",
@@ -247,6 +247,6 @@ def test_real_minilm_embed_keeps_one_row_per_line(cli_runner, tmp_path):
                                             "--cache-dir", tmp_path / "c", "--no-progress",
                                             "--threads", 1)  # fmt: skip
     assert status == 0, err
-    X = load_embeddings(tmp_path / "e.npz")["train"]
+    X = load_embeddings(tmp_path / "e.npz").train
     assert X.shape == (3, 384)
     np.testing.assert_allclose(X, h2q_text.load_text_model().encode(texts), atol=1e-5)

@@ -142,10 +142,8 @@ def _train_parser():
 
 
 def test_cli_options_match_train_config():
-    # Every TrainConfig field has an option of h2q train and every option is a field or a
+    # Every TrainConfig setting has an option of h2q train and every option is a setting or a
     # documented run option: adding a field without its option (or the reverse) fails here.
-    import dataclasses
-
     from h2q.cli import train as train_cli
     from h2q.training import TrainConfig
 
@@ -153,7 +151,8 @@ def test_cli_options_match_train_config():
         ["train", "--dataset", "digits", "--method", "dpsh", "--bits", "8", "--out", "x"]
     )
     dests = set(vars(args)) - {"func"}
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = set(TrainConfig.setting_names())
+    assert fields == set(TrainConfig("digits").to_dict())
     as_options = {train_cli._OPTION_OF.get(name, name) for name in fields}
     assert dests == as_options | set(train_cli.RUN_OPTIONS)
     # the command line's defaults are the config's defaults

@@ -96,7 +96,7 @@ def test_scaling_out_runs_as_written(tmp_path, monkeypatch, capsys):
 
     quantizer = load_quantizer("q.npz")
     data = load_embeddings(run_dir / "embeddings.npz")
-    db_codes, q_codes = quantizer.encode(data["database"]), quantizer.encode(data["query"])
+    db_codes, q_codes = quantizer.encode(data.database), quantizer.encode(data.query)
     D_ref, I_ref = _reference(db_codes, q_codes, quantizer.n_bits_, 100)
     np.testing.assert_array_equal(np.load("queries.npy"), q_codes)
     table = pq.read_table("codes.parquet").sort_by("id")

@@ -26,7 +26,7 @@ def test_tutorial_runs_as_written(workdir, capsys):
     assert ns["db_codes"].dtype == np.uint8 and ns["db_codes"].shape == (len(ns["X_db"]), 4)
     assert ns["D"].shape == ns["I"].shape == (len(ns["X_query"]), 10)
     assert ns["q"].n_bits_ == 32
-    assert sorted(ns["data"]) == sorted(
+    assert sorted(ns["data"].keys()) == sorted(
         ["train", "val", "query", "database", "y_query", "y_database"]
     )
     assert [row.method for row in ns["table"].rows] == ["sign", "ITQ", "H2Q"]

@@ -46,8 +46,13 @@ def test_exact_neighbors_match_brute_force(metric, query_block, db_block):
     for k in (1, 10, 60):
         S, I = exact_neighbors(Q, X, k, metric=metric, query_block=query_block, db_block=db_block)
         ref_S, ref_I = _brute_force(Q, X, k, metric)
-        np.testing.assert_array_equal(I, ref_I)
         np.testing.assert_allclose(S, ref_S, rtol=1e-9, atol=1e-9)
+        # Where the ids differ, both items must be exact copies (X[100:140] = X[5]): BLAS may
+        # round the same dot product differently at another place in a block, which orders
+        # such ties by rounding noise (it does on some CPUs for the tiny blocks).
+        same = (X[I] == X[ref_I]).all(axis=2)
+        np.testing.assert_array_equal(same, np.ones_like(same))
+        assert all(len(set(row)) == k for row in I.tolist())
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])

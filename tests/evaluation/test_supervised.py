@@ -4,6 +4,7 @@ errors."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from h2q.codes import unpack_bits
+from h2q.embeddings import EmbeddingFolds
 from h2q.evaluation import (
     EvaluationResult,
     evaluate_quantizers,
@@ -40,6 +42,13 @@ Y_Q = np.array([0, 2])
 X_TRAIN = np.array([[1.0, 2.0], [-1.0, 0.5], [0.3, -0.2]])
 X_VAL = np.array([[3.0, 4.0]])
 
+
+def _folds(X_train, X_val, X_query, y_query, X_db, y_db):
+    return EmbeddingFolds(
+        train=X_train, val=X_val, query=X_query, y_query=y_query, database=X_db, y_database=y_db
+    )
+
+
 HAND = {
     # (tie_break): (mAP@2, mAP@all, P@2, mAP@H<=0), query 0's score halved by query 1's 0
     True: (1.0 / 2, (1 + 1 + 3 / 4) / 3 / 2, 1.0 / 2, 1.0 / 2),
@@ -51,12 +60,7 @@ HAND = {
 def test_hand_checked_case(tie_break):
     result = evaluate_quantizers(
         {"sign": SignQuantizer(center=False)},
-        X_TRAIN,
-        X_VAL,
-        X_Q,
-        Y_Q,
-        X_DB,
-        Y_DB,
+        _folds(X_TRAIN, X_VAL, X_Q, Y_Q, X_DB, Y_DB),
         k=2,
         radius=0,
         tie_break=tie_break,
@@ -84,7 +88,7 @@ def test_hand_checked_case(tie_break):
 
 def test_k_beyond_database_is_lowered_and_loss_falls_back_to_queries():
     result = evaluate_quantizers(
-        {"sign": SignQuantizer(center=False)}, X_TRAIN, None, X_Q, Y_Q, X_DB, Y_DB, k=5000
+        {"sign": SignQuantizer(center=False)}, _folds(X_TRAIN, None, X_Q, Y_Q, X_DB, Y_DB), k=5000
     )
     assert result.k == 5 and result.map_variant == variant_name(5)
     assert result.loss_fold == "query"
@@ -161,12 +165,7 @@ def test_matches_brute_force_reference(multi_hot, monkeypatch):
     for tie_break in (True, False):
         result = evaluate_quantizers(
             quantizers,
-            X_train,
-            X_val,
-            X_q,
-            y_q,
-            X_db,
-            y_db,
+            _folds(X_train, X_val, X_q, y_q, X_db, y_db),
             k=20,
             radius=1,
             tie_break=tie_break,
@@ -192,12 +191,7 @@ def test_clustered_rotations_beat_sign_and_progress_is_reported():
             "itq": ITQQuantizer(max_iter=20, center=False),
             "h2q": HouseholderQuantizer(max_iter=60, center=False),
         },
-        X_train,
-        X_val,
-        X_q,
-        y_q,
-        X_db,
-        y_db,
+        _folds(X_train, X_val, X_q, y_q, X_db, y_db),
         k=100,
         progress=lambda *args: calls.append(args),
     )
@@ -218,12 +212,7 @@ def test_clustered_rotations_beat_sign_and_progress_is_reported():
 def small_result() -> EvaluationResult:
     return evaluate_quantizers(
         {"sign": SignQuantizer(), "other": SignQuantizer()},
-        X_TRAIN,
-        X_VAL,
-        X_Q,
-        Y_Q,
-        X_DB,
-        Y_DB,
+        _folds(X_TRAIN, X_VAL, X_Q, Y_Q, X_DB, Y_DB),
         k=2,
         radius=0,
     )
@@ -256,12 +245,25 @@ def test_to_dict_is_strict_json(small_result):
     assert data["relevance"] == "share at least one label"
 
 
+def test_pr_curves_are_each_rows_points(small_result):
+    curves = small_result.pr_curves()
+    assert list(curves) == [f"{r.method} ({r.n_bits} bits)" for r in small_result.rows]
+    for row, curve in zip(small_result.rows, curves.values(), strict=True):
+        assert curve.radius.tolist() == row.pr_radius
+        np.testing.assert_array_equal(curve.precision, row.pr_precision)
+        np.testing.assert_array_equal(curve.recall, row.pr_recall)
+    # as a cell file keeps them: a missing point (None) reads as NaN
+    first = small_result.rows[0]
+    read_back = dataclasses.replace(first, pr_recall=[None, *first.pr_recall[1:]])
+    assert np.isnan(read_back.pr_curve.recall[0]) and read_back.pr_curve.recall.dtype == np.float64
+
+
 def test_plot_writes_png(small_result, tmp_path):
     path = tmp_path / "pr.png"
-    plot_precision_recall(small_result, path)
+    plot_precision_recall(small_result.pr_curves(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     buffer = io.BytesIO()
-    plot_precision_recall(small_result, buffer, title="t")
+    plot_precision_recall(small_result.pr_curves(), buffer, title="t")
     assert buffer.getvalue()[:4] == b"\x89PNG"
 
 
@@ -272,7 +274,7 @@ def test_plot_without_matplotlib(small_result, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     with pytest.raises(ImportError, match=r"pip install 'h2q\[plot\]'"):
-        plot_precision_recall(small_result, tmp_path / "pr.png")
+        plot_precision_recall(small_result.pr_curves(), tmp_path / "pr.png")
     assert not (tmp_path / "pr.png").exists()
 
 
@@ -282,28 +284,37 @@ def test_plot_without_matplotlib(small_result, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"quantizers": {}}, "non-empty dict"),
-        ({"X_db": X_DB[:, :1]}, "X_db has 1 features, but X_train has 2"),
-        ({"X_val": np.ones((1, 3))}, "X_val has 3 features"),
-        ({"y_db": Y_DB[:4]}, "y_db has 4 entries but there are 5 samples"),
+        ({"database": X_DB[:, :1]}, "database has 1 features, but train has 2"),
+        ({"val": np.ones((1, 3))}, "val has 3 features"),
+        ({"y_database": Y_DB[:4]}, "y_database has 4 entries but there are 5 samples"),
         ({"y_query": np.ones((2, 3), dtype=int)}, "class ids on both sides"),
+        ({"query": None}, r"lacks \['query'\]"),
+        ({"train": None}, r"lacks \['train'\]"),
+    ],
+)
+def test_errors(change, match):
+    folds = _folds(X_TRAIN, X_VAL, X_Q, Y_Q, X_DB, Y_DB).replace(**change)
+    with pytest.raises(ValueError, match=match):
+        evaluate_quantizers({"sign": SignQuantizer()}, folds)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quantizers": {}}, "non-empty dict"),
         ({"k": 0}, "k must be an integer >= 1"),
         ({"radius": -1}, "radius must be an integer >= 0"),
     ],
 )
-def test_errors(change, match):
-    kwargs = dict(
-        quantizers={"sign": SignQuantizer()},
-        X_train=X_TRAIN,
-        X_val=X_VAL,
-        X_query=X_Q,
-        y_query=Y_Q,
-        X_db=X_DB,
-        y_db=Y_DB,
-    )
-    kwargs.update(change)
+def test_bad_settings(kwargs, match):
+    args = {"quantizers": {"sign": SignQuantizer()}, **kwargs}
     with pytest.raises(ValueError, match=match):
-        evaluate_quantizers(**kwargs)
+        evaluate_quantizers(folds=_folds(X_TRAIN, X_VAL, X_Q, Y_Q, X_DB, Y_DB), **args)
+
+
+def test_folds_must_be_embedding_folds():
+    with pytest.raises(TypeError, match="folds must be an h2q.EmbeddingFolds"):
+        evaluate_quantizers({"sign": SignQuantizer()}, {"train": X_TRAIN})
 
 
 def test_asymmetric_map_sits_beside_hamming_and_matches_its_ranking():
@@ -315,9 +326,9 @@ def test_asymmetric_map_sits_beside_hamming_and_matches_its_ranking():
     X_train, _ = _clusters(rng, 200, centers)
     X_q, y_q = _clusters(rng, 30, centers)
     X_db, y_db = _clusters(rng, 150, centers)
-    args = (X_train, None, X_q, y_q, X_db, y_db)
-    plain = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, *args, k=50)
-    both = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, *args, k=50, asymmetric=True)
+    folds = _folds(X_train, None, X_q, y_q, X_db, y_db)
+    plain = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, folds, k=50)
+    both = evaluate_quantizers({"itq": ITQQuantizer(max_iter=5)}, folds, k=50, asymmetric=True)
     assert plain.rows[0].map_at_k == both.rows[0].map_at_k  # the Hamming default is unchanged
     assert "asymmetric" not in render_markdown(plain) and "asymmetric" in render_markdown(both)
     index = AsymmetricIndex(both_quantizer := ITQQuantizer(max_iter=5).fit(X_train), "ip")

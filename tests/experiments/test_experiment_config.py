@@ -11,15 +11,14 @@ from h2q.experiments.rows import ROWS, lambda_grid
 
 def test_presets():
     default = PRESETS["default"]
-    assert default.dataset == "fashion-mnist" and default.bits == (16, 32, 64)
-    assert (
-        default.seeds == (0, 1, 2) and default.frozen and default.backbone == "efficientnet-lite0"
-    )
-    assert default.max_database == 10_000 and default.k == 1000
+    assert default.train.dataset == "fashion-mnist" and default.bits == (16, 32, 64)
+    assert default.seeds == (0, 1, 2) and default.train.frozen
+    assert default.train.backbone == "efficientnet-lite0"
+    assert default.train.max_database == 10_000 and default.k == 1000
     full = PRESETS["full"]
     assert full.methods == FULL_METHODS and full.bits == (16, 32, 48, 64)
-    assert full.seeds == (0, 1, 2, 3) and full.max_database is None and full.k == 5000
-    assert PRESETS["quick"].dataset == "digits"
+    assert full.seeds == (0, 1, 2, 3) and full.train.max_database is None and full.k == 5000
+    assert PRESETS["quick"].train.dataset == "digits"
 
 
 def test_get_config_overrides_and_ignores_none():
@@ -49,7 +48,7 @@ def test_get_config_overrides_and_ignores_none():
 )
 def test_bad_settings_are_rejected(changes, message):
     with pytest.raises(ValueError, match=message):
-        GridConfig(**changes)
+        GridConfig().replace(**changes)
 
 
 def test_rows_always_include_lambda0_in_table_order():

@@ -23,20 +23,22 @@ from h2q.experiments.stats import (
 
 def _record(row, n_bits, seed, ap, method="dpsh"):
     ap = np.asarray(ap, dtype=np.float64)
-    return CellRecord(
-        method=method,
-        row=row,
-        n_bits=n_bits,
-        seed=seed,
-        map_at_k=float(ap.mean()),
-        map_variant="",
-        k=10,
-        map_all=float(ap.mean()),
-        precision_at_k=0.0,
-        quantization_loss=0.1,
-        fit_time_s=0.0,
-        stage1_run="x",
-        ap_at_k=ap.tolist(),
+    return CellRecord.from_dict(
+        dict(
+            method=method,
+            row=row,
+            n_bits=n_bits,
+            seed=seed,
+            map_at_k=float(ap.mean()),
+            map_variant="",
+            k=10,
+            map_all=float(ap.mean()),
+            precision_at_k=0.0,
+            quantization_loss=0.1,
+            fit_time_s=0.0,
+            stage1_run="x",
+            ap_at_k=ap.tolist(),
+        )
     )
 
 
@@ -156,7 +158,7 @@ def test_compare_with_one_seed_bootstraps_the_queries():
 def test_compare_without_per_query_ap_has_no_intervals():
     recs = [_record("lambda0", 16, 0, [0.5]), _record("itq", 16, 0, [0.6])]
     for r in recs:
-        r.ap_at_k = []
+        r.result.ap_at_k = []
     imp = compare(recs, "itq", methods=["dpsh"], bits=[16])
     assert imp.gains == pytest.approx((10.0,)) and not imp.has_intervals
     assert "no interval could be computed" in describe(imp)

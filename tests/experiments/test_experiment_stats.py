@@ -11,19 +11,21 @@ from h2q.experiments.stats import improvement, summarize
 
 
 def _record(method: str, row: str, n_bits: int, seed: int, value: float, loss: float = 0.1):
-    return CellRecord(
-        method=method,
-        row=row,
-        n_bits=n_bits,
-        seed=seed,
-        map_at_k=value,
-        map_variant="mAP@10 (...)",
-        k=10,
-        map_all=value,
-        precision_at_k=value,
-        quantization_loss=loss,
-        fit_time_s=0.0,
-        stage1_run="x",
+    return CellRecord.from_dict(
+        dict(
+            method=method,
+            row=row,
+            n_bits=n_bits,
+            seed=seed,
+            map_at_k=value,
+            map_variant="mAP@10 (...)",
+            k=10,
+            map_all=value,
+            precision_at_k=value,
+            quantization_loss=loss,
+            fit_time_s=0.0,
+            stage1_run="x",
+        )
     )
 
 

@@ -28,20 +28,22 @@ VARIANT = (
 
 
 def _record(row, n_bits, seed, value, method="dpsh", **kw):
-    return CellRecord(
-        method=method,
-        row=row,
-        n_bits=n_bits,
-        seed=seed,
-        map_at_k=value,
-        map_variant="",
-        k=1000,
-        map_all=value,
-        precision_at_k=value,
-        quantization_loss=0.25,
-        fit_time_s=0.1,
-        stage1_run="dpsh/lambda0/b16/s0",
-        **kw,
+    return CellRecord.from_dict(
+        dict(
+            method=method,
+            row=row,
+            n_bits=n_bits,
+            seed=seed,
+            map_at_k=value,
+            map_variant="",
+            k=1000,
+            map_all=value,
+            precision_at_k=value,
+            quantization_loss=0.25,
+            fit_time_s=0.1,
+            stage1_run="dpsh/lambda0/b16/s0",
+            **kw,
+        )
     )
 
 

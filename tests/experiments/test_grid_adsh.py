@@ -48,7 +48,7 @@ def test_adsh_runs_in_the_quick_grid(tmp_path):
         result = run_grid(config, tmp_path, progress=False)
     adsh = [r for r in result.records if r.method == "adsh"]
     assert [r.row for r in adsh] == ["lambda0"]
-    assert 0.0 <= adsh[0].map_at_k <= 1.0
+    assert 0.0 <= adsh[0].result.map_at_k <= 1.0
     run_dir = tmp_path / "runs" / "adsh" / "lambda0" / "b8" / "s0"
     codes = np.load(run_dir / "codes.npy")
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -78,7 +78,8 @@ def test_adsh_options_with_tuples_resume(tmp_path):
     with thread_limit(1):
         first = run_grid(config, tmp_path, progress=False)
         again = run_grid(config, tmp_path, progress=False)
-    assert [r.map_at_k for r in again.records] == [r.map_at_k for r in first.records]
+    scores = [r.result.map_at_k for r in again.records]
+    assert scores == [r.result.map_at_k for r in first.records]
 
 
 def test_adsh_has_no_lambda_grid_in_the_report():

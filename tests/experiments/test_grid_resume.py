@@ -8,6 +8,7 @@ bookkeeping and the real stage-2 evaluation in about a second per grid.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,12 +18,13 @@ from h2q.experiments import grid as grid_mod
 from h2q.experiments import runner as runner_mod
 from h2q.experiments.config import get_config
 from h2q.experiments.records import Cell
+from h2q.training import RunResult, TrainResult
 
 SIZES = {"train": 120, "val": 40, "query": 30, "database": 150}
 
 
 def _fake_train(calls, fail_on=None, interrupt_at=None):
-    def train(run, run_dir, config, data, *, device, cache_dir, keep_checkpoints):
+    def train(run, run_dir, config, data, env, keep_checkpoints):
         calls.append(run.describe())
         if interrupt_at is not None and len(calls) == interrupt_at:
             raise KeyboardInterrupt
@@ -39,10 +41,9 @@ def _fake_train(calls, fail_on=None, interrupt_at=None):
         save_embeddings(run_dir / "embeddings.npz", **arrays)
         (run_dir / "config.json").write_text(json.dumps({"split_sizes": SIZES, "device": "cpu"}))
         score = 0.5 if run.lam is None else 0.4 + run.lam  # the largest lambda wins
-        (run_dir / "summary.json").write_text(
-            json.dumps({"best_val_map": score, "seconds": {"total": 0.1}})
-        )
-        return {}
+        summary = {"best_val_map": score, "seconds": {"total": 0.1}}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return RunResult(run_dir, TrainResult(), {"split_sizes": SIZES, "device": "cpu"}, summary)
 
     return train
 
@@ -69,6 +70,30 @@ def counted(monkeypatch):
     monkeypatch.setattr(runner_mod, "_train_stage1", _fake_train(calls))
     monkeypatch.setattr(runner_mod, "_evaluate_cell", _counting_eval(evaluated))
     return calls, evaluated
+
+
+def test_a_grid_reads_back_nothing_it_wrote(tmp_path, config, counted, monkeypatch):
+    from h2q.experiments import records as records_mod
+    from h2q.experiments import report as report_mod
+    from h2q.experiments import stage1 as stage1_mod
+
+    reads: list[str] = []
+
+    def counting(path):
+        reads.append(Path(path).relative_to(tmp_path).as_posix())
+        return records_mod.read_json(path)
+
+    for module in (grid_mod, runner_mod, stage1_mod):
+        monkeypatch.setattr(module, "read_json", counting)
+    result = grid_mod.run_grid(config, tmp_path, progress=False)
+    report_mod.write_outputs(result)
+    assert reads == []  # every summary and cell this call wrote stays in memory
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")}
+    assert {"runs/dpsh/lambda0/b8/s0/summary.json", "cells/dpsh/itq/b8-s0.json"} <= written
+    # a later call reads what the earlier one wrote, each file once
+    again = grid_mod.run_grid(config, tmp_path, progress=False)
+    assert len(reads) == len(set(reads)) and "cells/dpsh/itq/b8-s0.json" in reads
+    assert [r.to_dict() for r in again.records] == [r.to_dict() for r in result.records]
 
 
 def test_grid_caches_runs_and_cells(tmp_path, config, counted):

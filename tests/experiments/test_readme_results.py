@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,13 @@ from h2q.experiments.records import CELL_FORMAT, read_json, write_json
 from h2q.experiments.report import write_outputs
 from h2q.experiments.rows import Row
 from h2q.quantizers import ITQQuantizer
+from h2q.training import EpochRecord, RunResult, TrainResult
 
 REPO = Path(__file__).resolve().parents[2]
 SIZES = {"train": 120, "val": 40, "query": 30, "database": 150}
 
 
-def _fake_train(run, run_dir, config, data, **kwargs):
+def _fake_train(run, run_dir, config, data, env, keep_checkpoints=True):
     """What run_training writes, from seeded clusters: same split (labels) for every run of a
     seed, embeddings that differ by strategy."""
     split = np.random.default_rng(run.seed)
@@ -51,19 +53,18 @@ def _fake_train(run, run_dir, config, data, **kwargs):
     (run_dir / "history.csv").write_text(
         f"epoch,loss,val_map,time_s\n1,0.9,,0.1\n2,0.7,{val[1]},0.1\n"
     )
-    (run_dir / "summary.json").write_text(
-        json.dumps(
-            {
-                "best_val_map": val[1],
-                "val_metric": "mAP@all (test)",
-                "best_epoch": 2,
-                "epochs_run": 2,
-                "stopped_early": False,
-                "seconds": {"total": 0.2},
-            }
-        )
-    )
-    return {}
+    summary = {
+        "best_val_map": val[1],
+        "val_metric": "mAP@all (test)",
+        "best_epoch": 2,
+        "epochs_run": 2,
+        "stopped_early": False,
+        "seconds": {"total": 0.2},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    history = [EpochRecord(1, 0.9, math.nan, 0.1), EpochRecord(2, 0.7, val[1], 0.1)]
+    config = {"split_sizes": SIZES, "device": "cpu"}
+    return RunResult(run_dir, TrainResult(history=history), config, summary)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,8 @@ def grid_out(tmp_path_factory):
 def test_cells_keep_their_per_query_ap(grid_out):
     _, result = grid_out
     for record in result.records:
-        assert len(record.ap_at_k) == record.n_queries == SIZES["query"]
-        assert np.mean(record.ap_at_k) == pytest.approx(record.map_at_k)
+        assert len(record.result.ap_at_k) == record.n_queries == SIZES["query"]
+        assert np.mean(record.result.ap_at_k) == pytest.approx(record.result.map_at_k)
         assert record.format == CELL_FORMAT == 2
 
 

@@ -70,14 +70,14 @@ def test_ranking_is_the_evaluations_and_marks_follow_labels(grid, row):
     cell = Cell(record.method, record.row, record.n_bits, record.seed)
     q = load_quantizer((out / "cells" / cell.relpath).with_suffix(".quantizer.npz"))
     ranked = rank_database(
-        q.encode(emb["query"]),
-        q.encode(emb["database"]),
+        q.encode(emb.query),
+        q.encode(emb.database),
         None,
-        query_features=q.transform(emb["query"]),
-        db_features=q.transform(emb["database"]),
+        query_features=q.transform(emb.query),
+        db_features=q.transform(emb.database),
     )
     ranking = ranked[1] if isinstance(ranked, tuple) else ranked  # (D, I) in later versions
-    rows = pick_queries(len(emb["query"]))
+    rows = pick_queries(len(emb.query))
     np.testing.assert_array_equal(shown.query_rows, rows)
     np.testing.assert_array_equal(shown.result_rows, ranking[rows, :10])
 

@@ -448,12 +448,15 @@ def tiny_image_dataset(n_per_class=12, n_classes=3, size=16, seed=0):
 
 
 TINY_SCHEME = PerClassScheme(6, 2, 2)
-TINY_CONFIG = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=1)
+ONE_EPOCH = LoopSettings(epochs=1)
+TINY_CONFIG = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, loop=ONE_EPOCH)
 
 
 def test_run_training_writes_the_output_layout(tmp_path):
     out = tmp_path / "run"
-    result = run_training(TrainConfig("digits", "dpsh", 16, epochs=2), out, progress=False)
+    result = run_training(
+        TrainConfig("digits", "dpsh", 16, loop=LoopSettings(epochs=2)), out, progress=False
+    )
     names = {p.name for p in out.iterdir()}
     assert names == {
         "config.json",
@@ -471,8 +474,8 @@ def test_run_training_writes_the_output_layout(tmp_path):
     split = Split.load(out / "split.npz")
     emb = load_embeddings(out / "embeddings.npz", required=("train", "y_train", "database"))
     for fold in ("train", "val", "query", "database"):
-        assert emb[fold].shape == (len(getattr(split, fold)), 16)
-        assert emb[fold].dtype == np.float32
+        assert getattr(emb, fold).shape == (len(getattr(split, fold)), 16)
+        assert getattr(emb, fold).dtype == np.float32
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -482,10 +485,12 @@ def test_run_training_writes_the_output_layout(tmp_path):
 
 
 def test_run_training_penalty_embeddings_are_tanh(tmp_path):
-    config = TrainConfig("tiny", "dpsh", 8, "penalty", 0.1, "mlp", scheme=TINY_SCHEME, epochs=1)
+    config = TrainConfig(
+        "tiny", "dpsh", 8, "penalty", 0.1, "mlp", scheme=TINY_SCHEME, loop=ONE_EPOCH
+    )
     result = run_training(config, tmp_path, data=tiny_image_dataset(), progress=False)
     emb = load_embeddings(result.out_dir / "embeddings.npz")
-    assert np.abs(emb["train"]).max() < 1.0
+    assert np.abs(emb.train).max() < 1.0
     assert result.config["strategy"] == "penalty" and result.config["lam"] == 0.1
 
 
@@ -497,7 +502,7 @@ def test_run_training_frozen_efficientnet_uses_the_cache(tmp_path):
         frozen=True,
         image_size=32,
         scheme=TINY_SCHEME,
-        epochs=2,
+        loop=LoopSettings(epochs=2),
         hidden=(),
     )
     run = dict(data=tiny_image_dataset(), cache_dir=tmp_path / "cache", progress=False)
@@ -511,7 +516,7 @@ def test_run_training_frozen_efficientnet_uses_the_cache(tmp_path):
 
 
 def test_run_training_resume_continues(tmp_path):
-    config = TrainConfig("tiny", "dpsh", 8, backbone="mlp", scheme=TINY_SCHEME, epochs=2)
+    config = TINY_CONFIG.replace(epochs=2)
     kwargs = dict(data=tiny_image_dataset(), progress=False)
     run_training(config, tmp_path, **kwargs)
     resumed = run_training(config.replace(epochs=3), tmp_path, resume=True, **kwargs)
@@ -533,7 +538,7 @@ def test_run_training_resume_continues(tmp_path):
 )
 def test_run_training_errors(tmp_path, kwargs, match):
     args = dict(
-        dataset="tiny", method="dpsh", n_bits=8, scheme=TINY_SCHEME, backbone="mlp", epochs=1
+        dataset="tiny", method="dpsh", n_bits=8, scheme=TINY_SCHEME, backbone="mlp", loop=ONE_EPOCH
     )
     args.update(kwargs)
     out_dir = args.pop("out_dir", tmp_path)
@@ -575,7 +580,7 @@ def test_interrupted_overwrite_leaves_the_old_run_whole(tmp_path, monkeypatch):
     replaced = run_training(config.replace(n_bits=16), out, overwrite=True, **kwargs)
     assert replaced.out_dir == out
     assert json.loads((out / "config.json").read_text())["n_bits"] == 16
-    assert load_embeddings(out / "embeddings.npz")["train"].shape[1] == 16
+    assert load_embeddings(out / "embeddings.npz").train.shape[1] == 16
 
 
 def test_fresh_run_refuses_a_folder_with_files(tmp_path):
@@ -625,12 +630,19 @@ def test_train_config_round_trips_and_validates():
     assert config.method == "dpsh" and config.hidden == (16, 8)
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
+    # config.json keeps its flat layout: the loop's settings beside the others
+    assert sorted(config.to_dict()) == sorted(
+        "dataset method n_bits strategy lam backbone frozen image_size hidden scheme "
+        "max_database seed epochs batch_size lr_backbone lr_head weight_decay patience "
+        "eval_every val_k loss_kwargs weights_path".split()
+    )
+    assert config.replace(epochs=7, seed=2).loop == LoopSettings(epochs=7, seed=2)
     assert config.differences(config.replace(epochs=50)) == []  # epochs may grow on resume
     assert config.differences(config.replace(seed=3)) == ["seed: 0 -> 3"]
     with pytest.raises(ValueError, match="n_bits=5000 is more than the 4096"):
         TrainConfig("tiny", "dpsh", 5000)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
-        TrainConfig("tiny", "dpsh", 8, batch_size=0)
+        TrainConfig("tiny", "dpsh", 8, loop=LoopSettings(batch_size=0))
     with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
         TrainConfig("tiny", "dpsh", 8, backbone="resnet")
 

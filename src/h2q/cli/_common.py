@@ -107,7 +107,7 @@ def load_matrix(
         key = "train"
     else:
         data = load_embeddings(path)
-        present = [f for f in FOLDS if f in data]
+        present = [f for f in FOLDS if data.get(f) is not None]
         if fold is None:
             if len(present) != 1 and fold_option is not None:
                 raise ValueError(
@@ -121,13 +121,13 @@ def load_matrix(
                     "[fold])) or an .npz with one fold."
                 )
             fold = present[0]
-        if fold not in data:
+        if fold not in FOLDS or data.get(fold) is None:
             raise ValueError(
-                f"{path} has no fold {fold!r} (it holds {sorted(data)}); pass "
+                f"{path} has no fold {fold!r} (it holds {sorted(data.keys())}); pass "
                 f"{fold_option or '--fold'} with one of {present}."
             )
         key = fold
-    return embeddings(data[key], f"{what} ({path.name}:{key})")
+    return embeddings(data.get(key), f"{what} ({path.name}:{key})")
 
 
 def load_codes(path: str | os.PathLike, what: str) -> tuple[np.ndarray, np.ndarray | None]:

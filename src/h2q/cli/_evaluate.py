@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _io
 from .._validation import check_labels
-from ..embeddings import load_embeddings
+from ..embeddings import FOLDS, EmbeddingFolds, load_embeddings
 from ..quantizers import load_quantizer
 from ._args import STAGE2_THREADS, add_threads_option
 from ._common import METHODS, check_bits, embeddings, make_quantizer
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = Path(args.embeddings)
     data = load_embeddings(source)
-    if args.unsupervised or not all(key in data for key in _LABELS):
+    if args.unsupervised or not all(data.get(key) is not None for key in _LABELS):
         return _run_unsupervised(args, data, source)
     out_dir = _check_out_dir(args)
     if args.k < 1:
@@ -185,26 +185,27 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--radius must be >= 0, got {args.radius}.")
     refit = not args.quantizer
     folds = ("train",) if refit else ()
-    missing = [key for key in (*folds, "query", "database") if key not in data]
+    missing = [key for key in (*folds, "query", "database") if data.get(key) is None]
     if missing:
         raise ValueError(
-            f"{source} has keys {sorted(data)} but lacks {missing}. Pass a file with those "
+            f"{source} has keys {sorted(data.keys())} but lacks {missing}. Pass a file with those "
             "folds (h2q train writes them all), or --unsupervised to split a single matrix."
         )
-    width = embeddings(data["train" if refit else "query"], f"({source.name})").shape[1]
+    width = embeddings(data.train if refit else data.query, f"({source.name})").shape[1]
     for fold in ("train", "val", "query", "database"):
-        if fold in data and (data[fold].ndim != 2 or data[fold].shape[1] != width):
+        X = data.get(fold)
+        if X is not None and (X.ndim != 2 or X.shape[1] != width):
             raise ValueError(
-                f"{source}: fold {fold!r} has shape {data[fold].shape}, but the others have "
+                f"{source}: fold {fold!r} has shape {X.shape}, but the others have "
                 f"{width} features; every fold must come from the same model."
             )
     with user_input():
         for fold, labels in (("query", "y_query"), ("database", "y_database")):
-            check_labels(data[labels], len(data[fold]), f"{labels} ({source.name})")
+            check_labels(data.get(labels), len(data.get(fold)), f"{labels} ({source.name})")
     quantizers, settings = (
         _new_quantizers(args, width, source) if refit else _loaded_quantizers(args)
     )
-    n_db = len(data["database"])
+    n_db = len(data.database)
     if args.k > n_db:  # the library clamps; say so rather than print mAP@n_db silently
         print(
             f"note: -k {args.k} is more than the {n_db} database items; mAP@{n_db} and "
@@ -215,12 +216,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate_quantizers(
             quantizers,
-            data["train"] if refit else None,
-            data.get("val"),
-            data["query"],
-            data["y_query"],
-            data["database"],
-            data["y_database"],
+            data if refit else data.replace(train=None),
             k=args.k,
             radius=args.radius,
             tie_break=not args.no_tie_break,
@@ -239,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int:
+def _run_unsupervised(args: argparse.Namespace, data: EmbeddingFolds, source: Path) -> int:
     """``h2q evaluate`` on unlabelled embeddings: recall of the exact float neighbours."""
     from ..evaluation.unsupervised import (
         UNSUPERVISED_METHODS,
@@ -306,23 +302,22 @@ def _run_unsupervised(args: argparse.Namespace, data: dict, source: Path) -> int
     return 0
 
 
-def _unsupervised_folds(args: argparse.Namespace, data: dict, source: Path) -> dict:
+def _unsupervised_folds(
+    args: argparse.Namespace, data: EmbeddingFolds, source: Path
+) -> dict[str, np.ndarray]:
     """``fit``, ``query``, ``database`` (and ``val``) matrices of an unlabelled file."""
     rng = np.random.default_rng(args.seed)
-    if "query" in data and "database" in data:
-        folds = {f: embeddings(data[f], f"{f} ({source.name})") for f in ("query", "database")}
-        for f in ("train", "val"):
-            if f in data:
-                folds[f] = embeddings(data[f], f"{f} ({source.name})")
+    present = [f for f in FOLDS if data.get(f) is not None]
+    if data.query is not None and data.database is not None:
+        folds = {f: embeddings(data.get(f), f"{f} ({source.name})") for f in present}
         folds["fit"] = folds.pop("train", folds["database"])
     else:
-        present = [f for f in ("train", "val", "query", "database") if f in data]
         if len(present) != 1:
             raise ValueError(
                 f"{source} holds {present}: pass both 'query' and 'database' folds, or a single "
                 "matrix (a .npy, or a .npz with one fold) to split into queries and database."
             )
-        X = embeddings(data[present[0]], f"{present[0]} ({source.name})")
+        X = embeddings(data.get(present[0]), f"{present[0]} ({source.name})")
         if args.queries >= len(X):
             raise ValueError(
                 f"--queries {args.queries} leaves no database in the {len(X)} rows of {source}; "
@@ -390,7 +385,8 @@ def _write_outputs(
     if not no_plot:
         png = io.BytesIO()
         bits = result.rows[0].n_bits
-        plot_precision_recall(result, png, title=f"{stem}: precision-recall, {bits} bits")
+        title = f"{stem}: precision-recall, {bits} bits"
+        plot_precision_recall(result.pr_curves(), png, title=title)
         files[_PLOT] = png.getvalue()
     _write_files(out_dir, files, no_plot)
 

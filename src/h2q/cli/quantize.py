@@ -99,11 +99,11 @@ def _run_fit(args: argparse.Namespace) -> int:
     out = check_outputs([args.embeddings, args.val], {"--out": args.out}, force=args.force)["--out"]
     source = Path(args.embeddings)
     data = load_embeddings(source, required=("train",))
-    X = embeddings(data["train"], f"train ({source.name})")
+    X = embeddings(data.train, f"train ({source.name})")
     if args.val is not None:
         X_val = load_matrix(args.val, "val" if Path(args.val).suffix != ".npy" else None, "--val")
-    elif "val" in data:
-        X_val = embeddings(data["val"], f"val ({source.name})")
+    elif data.val is not None:
+        X_val = embeddings(data.val, f"val ({source.name})")
     else:
         X_val = None
     if X_val is not None and X_val.shape[1] != X.shape[1]:

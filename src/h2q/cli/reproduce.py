@@ -171,12 +171,12 @@ def run(args: argparse.Namespace) -> int:
     if overrides["methods"] is not None:
         overrides["methods"] = tuple(m.lower() for m in overrides["methods"])
     config = get_config(preset, **overrides)
-    backbone = config.backbone
+    backbone = config.train.backbone
     if args.finetune:
         config = config.replace(frozen=False)
-    elif config.frozen and backbone is not None and backbone not in PRETRAINED_BACKBONES:
+    elif config.train.frozen and backbone is not None and backbone not in PRETRAINED_BACKBONES:
         config = config.replace(frozen=False)  # backbones trained from scratch cannot be frozen
-    if args.dataset is not None and args.dataset != get_config(preset).dataset:
+    if args.dataset is not None and args.dataset != get_config(preset).train.dataset:
         config = config.replace(name=f"{preset}, {args.dataset}")
 
     start = time.perf_counter()
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         redo=[k for k, row in ROW_BY_KEY.items() if row.is_stage2] if args.redo_stage2 else (),
     )
-    files = write_outputs(result, root=args.root)
+    files = write_outputs(result)
     elapsed = time.perf_counter() - start
     print((result.out_dir / "table.md").read_text(encoding="utf-8"))
     print((result.out_dir / "verdict.md").read_text(encoding="utf-8"), end="")

@@ -10,13 +10,13 @@ The output folder layout is described in :mod:`h2q.training.run`; ``embeddings.n
 the input of ``h2q fit`` (stage 2). An ``--out`` folder that holds files is refused unless
 ``--resume`` (continue the run there, same settings) or ``--force`` (replace it; the new run is
 built aside and swapped in when complete). Every option but the run options
-(:data:`RUN_OPTIONS`) is a field of :class:`h2q.training.TrainConfig`.
+(:data:`RUN_OPTIONS`) is a setting of :class:`h2q.training.TrainConfig`
+(:meth:`~h2q.training.TrainConfig.setting_names`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Any
@@ -242,8 +242,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`h2q.training.TrainConfig` of parsed ``h2q train`` arguments (validated)."""
     from ..training import TrainConfig
 
-    fields = dataclasses.fields(TrainConfig)
-    return TrainConfig(**{f.name: getattr(args, _OPTION_OF.get(f.name, f.name)) for f in fields})
+    options = {name: _OPTION_OF.get(name, name) for name in TrainConfig.setting_names()}
+    return TrainConfig.from_dict({name: getattr(args, option) for name, option in options.items()})
 
 
 def _refuse_out_that_is_an_input(args: argparse.Namespace) -> None:

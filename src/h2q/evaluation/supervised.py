@@ -47,16 +47,17 @@ import numpy as np
 
 from .. import _io
 from .._validation import (
-    ArrayLike,
     check_embeddings,
     check_labels,
     check_positive_int,
     check_same_width,
 )
 from ..codes import hamming_distances
+from ..embeddings import EmbeddingFolds
 from ..quantizers import BaseQuantizer
 from ..search import iter_rank_database
 from .metrics import (
+    PrecisionRecallCurve,
     _ranking_scores,
     map_within_radius,
     mean_average_precision,
@@ -119,6 +120,15 @@ class MethodResult:
     """mAP@k of the ranking by :class:`h2q.AsymmetricIndex` (the float query scored against
     the codes, inner product estimate); NaN when not asked for."""
 
+    @property
+    def pr_curve(self) -> PrecisionRecallCurve:
+        """The precision-recall points as arrays (a missing value as NaN)."""
+        return PrecisionRecallCurve(
+            np.asarray(self.pr_radius, dtype=np.int64),
+            _floats(self.pr_precision),
+            _floats(self.pr_recall),
+        )
+
 
 @dataclass
 class EvaluationResult:
@@ -163,6 +173,10 @@ class EvaluationResult:
             ("fit time (s)", "fit_time_s"),
         ]
 
+    def pr_curves(self) -> dict[str, PrecisionRecallCurve]:
+        """Each row's precision-recall points, labelled ``"<method> (<bits> bits)"``."""
+        return {f"{row.method} ({row.n_bits} bits)": row.pr_curve for row in self.rows}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None) with the settings, column names and rows."""
         out = {
@@ -190,12 +204,7 @@ class EvaluationResult:
 
 def evaluate_quantizers(
     quantizers: Mapping[str, BaseQuantizer],
-    X_train: ArrayLike | None,
-    X_val: ArrayLike | None,
-    X_query: ArrayLike,
-    y_query: ArrayLike,
-    X_db: ArrayLike,
-    y_db: ArrayLike,
+    folds: EmbeddingFolds,
     *,
     k: int = 5000,
     radius: int = 2,
@@ -214,20 +223,22 @@ def evaluate_quantizers(
         keyed by the name shown in the table. With ``refit=True`` each is fitted in place,
         so the caller can save it afterwards; with ``refit=False`` they must be fitted
         already and are scored as they are.
-    X_train : array of shape (n_train, n_features), float, or None
-        Training embeddings (stage 2 uses no labels). May be None with ``refit=False``.
-    X_val : array of shape (n_val, n_features), float, or None
-        Validation embeddings, passed to ``fit`` (H²Q keeps the iterate with the lowest
-        validation loss) and used for the reported quantization loss.
-    X_query : array of shape (n_queries, n_features), float
-    y_query : array of shape (n_queries,) or (n_queries, n_classes)
-        Class ids or multi-hot rows.
-    X_db : array of shape (n_db, n_features), float
-    y_db : array of shape (n_db,) or (n_db, n_classes)
-        Same kind as ``y_query``.
+    folds : EmbeddingFolds
+        The embeddings (:func:`h2q.load_embeddings` reads them from a file; or
+        ``EmbeddingFolds(train=..., val=..., query=..., y_query=..., database=...,
+        y_database=...)``), float arrays of shape (n_fold, n_features):
+
+        - ``train``: the training embeddings (stage 2 uses no labels); may be None with
+          ``refit=False``;
+        - ``val`` (optional): validation embeddings, passed to ``fit`` (H²Q keeps the
+          iterate with the lowest validation loss) and used for the reported quantization
+          loss (the query embeddings when there are none);
+        - ``query`` and ``database``, with their labels ``y_query`` and ``y_database``: class
+          ids of shape (n,) or multi-hot rows of shape (n, n_classes), the same kind on both
+          sides.
     k : int, default 5000
         Cut-off of mAP@k and precision@k (the paper uses 5000, and 1000 on ImageNet). A
-        ``k`` larger than the database is lowered to ``n_db``; the result records the
+        ``k`` larger than the database is lowered to its size; the result records the
         cut-off used.
     radius : int, default 2
         Hamming radius of the "mAP@H<=r" column.
@@ -238,7 +249,7 @@ def evaluate_quantizers(
     progress : callable, optional
         ``progress(method, stage, done, total)``; see :data:`ProgressCallback`.
     refit : bool, default True
-        Fit each quantizer on ``X_train`` (and ``X_val``) first. False scores fitted
+        Fit each quantizer on ``folds.train`` (and ``folds.val``) first. False scores fitted
         quantizers (e.g. loaded with :func:`~h2q.quantizers.load_quantizer`) without
         changing them; their fit time is reported as NaN.
     asymmetric : bool, default False
@@ -254,72 +265,87 @@ def evaluate_quantizers(
     Raises
     ------
     ValueError, TypeError
-        On an empty ``quantizers``, arrays of different widths, labels that do not match
-        their embeddings, a bad ``k`` or ``radius``, or (with ``refit=False``) a quantizer
-        that is not fitted or was fitted on another width.
+        On an empty ``quantizers``, missing folds, folds of different widths, labels that do
+        not match their embeddings, a bad ``k`` or ``radius``, or (with ``refit=False``) a
+        quantizer that is not fitted or was fitted on another width.
     """
     if not isinstance(quantizers, Mapping) or not quantizers:
         raise ValueError(
             "quantizers must be a non-empty dict of name -> quantizer, for example "
             "{'h2q': HouseholderQuantizer()}."
         )
-    if X_train is None and not refit:
-        X_query = check_embeddings(X_query, "X_query", allow_torch=False)
-        width, n_train = X_query.shape[1], 0
-    else:
-        X_train = check_embeddings(X_train, "X_train", allow_torch=False)
-        width, n_train = X_train.shape[1], len(X_train)
+    folds = _checked_folds(folds, refit)
     if not refit:
-        _check_fitted_width(quantizers, width)
-    if X_val is not None:
-        X_val = check_same_width(X_val, "X_val", width, "X_train")
-    X_query = check_same_width(X_query, "X_query", width, "X_train")
-    X_db = check_same_width(X_db, "X_db", width, "X_train")
-    y_query = check_labels(y_query, len(X_query), "y_query")
-    y_db = check_labels(y_db, len(X_db), "y_db")
-    if y_query.ndim != y_db.ndim or (y_query.ndim == 2 and y_query.shape[1] != y_db.shape[1]):
-        raise ValueError(
-            f"y_query has shape {y_query.shape} and y_db has shape {y_db.shape}; use class "
-            "ids on both sides or multi-hot rows over the same classes on both sides."
-        )
-    k = min(check_positive_int(k, "k"), len(X_db))
-    radius = check_positive_int(radius, "radius", minimum=0)
-    X_loss, loss_fold = (X_query, "query") if X_val is None else (X_val, "val")
-
+        _check_fitted_width(quantizers, folds.query.shape[1])
+    scoring = _Scoring(
+        k=min(check_positive_int(k, "k"), len(folds.database)),
+        radius=check_positive_int(radius, "radius", minimum=0),
+        tie_break=bool(tie_break),
+        refit=bool(refit),
+        progress=progress,
+    )
     rows = []
     for name, quantizer in quantizers.items():
-        rows.append(
-            _evaluate_one(
-                str(name),
-                quantizer,
-                X_train,
-                X_val,
-                X_loss,
-                X_query,
-                y_query,
-                X_db,
-                y_db,
-                k=k,
-                radius=radius,
-                tie_break=bool(tie_break),
-                progress=progress,
-                refit=bool(refit),
-            )
-        )
+        rows.append(_evaluate_one(str(name), quantizer, folds, scoring))
         if asymmetric:
-            rows[-1].map_at_k_asymmetric = _asymmetric_map(
-                quantizer, X_query, y_query, X_db, y_db, k
-            )
+            rows[-1].map_at_k_asymmetric = _asymmetric_map(quantizer, folds, scoring.k)
     return EvaluationResult(
         rows=rows,
-        k=k,
-        radius=radius,
-        tie_break=bool(tie_break),
-        loss_fold=loss_fold,
-        n_train=n_train,
-        n_queries=len(X_query),
-        n_database=len(X_db),
-        refit=bool(refit),
+        k=scoring.k,
+        radius=scoring.radius,
+        tie_break=scoring.tie_break,
+        loss_fold="query" if folds.val is None else "val",
+        n_train=0 if folds.train is None else len(folds.train),
+        n_queries=len(folds.query),
+        n_database=len(folds.database),
+        refit=scoring.refit,
+    )
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """The conventions every quantizer of one :func:`evaluate_quantizers` call is scored by."""
+
+    k: int
+    radius: int
+    tie_break: bool
+    refit: bool
+    progress: ProgressCallback | None
+
+
+def _checked_folds(folds: EmbeddingFolds, refit: bool) -> EmbeddingFolds:
+    """The folds evaluation reads, validated: present, float, one width, labels that match."""
+    if not isinstance(folds, EmbeddingFolds):
+        raise TypeError(
+            f"folds must be an h2q.EmbeddingFolds, got {type(folds).__name__}; build one with "
+            "h2q.EmbeddingFolds(train=..., query=..., y_query=..., database=..., "
+            "y_database=...), or read it with h2q.load_embeddings."
+        )
+    needed = ("train",) if refit else ()
+    folds.require((*needed, "query", "y_query", "database", "y_database"))
+    reference = "query" if folds.train is None else "train"
+    X_ref = check_embeddings(folds.get(reference), reference, allow_torch=False)
+    width = X_ref.shape[1]
+
+    def same_width(name: str) -> np.ndarray | None:
+        X = folds.get(name)
+        return None if X is None else check_same_width(X, name, width, reference)
+
+    query, database = same_width("query"), same_width("database")
+    y_query = check_labels(folds.y_query, len(query), "y_query")
+    y_db = check_labels(folds.y_database, len(database), "y_database")
+    if y_query.ndim != y_db.ndim or (y_query.ndim == 2 and y_query.shape[1] != y_db.shape[1]):
+        raise ValueError(
+            f"y_query has shape {y_query.shape} and y_database has shape {y_db.shape}; use "
+            "class ids on both sides or multi-hot rows over the same classes on both sides."
+        )
+    return EmbeddingFolds(
+        train=same_width("train"),
+        val=same_width("val"),
+        query=query,
+        database=database,
+        y_query=y_query,
+        y_database=y_db,
     )
 
 
@@ -339,29 +365,19 @@ def _check_fitted_width(quantizers: Mapping[str, BaseQuantizer], width: int) -> 
 
 
 def _evaluate_one(
-    name: str,
-    quantizer: BaseQuantizer,
-    X_train: np.ndarray,
-    X_val: np.ndarray | None,
-    X_loss: np.ndarray,
-    X_query: np.ndarray,
-    y_query: np.ndarray,
-    X_db: np.ndarray,
-    y_db: np.ndarray,
-    *,
-    k: int,
-    radius: int,
-    tie_break: bool,
-    progress: ProgressCallback | None,
-    refit: bool = True,
+    name: str, quantizer: BaseQuantizer, folds: EmbeddingFolds, scoring: _Scoring
 ) -> MethodResult:
-    fit_time = _fit(name, quantizer, X_train, X_val, progress) if refit else math.nan
+    progress, k = scoring.progress, scoring.k
+    fit_time = (
+        _fit(name, quantizer, folds.train, folds.val, progress) if scoring.refit else math.nan
+    )
+    X_query, y_query, X_db, y_db = folds.query, folds.y_query, folds.database, folds.y_database
 
     n_bits = int(quantizer.n_bits_)
     q_codes = quantizer.encode(X_query)
     db_codes = quantizer.encode(X_db)
     features: dict[str, np.ndarray] = {}
-    if tie_break:
+    if scoring.tie_break:
         features = {
             "query_features": np.asarray(quantizer.transform(X_query)),
             "db_features": np.asarray(quantizer.transform(X_db)),
@@ -373,6 +389,7 @@ def _evaluate_one(
     ap_all = np.empty(n_q)
     sum_p_at_k = 0.0
     sum_map_radius = 0.0
+    radius = scoring.radius
     # chunk_size = block: every yielded chunk is one block of queries, ranked over the whole
     # database, so all ranking metrics come from a single scan.
     for rows, D, I in iter_rank_database(q_codes, db_codes, None, chunk_size=block, **features):
@@ -391,6 +408,7 @@ def _evaluate_one(
         return hamming_distances(q_codes[start:stop], db_codes)
 
     pr = precision_recall_curve(distance_rows, y_query, y_db, n_bits)
+    X_loss = X_query if folds.val is None else folds.val
     return MethodResult(
         method=name,
         quantizer=type(quantizer).__name__,
@@ -408,21 +426,14 @@ def _evaluate_one(
     )
 
 
-def _asymmetric_map(
-    quantizer: BaseQuantizer,
-    X_query: np.ndarray,
-    y_query: np.ndarray,
-    X_db: np.ndarray,
-    y_db: np.ndarray,
-    k: int,
-) -> float:
+def _asymmetric_map(quantizer: BaseQuantizer, folds: EmbeddingFolds, k: int) -> float:
     """mAP@k of the asymmetric ranking (inner-product estimate) of a fitted quantizer."""
     from ..search import AsymmetricIndex
 
     index = AsymmetricIndex(quantizer, "ip")
-    index.add(X_db)
-    _, I = index.search(X_query, k)
-    return float(mean_average_precision(I, y_query, y_db, k))
+    index.add(folds.database)
+    _, I = index.search(folds.query, k)
+    return float(mean_average_precision(I, folds.y_query, folds.y_database, k))
 
 
 def _fit(
@@ -522,18 +533,20 @@ def render_csv(result: EvaluationResult) -> str:
 
 
 def plot_precision_recall(
-    result: EvaluationResult,
+    curves: Mapping[str, PrecisionRecallCurve],
     path: str | os.PathLike | BinaryIO,
     *,
     title: str | None = None,
 ) -> None:
-    """Write a PNG of the precision-recall points (one per Hamming radius) of each method.
+    """Write a PNG of precision-recall curves: one line per curve, a point per Hamming radius.
 
     Uses matplotlib's non-interactive Agg canvas, created here (no global backend switch).
 
     Parameters
     ----------
-    result : EvaluationResult
+    curves : mapping of str to PrecisionRecallCurve
+        Curves by legend label, e.g. :meth:`EvaluationResult.pr_curves`; points where the
+        precision or the recall is NaN are left out.
     path : path or binary file object
         A path is written atomically; a file object (e.g. ``io.BytesIO``) receives the PNG.
     title : str, optional
@@ -554,15 +567,11 @@ def plot_precision_recall(
     fig = Figure(figsize=(5.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for row in result.rows:
-        pts = [
-            (r, p)
-            for r, p in zip(row.pr_recall, row.pr_precision, strict=True)
-            if _finite(r) and _finite(p)
-        ]
-        if pts:
-            rec, prec = zip(*pts, strict=True)
-            ax.plot(rec, prec, marker="o", markersize=3, label=f"{row.method} ({row.n_bits} bits)")
+    for label, curve in curves.items():
+        recall, precision = _floats(curve.recall), _floats(curve.precision)
+        keep = np.isfinite(recall) & np.isfinite(precision)
+        if keep.any():
+            ax.plot(recall[keep], precision[keep], marker="o", markersize=3, label=label)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
@@ -575,6 +584,11 @@ def plot_precision_recall(
         fig.savefig(path, format="png")
     else:
         _io.atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
+
+
+def _floats(values: Any) -> np.ndarray:
+    """``values`` as float64 (None, as JSON writes NaN, becomes NaN)."""
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _is_score(attr: str) -> bool:

@@ -23,6 +23,7 @@ The rows of the tables (strategy x quantizer) are in :mod:`h2q.experiments.rows`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -32,12 +33,15 @@ from typing import Any
 
 from .._validation import check_positive_int
 from ..losses import LOSSES
-from ..training.config import MAX_BITS
+from ..training.config import MAX_BITS, LoopSettings, TrainConfig
 from ..training.config import REFERENCE_METHODS as TRAIN_REFERENCE_METHODS
 from .rows import BASELINE, ROWS
 
 __all__ = [
     "FULL_METHODS",
+    "GRID_TRAIN_EXTRAS",
+    "GRID_TRAIN_SETTINGS",
+    "MAIN_JOB_TRAINING",
     "PRESETS",
     "REFERENCE_METHODS",
     "GridConfig",
@@ -53,38 +57,68 @@ REFERENCE_METHODS = TRAIN_REFERENCE_METHODS
 FULL_METHODS = (*LOSSES, *REFERENCE_METHODS)
 
 
+#: Settings of the :class:`~h2q.training.TrainConfig` template that every stage-1 run of a grid
+#: shares (part of each run's identity, :meth:`GridConfig.stage1_settings`), in that order.
+#: The template's ``scheme`` and ``weights_path`` are shared too, and join them when set
+#: (:data:`GRID_TRAIN_EXTRAS`); its other fields are set per run (method, n_bits, strategy,
+#: lam, seed, and ``loss_kwargs`` from ``method_options``).
+GRID_TRAIN_SETTINGS = (
+    "dataset",
+    "backbone",
+    "frozen",
+    "image_size",
+    "hidden",
+    "max_database",
+    "epochs",
+    "patience",
+    "eval_every",
+    "batch_size",
+    "lr_head",
+    "lr_backbone",
+    "weight_decay",
+    "val_k",
+)
+#: Settings of the template that are part of a grid's identity only when set (None: the data
+#: set's own split scheme, the backbone's own weights), so that older results folders match.
+GRID_TRAIN_EXTRAS = ("scheme", "weights_path")
+
+#: The stage-1 settings of the main job (the ``default`` preset): Fashion-MNIST, a frozen
+#: EfficientNet-Lite0 at 64 px with an MLP head, up to 20 epochs, patience 6, checked every 3.
+MAIN_JOB_TRAINING = TrainConfig(
+    dataset="fashion-mnist",
+    backbone="efficientnet-lite0",
+    frozen=True,
+    image_size=64,
+    max_database=10_000,
+    loop=LoopSettings(epochs=20, patience=6, eval_every=3, lr_head=1e-3),
+)
+
+
 @dataclass(frozen=True)
 class GridConfig:
-    """Everything that defines a reproduction grid.
+    """Everything that defines a reproduction grid: its axes and one stage-1 template.
 
     Parameters
     ----------
     name : str
         Preset name (``"default"``, ``"full"``, ``"quick"``) or a label of the user's own.
-    dataset : str
-        A name for :func:`h2q.data.load_dataset`.
     methods : tuple of str
         Stage-1 losses (:func:`h2q.losses.make_loss` names).
     bits : tuple of int
         Code lengths.
     seeds : tuple of int
         Seeds of the split, the stage-1 training and the stage-2 random starts.
-    backbone : str or None
-        Backbone name (None: :func:`h2q.training.default_backbone`).
-    frozen : bool
-        Keep a pretrained backbone frozen and train an MLP head on cached features.
-    image_size : int or None
-        Backbone input side (None: the backbone's default).
-    hidden : tuple of int
-        Hidden widths of the MLP head (or of the ``mlp`` backbone).
-    max_database : int or None
-        Cap on the database fold (a random subset); None keeps the whole database.
+    train : TrainConfig
+        The template of every stage-1 run: data set, backbone (None:
+        :func:`h2q.training.default_backbone`), ``frozen`` (a pretrained backbone kept frozen
+        with an MLP head trained on cached features), image size, ``hidden`` widths, the cap
+        on the database fold (``max_database``; None keeps the whole database) and the loop's
+        settings (``train.loop``: epochs, patience, learning rates, ...; its ``val_k`` is the
+        cut-off of the validation mAP used for early stopping and for choosing lambda). Each
+        run sets its own method, n_bits, strategy, lam, seed and ``loss_kwargs``
+        (:func:`h2q.experiments.runner.stage1_config`).
     k : int
         Cut-off of mAP@k (lowered to the database size when larger).
-    epochs, patience, eval_every, batch_size, lr_head, lr_backbone, weight_decay
-        Stage-1 training settings (:func:`h2q.training.run_training`).
-    val_k : int or None
-        Cut-off of the validation mAP used for early stopping and for choosing lambda.
     rows : tuple of str
         Rows of the table to compute (keys of :data:`h2q.experiments.rows.ROW_BY_KEY`; the
         baseline, :data:`~h2q.experiments.rows.BASELINE`, is always computed since every
@@ -100,27 +134,19 @@ class GridConfig:
     method_options : dict
         Settings of a method's loss or schedule (method -> ``loss_kwargs`` of its runs), e.g.
         ``{"adsh": {"iterations": 10}}`` (:class:`h2q.training.adsh.ADSHSettings`).
+
+    Notes
+    -----
+    :meth:`replace`, :meth:`to_dict` and :func:`get_config` name the template's shared
+    settings flat (:data:`GRID_TRAIN_SETTINGS`): ``config.replace(epochs=5, lr_head=3e-3)``.
     """
 
     name: str = "custom"
-    dataset: str = "fashion-mnist"
     methods: tuple[str, ...] = ("dpsh", "dch", "hyp2")
     bits: tuple[int, ...] = (16, 32, 64)
     seeds: tuple[int, ...] = (0,)
-    backbone: str | None = "efficientnet-lite0"
-    frozen: bool = True
-    image_size: int | None = 64
-    hidden: tuple[int, ...] = (512,)
-    max_database: int | None = 10_000
+    train: TrainConfig = field(default_factory=lambda: MAIN_JOB_TRAINING)
     k: int = 1000
-    epochs: int = 20
-    patience: int | None = 6
-    eval_every: int = 3
-    batch_size: int = 128
-    lr_head: float = 1e-3
-    lr_backbone: float = 1e-5
-    weight_decay: float = 5e-4
-    val_k: int | None = None
     rows: tuple[str, ...] = ROWS
     lambda_grids: dict[str, tuple[float, ...]] = field(default_factory=dict)
     h2q_solver: str = "gd"
@@ -153,10 +179,18 @@ class GridConfig:
         unknown = [r for r in self.rows if r not in ROWS]
         if unknown:
             raise ValueError(f"unknown rows {unknown}; choose among {list(ROWS)}.")
-        for name in ("k", "epochs", "eval_every", "batch_size"):
-            check_positive_int(getattr(self, name), name)
-        for name in ("patience", "max_database", "val_k", "image_size", "pr_bits"):
-            check_positive_int(getattr(self, name), name, allow_none=True)
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(
+                f"train must be an h2q.training.TrainConfig, got {type(self.train).__name__}."
+            )
+        if self.train.loss_kwargs:
+            raise ValueError(
+                f"the template's loss_kwargs {dict(self.train.loss_kwargs)} would be replaced "
+                "by each method's; set them per method in method_options, e.g. "
+                "{'hyp2': {'pair_weight': 0.75}}."
+            )
+        check_positive_int(self.k, "k")
+        check_positive_int(self.pr_bits, "pr_bits", allow_none=True)
         if self.pr_bits is not None and self.pr_bits not in self.bits:
             raise ValueError(f"pr_bits={self.pr_bits} is not one of bits {list(self.bits)}.")
         if self.h2q_solver not in ("gd", "paper"):
@@ -173,30 +207,55 @@ class GridConfig:
         """Bit length of the precision-recall figure."""
         return self.pr_bits if self.pr_bits is not None else max(self.bits)
 
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """Every name :meth:`replace` and :func:`get_config` take: the grid's own fields and
+        the template's shared settings (:data:`GRID_TRAIN_SETTINGS`, :data:`GRID_TRAIN_EXTRAS`)."""
+        own = tuple(f.name for f in dataclasses.fields(cls) if f.name != "train")
+        return own + GRID_TRAIN_SETTINGS + GRID_TRAIN_EXTRAS
+
     def replace(self, **changes: Any) -> GridConfig:
-        """A copy with some fields changed (validated)."""
+        """A copy with some settings changed (validated); the template's by their names
+        (``epochs=5``), or a whole new template (``train=TrainConfig(...)``)."""
+        unknown = sorted(set(changes) - set(self.setting_names()) - {"train"})
+        if unknown:
+            raise TypeError(f"unknown settings {unknown}; choose among {self.setting_names()}.")
+        names = GRID_TRAIN_SETTINGS + GRID_TRAIN_EXTRAS
+        shared = {k: changes.pop(k) for k in names if k in changes}
+        if shared:
+            changes["train"] = changes.get("train", self.train).replace(**shared)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready settings."""
-        out = dataclasses.asdict(self)
+        """JSON-ready settings, the template's shared ones flat."""
+        own = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name != "train"
+        }
+        out = {**own, **self._shared_train_settings()}
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
         out["lambda_grids"] = {k: list(v) for k, v in self.lambda_grids.items()}
         return out
 
+    def _shared_train_settings(self) -> dict[str, Any]:
+        flat = self.train.to_dict()
+        out = {name: flat[name] for name in GRID_TRAIN_SETTINGS}
+        out.update({name: flat[name] for name in GRID_TRAIN_EXTRAS if flat[name] is not None})
+        return out
+
+    def loss_kwargs(self, method: str) -> dict[str, Any]:
+        """The ``loss_kwargs`` of ``method``'s runs, as stored in JSON (tuples as lists), so
+        that a resumed run matches the one it continues."""
+        return json.loads(json.dumps(dict(self.method_options.get(method, {}))))
+
     def stage1_settings(self) -> dict[str, Any]:
         """The settings every stage-1 run of this grid shares (part of each run's identity):
-        the fields of :class:`h2q.training.TrainConfig` that this class has too."""
-        from ..training import TrainConfig
-
-        shared = {f.name for f in dataclasses.fields(TrainConfig)}
-        out = {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-            if f.name in shared
-        }
+        the template's :data:`GRID_TRAIN_SETTINGS`, and :data:`GRID_TRAIN_EXTRAS` and
+        ``method_options`` when set."""
+        out = self._shared_train_settings()
         if self.method_options:  # Note: only when set, so older results folders still match.
             # as stored in JSON (tuples become lists), so that a resumed grid matches
             out["method_options"] = json.loads(json.dumps(dict(self.method_options)))
@@ -220,29 +279,23 @@ PRESETS: dict[str, GridConfig] = {
         methods=FULL_METHODS,
         bits=(16, 32, 48, 64),
         seeds=(0, 1, 2, 3),
-        image_size=224,
-        max_database=None,
+        train=MAIN_JOB_TRAINING.replace(
+            image_size=224, max_database=None, epochs=100, patience=20, eval_every=1
+        ),
         k=5000,
-        epochs=100,
-        patience=20,
-        eval_every=1,
     ),
     "quick": GridConfig(
         name="quick",
-        dataset="digits",
         methods=("dpsh",),
         bits=(8, 16),
         seeds=(0,),
-        backbone="mlp",
-        frozen=False,
-        image_size=None,
-        hidden=(64,),
-        max_database=None,
+        train=TrainConfig(
+            dataset="digits",
+            backbone="mlp",
+            hidden=(64,),
+            loop=LoopSettings(epochs=4, patience=None, eval_every=2, lr_head=3e-3),
+        ),
         k=100,
-        epochs=4,
-        patience=None,
-        eval_every=2,
-        lr_head=3e-3,
         lambda_grids={"dpsh": (0.1, 0.01)},
     ),
 }
@@ -262,7 +315,9 @@ def get_config(name: str = "default", **overrides: Any) -> GridConfig:
     ----------
     name : {"default", "full", "quick"}
     **overrides
-        Fields of :class:`GridConfig` to change; a None value keeps the preset's.
+        Settings of :class:`GridConfig` to change (:meth:`GridConfig.setting_names`: its own
+        fields and the template's shared settings, flat: ``epochs=5``); a None value keeps
+        the preset's.
 
     Returns
     -------
@@ -270,12 +325,13 @@ def get_config(name: str = "default", **overrides: Any) -> GridConfig:
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    fields = {f.name for f in dataclasses.fields(GridConfig)}
-    unknown = sorted(set(overrides) - fields)
+    names = set(GridConfig.setting_names())
+    unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"unknown settings {unknown}; GridConfig fields are {sorted(fields)}.")
+        raise ValueError(f"unknown settings {unknown}; GridConfig settings are {sorted(names)}.")
     changes = {k: v for k, v in overrides.items() if v is not None}
-    dataset = str(changes.get("dataset", PRESETS[name].dataset)).strip().lower().replace("_", "-")
+    preset_dataset = PRESETS[name].train.dataset
+    dataset = str(changes.get("dataset", preset_dataset)).strip().lower().replace("_", "-")
     for key, value in TEXT_SETTINGS.items():  # texts: an MLP head on frozen sentence embeddings
         if dataset in TEXT_DATASETS and overrides.get(key) is None:
             changes[key] = value

@@ -41,16 +41,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .._threads import check_n_threads, thread_limit
+from .._threads import thread_limit
 from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import FileFormatError
 from ..losses import PENALTY, STRATEGIES
+from ..training.environment import RunEnvironment
 from .config import REFERENCE_METHODS, GridConfig, settings_hash
 from .machine import machine_info
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .rows import ROW_BY_KEY, ROWS, lambda_grid, rows_for
 from .runner import FAILED_FILE, Runner, run_done, runs_for
+from .stage1 import Stage1Summary
 
 __all__ = ["GridResult", "check_grid", "load_records", "plan_cells", "run_grid"]
 
@@ -75,6 +77,10 @@ class GridResult:
     """Wall time of this call."""
     info: dict[str, Any] = field(default_factory=dict)
     """Facts for the report: split sizes, backbone, feature extraction and training times."""
+    environment: RunEnvironment = field(default_factory=RunEnvironment)
+    """Where the grid read its data and how it ran (the report reads the data folder)."""
+    stage1: dict[Stage1Run, Stage1Summary] = field(default_factory=dict)
+    """The stage-1 runs this call trained or read, as the report shows them."""
 
 
 def plan_cells(config: GridConfig) -> list[Cell]:
@@ -135,9 +141,20 @@ def check_grid(
         Naming the settings that differ and the fix.
     """
     path = Path(out_dir) / "grid.json"
-    if not path.is_file():
+    if path.is_file():
+        _check_identity(config, read_json(path), out_dir, evaluation_may_change)
+
+
+def _check_identity(
+    config: GridConfig,
+    stored: dict[str, Any] | None,
+    out_dir: str | os.PathLike,
+    evaluation_may_change: bool,
+) -> None:
+    """:func:`check_grid` against the content of ``grid.json`` (None when there is none)."""
+    if stored is None:
         return
-    old = read_json(path).get("identity", {})
+    old = stored.get("identity", {})
     new = _grid_identity(config)
     diff = []
     for part in ("stage1",) if evaluation_may_change else ("stage1", "evaluation"):
@@ -248,9 +265,12 @@ def run_grid(
     start = time.perf_counter()
     out = Path(out_dir)
     check_positive_int(jobs, "jobs")
-    check_n_threads(threads, "threads")
-    redo, since = _pending_redo(out, _check_redo(redo))
-    check_grid(config, out, evaluation_may_change=bool(redo))
+    env = RunEnvironment(
+        root=root, device=device, cache_dir=cache_dir, threads=threads, progress=progress
+    )
+    stored = read_json(out / "grid.json") if (out / "grid.json").is_file() else None
+    redo, since = _pending_redo(stored, out, _check_redo(redo))
+    _check_identity(config, stored, out, evaluation_may_change=bool(redo))
     if device is not None:
         from ..training import resolve_device
 
@@ -261,7 +281,7 @@ def run_grid(
     if plan.needed_runs:  # load now: a missing or unknown data set fails before anything is written
         from ..data import load_dataset
 
-        data = load_dataset(config.dataset, root)
+        data = load_dataset(config.train.dataset, env.root)
     out.mkdir(parents=True, exist_ok=True)
     grid_json = {
         "identity": _grid_identity(config),
@@ -272,28 +292,34 @@ def run_grid(
     # cells of two stage-2 versions side by side; it is cleared once every cell is done.
     pending = {"rows": sorted(redo), "since": since} if redo else None
     write_json(out / "grid.json", {**grid_json, REDO_KEY: pending} if pending else grid_json)
+    runner = _compute(config, out, env, plan, data, jobs, keep_checkpoints, on_cell)
+    if pending:
+        write_json(out / "grid.json", grid_json)
+    return _result(config, out, runner, plan, start, jobs)
+
+
+def _compute(
+    config: GridConfig,
+    out: Path,
+    env: RunEnvironment,
+    plan: _Plan,
+    data: Any,
+    jobs: int,
+    keep_checkpoints: bool,
+    on_cell: Callable[[CellRecord], Any] | None,
+) -> Runner:
+    """Compute the plan's cells (in this process or in workers) under one progress bar."""
     bar_args = dict(total=plan.total, initial=plan.done, desc="reproduce", unit="step")
-    with tqdm(disable=not progress, **bar_args) as bar, thread_limit(threads):
-        runner = Runner(
-            config,
-            out,
-            root=root,
-            device=device,
-            cache_dir=cache_dir,
-            bar=bar,
-            data=data,
-            keep_checkpoints=keep_checkpoints,
-        )
+    with tqdm(disable=not env.progress, **bar_args) as bar, thread_limit(env.threads):
+        runner = Runner(config, out, env, bar=bar, data=data, keep_checkpoints=keep_checkpoints)
         runner.pending_runs = set(plan.needed_runs)
         groups = _groups(config, plan.todo)
         if jobs == 1 or len(groups) <= 1:
             _compute_here(runner, groups, on_cell)
         else:
-            _compute_in_workers(runner, groups, plan.needed_runs, jobs, threads, on_cell)
+            _compute_in_workers(runner, groups, plan.needed_runs, jobs, on_cell)
         bar.set_description_str("reproduce")
-    if pending:
-        write_json(out / "grid.json", grid_json)
-    return _result(config, out, runner, start, jobs, threads)
+    return runner
 
 
 @dataclass
@@ -308,6 +334,8 @@ class _Plan:
     """Steps of the progress bar: every stage-1 run and every cell of the grid."""
     done: int
     """Steps already done by earlier calls."""
+    records: dict[Cell, CellRecord]
+    """The cells finished by earlier calls (those to redo included), as read."""
 
     @classmethod
     def make(
@@ -315,11 +343,15 @@ class _Plan:
     ) -> _Plan:
         cells = plan_cells(config)
         todo: list[tuple[Cell, str]] = []
+        records: dict[Cell, CellRecord] = {}
         for cell in cells:
             settings = _cell_settings(config, cell)
             path = out / "cells" / cell.relpath
             stale = cell.row in redo and (not path.is_file() or path.stat().st_mtime < since)
-            if stale or _read_record(path, settings) is None:
+            record = _read_record(path, settings)
+            if record is not None:
+                records[cell] = record
+            if stale or record is None:
                 todo.append((cell, settings))
         needed_runs: list[Stage1Run] = []
         for cell, _ in todo:
@@ -341,18 +373,21 @@ class _Plan:
             len(all_runs),
             len(needed_runs),
         )
-        return cls(todo, needed_runs, total, total - len(todo) - len(needed_runs))
+        done = total - len(todo) - len(needed_runs)
+        return cls(todo, needed_runs, total, done, records)
 
 
 #: Key of ``grid.json`` that records a redo in progress: its rows and its start time.
 REDO_KEY = "redo_pending"
 
 
-def _pending_redo(out: Path, redo: frozenset[str]) -> tuple[frozenset[str], float]:
-    """The rows to redo and since when: a redo left unfinished in ``out`` is resumed (its
-    cells written after it began are kept), and joined by the rows asked for now."""
-    path = out / "grid.json"
-    pending = read_json(path).get(REDO_KEY) if path.is_file() else None
+def _pending_redo(
+    stored: dict[str, Any] | None, out: Path, redo: frozenset[str]
+) -> tuple[frozenset[str], float]:
+    """The rows to redo and since when: a redo left unfinished in ``out`` (its ``grid.json``,
+    ``stored``) is resumed (its cells written after it began are kept), and joined by the rows
+    asked for now."""
+    pending = None if stored is None else stored.get(REDO_KEY)
     if not pending:
         return redo, time.time()
     rows = _check_redo(pending.get("rows", ()))
@@ -389,7 +424,6 @@ def _compute_in_workers(
     groups: list[list[tuple[Cell, str]]],
     needed_runs: list[Stage1Run],
     jobs: int,
-    threads: int | None,
     on_cell: Callable[[CellRecord], Any] | None,
 ) -> None:
     seeds = [s for s in runner.config.seeds if any(r.seed == s for r in needed_runs)]
@@ -409,16 +443,24 @@ def _compute_in_workers(
     runner.release_data()  # the workers load their own copy
     from .parallel import run_parallel
 
-    run_parallel(runner, groups, jobs, threads, on_cell)
+    run_parallel(runner, groups, jobs, on_cell)
 
 
 def _result(
-    config: GridConfig, out: Path, runner: Runner, start: float, jobs: int, threads: int | None
+    config: GridConfig, out: Path, runner: Runner, plan: _Plan, start: float, jobs: int
 ) -> GridResult:
-    """The grid's result, with this call appended to ``calls.json``."""
-    records = load_records(config, out)
+    """The grid's result, with this call appended to ``calls.json``.
+
+    Its records are those computed now and those read by the plan (no cell file is read
+    twice): a cell of the plan that was not computed now keeps its file's record.
+    """
+    records = []
+    for cell in plan_cells(config):
+        record = runner.records.get(cell, plan.records.get(cell))
+        if record is not None:
+            records.append(record)
     seconds = time.perf_counter() - start
-    info = _collect_info(config, out)
+    info = _collect_info(config, out, runner)
     info["calls"] = _log_call(
         out,
         {
@@ -427,7 +469,7 @@ def _result(
             "trained": len(runner.trained),
             "computed": len(runner.computed),
             "jobs": jobs,
-            "threads": threads,
+            "threads": runner.env.threads,
             "cpu_count": os.cpu_count(),
             "machine": machine_info(),
         },
@@ -441,6 +483,8 @@ def _result(
         computed=runner.computed,
         seconds=seconds,
         info=info,
+        environment=runner.env,
+        stage1=runner.stage1,
     )
 
 
@@ -521,28 +565,35 @@ def _old_failures(
     return failures
 
 
-def _collect_info(config: GridConfig, out: Path) -> dict[str, Any]:
-    """Split sizes, model settings and stage-1 timings, read from the run folders."""
+def _collect_info(config: GridConfig, out: Path, runner: Runner) -> dict[str, Any]:
+    """Split sizes, model settings and stage-1 timings of the runs: those the runner knows
+    (trained or read by this call), the others read from their folders."""
     info: dict[str, Any] = {"stage1_runs": 0, "stage1_seconds": 0.0, "feature_seconds": 0.0}
     for run in sorted(
         {run for cell in plan_cells(config) for run in runs_for(config, cell)},
         key=lambda r: str(r.relpath),
     ):
         run_dir = out / "runs" / run.relpath
-        if not run_done(run_dir):
+        summary = runner.summaries.get(run)
+        if summary is None and not run_done(run_dir):
             continue
-        summary = read_json(run_dir / "summary.json")
+        if summary is None:
+            summary = read_json(run_dir / "summary.json")
         seconds = summary.get("seconds", {})
         info["stage1_runs"] += 1
         info["stage1_seconds"] += float(seconds.get("total") or 0.0)
         if summary.get("feature_cache_hit") is False:
             info["feature_seconds"] += float(seconds.get("setup_and_features") or 0.0)
-        if "split_sizes" not in info and (run_dir / "config.json").is_file():
-            run_config = read_json(run_dir / "config.json")
-            info["split_sizes"] = run_config.get("split_sizes")
-            info["n_classes"] = run_config.get("n_classes")
-            info["backbone"] = run_config.get("backbone")
-            info["feature_backbone"] = run_config.get("feature_backbone")
-            info["model"] = run_config.get("model")
-            info["device"] = run_config.get("device")
+        if "split_sizes" not in info:
+            info.update(_run_facts(runner.run_configs.get(run), run_dir))
     return info
+
+
+def _run_facts(run_config: dict[str, Any] | None, run_dir: Path) -> dict[str, Any]:
+    """Split sizes and model settings of a run (its ``config.json`` when not in memory)."""
+    if run_config is None and (run_dir / "config.json").is_file():
+        run_config = read_json(run_dir / "config.json")
+    if run_config is None:
+        return {}
+    keys = ("split_sizes", "n_classes", "backbone", "feature_backbone", "model", "device")
+    return {key: run_config.get(key) for key in keys}

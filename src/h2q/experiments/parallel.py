@@ -44,13 +44,12 @@ def _work_group(payload: dict[str, Any]) -> dict[str, Any]:
     """Compute one (seed, method, bits) group of cells in a worker process."""
     # Note: the worker keeps the data set it loaded for the next groups (Fashion-MNIST takes
     # ~2 s to load; a 3-seed main job has 27 groups).
-    data_key = ("data", payload["config"].dataset, payload["root"])
+    env = payload["env"]
+    data_key = ("data", payload["config"].train.dataset, env.root)
     runner = Runner(
         payload["config"],
         payload["out"],
-        root=payload["root"],
-        device=payload["device"],
-        cache_dir=payload["cache_dir"],
+        env,
         bar=_QueueBar(_WORKER["queue"]),
         data=_WORKER.get(data_key),
         keep_checkpoints=payload["keep_checkpoints"],
@@ -70,6 +69,9 @@ def _work_group(payload: dict[str, Any]) -> dict[str, Any]:
         "failures": runner.failures,
         "trained": runner.trained,
         "computed": runner.computed,
+        "summaries": runner.summaries,
+        "run_configs": runner.run_configs,
+        "stage1": runner.stage1,
     }
 
 
@@ -77,7 +79,6 @@ def run_parallel(
     runner: Runner,
     groups: list[list[tuple[Cell, str]]],
     jobs: int,
-    threads: int | None,
     on_cell: Callable[[CellRecord], Any] | None,
 ) -> None:
     """Compute the groups in ``jobs`` worker processes, relaying their progress to the bar."""
@@ -106,7 +107,7 @@ def run_parallel(
         max_workers=min(jobs, len(groups)),
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(events, threads),
+        initargs=(events, runner.env.threads),
     )
     try:
         futures = set()
@@ -115,9 +116,7 @@ def run_parallel(
             payload = {
                 "config": runner.config,
                 "out": runner.out,
-                "root": runner.root,
-                "device": runner.device,
-                "cache_dir": runner.cache_dir,
+                "env": runner.env,
                 "keep_checkpoints": runner.keep_checkpoints,
                 "cells": group,
                 "runs": sorted(runs & runner.pending_runs, key=lambda r: str(r.relpath)),
@@ -131,8 +130,12 @@ def run_parallel(
                 runner.failures += result["failures"]
                 runner.trained += result["trained"]
                 runner.computed += result["computed"]
-                if on_cell is not None:
-                    for record in result["records"]:
+                runner.summaries.update(result["summaries"])
+                runner.run_configs.update(result["run_configs"])
+                runner.stage1.update(result["stage1"])
+                for record in result["records"]:
+                    runner.records[record.cell] = record
+                    if on_cell is not None:
                         on_cell(record)
         drain()
     finally:

@@ -6,7 +6,8 @@
   cell with its 95% interval, and the mean gain as a bar with its 95% interval;
 - :func:`plot_training_curves`: validation mAP of every stage-1 run against the epoch;
 - :func:`plot_pr_curves`: precision-recall by Hamming radius for one bit length, one figure
-  per method (drawn by :func:`h2q.evaluation.plot_precision_recall`).
+  per method, the curves averaged over seeds (drawn by
+  :func:`h2q.evaluation.plot_precision_recall`).
 
 Every file is written atomically.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from ..evaluation.metrics import PrecisionRecallCurve
 from .config import GridConfig
 from .records import CellRecord
 from .rows import BASELINE, H2Q_L2, row_label, rows_for
@@ -94,7 +96,7 @@ def plot_map_vs_bits(
     axes[0].set_ylabel("mAP x100")
     axes[0].legend(fontsize=7, loc="best")
     bars = "± std over seeds" if len(config.seeds) > 1 else "± 1.96 standard errors over queries"
-    title = f"{config.dataset}: {metric}; error bars {bars}"
+    title = f"{config.train.dataset}: {metric}; error bars {bars}"
     fig.suptitle("\n".join(textwrap.wrap(title, width=75 * cols)), fontsize=8)
     _save(fig, path)
 
@@ -147,7 +149,7 @@ def plot_gains(
     baseline = row_label(improvements[0].baseline if improvements else BASELINE)
     ax.set_ylabel(f"gain over {baseline} (mAP points)")
     spread = next((imp.spread for imp in improvements if imp.spread), "")
-    title = f"{config.dataset}: gain per (method, bits) cell; bar = mean"
+    title = f"{config.train.dataset}: gain per (method, bits) cell; bar = mean"
     if spread:
         title += "\n" + "\n".join(textwrap.wrap(f"whiskers: {spread}", width=110))
     ax.set_title(title, fontsize=8)
@@ -180,50 +182,27 @@ def plot_pr_curves(
     list of Path
         The files written (a method without a cell at ``n_bits`` gets none).
     """
-    from ..evaluation import EvaluationResult, MethodResult, plot_precision_recall
+    from ..evaluation import plot_precision_recall
 
     written = []
     for method in config.methods:
-        rows = []
+        curves = {}
         for row in rows_for(config, method):
-            group = [r for r in records if (r.method, r.row, r.n_bits) == (method, row, n_bits)]
-            if not group:
-                continue
-            rows.append(
-                MethodResult(
-                    method=row_label(row),
-                    quantizer="",
-                    n_bits=n_bits,
-                    map_at_k=math.nan,
-                    map_all=math.nan,
-                    map_radius=math.nan,
-                    precision_at_k=math.nan,
-                    quantization_loss=math.nan,
-                    fit_time_s=math.nan,
-                    pr_radius=list(group[0].pr_radius),
-                    pr_precision=_mean_points([r.pr_precision for r in group]),
-                    pr_recall=_mean_points([r.pr_recall for r in group]),
+            group = [
+                r.result for r in records if (r.method, r.row, r.n_bits) == (method, row, n_bits)
+            ]
+            if group:
+                curves[f"{row_label(row)} ({n_bits} bits)"] = PrecisionRecallCurve(
+                    np.asarray(group[0].pr_radius, dtype=np.int64),
+                    np.asarray(_mean_points([r.pr_precision for r in group])),
+                    np.asarray(_mean_points([r.pr_recall for r in group])),
                 )
-            )
-        if not rows:
+        if not curves:
             continue
-        first = next(r for r in records if r.method == method and r.n_bits == n_bits)
-        result = EvaluationResult(
-            rows=rows,
-            k=first.k,
-            radius=0,
-            tie_break=config.tie_break,
-            loss_fold="val",
-            n_train=first.n_train,
-            n_queries=first.n_queries,
-            n_database=first.n_database,
-        )
         path = Path(out_dir) / f"pr_{_safe(method)}_{n_bits}bits.png"
-        plot_precision_recall(
-            result,
-            path,
-            title=f"{method.upper()}, {n_bits} bits ({config.dataset}): PR by Hamming radius",
-        )
+        dataset = config.train.dataset
+        title = f"{method.upper()}, {n_bits} bits ({dataset}): PR by Hamming radius"
+        plot_precision_recall(curves, path, title=title)
         written.append(path)
     return written
 
@@ -283,5 +262,5 @@ def plot_training_curves(
     metric = next((r.val_metric for r in runs if r.val_metric), "validation mAP")
     what = metric if quantity == "val_map" else "mean training loss per epoch"
     wrapped = "\n".join(textwrap.wrap(what, width=60 * n_cols))
-    fig.suptitle(f"{config.dataset}: stage-1 training curves\n{wrapped}", fontsize=8)
+    fig.suptitle(f"{config.train.dataset}: stage-1 training curves\n{wrapped}", fontsize=8)
     _save(fig, path)

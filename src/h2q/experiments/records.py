@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
+from ..evaluation import MethodResult
 from ..exceptions import FileFormatError
 from ..losses import PENALTY
 
@@ -85,26 +86,31 @@ class Cell:
         return f"{self.method} {self.row} {self.n_bits}b s{self.seed}"
 
 
+#: Scores of a cell's :class:`~h2q.evaluation.MethodResult` that its file keeps, flat, in
+#: file order. The file does not keep ``map_radius``, the quantizer's class name or
+#: ``map_at_k_asymmetric``: a record read back from a file has NaN, "" and NaN there.
+_KEPT_SCORES = ("map_at_k", "map_all", "precision_at_k", "quantization_loss", "fit_time_s")
+_KEPT_CURVES = ("pr_radius", "pr_precision", "pr_recall", "ap_at_k")
+_CELL_KEYS = ("method", "row", "n_bits", "seed")
+
+
 @dataclass
 class CellRecord:
-    """What a finished cell stores (the content of its JSON file).
+    """What a finished cell stores: the cell, its quantizer's scores and where they came from.
 
-    Scores are fractions in [0, 1]; tables multiply them by 100.
+    Scores are fractions in [0, 1]; tables multiply them by 100. The cell's file holds it flat
+    (:meth:`to_dict`): the cell's keys, the kept scores of ``result`` and the other fields.
     """
 
-    method: str
-    row: str
-    n_bits: int
-    seed: int
-    map_at_k: float
-    """mAP@k (see ``map_variant``)."""
+    cell: Cell
+    result: MethodResult
+    """The scores of the cell's quantizer (:func:`h2q.evaluation.evaluate_quantizers`; its
+    ``method`` is the row key): mAP@k (see ``map_variant``), mAP@all, precision@k, the mean
+    L2 quantization loss of the validation embeddings after the cell's transform, the fit
+    time, the precision-recall points and the AP@k of each query, in query order (their mean
+    is ``map_at_k``: the unit of the bootstrap intervals of a one-seed grid)."""
     map_variant: str
     k: int
-    map_all: float
-    precision_at_k: float
-    quantization_loss: float
-    """Mean L2 quantization loss of the validation embeddings after the cell's transform."""
-    fit_time_s: float
     stage1_run: str
     """Folder of the stage-1 run whose embeddings the cell used (relative to ``runs/``)."""
     lam: float | None = None
@@ -112,12 +118,6 @@ class CellRecord:
     lambda_selection: dict[str, float | None] = field(default_factory=dict)
     """Validation mAP of each lambda tried (``"none"`` for a loss without penalty); None for a
     run that diverged."""
-    pr_radius: list[int] = field(default_factory=list)
-    pr_precision: list[float | None] = field(default_factory=list)
-    pr_recall: list[float | None] = field(default_factory=list)
-    ap_at_k: list[float] = field(default_factory=list)
-    """AP@k of each query, in query order (their mean is ``map_at_k``): the unit of the
-    bootstrap intervals of a one-seed grid."""
     n_queries: int = 0
     n_database: int = 0
     n_train: int = 0
@@ -126,22 +126,59 @@ class CellRecord:
     format: int = CELL_FORMAT
 
     @property
-    def cell(self) -> Cell:
-        return Cell(self.method, self.row, self.n_bits, self.seed)
+    def method(self) -> str:
+        return self.cell.method
+
+    @property
+    def row(self) -> str:
+        return self.cell.row
+
+    @property
+    def n_bits(self) -> int:
+        return self.cell.n_bits
+
+    @property
+    def seed(self) -> int:
+        return self.cell.seed
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready content (NaN as None)."""
-        return _nan_to_none(asdict(self))
+        """JSON-ready content, flat (NaN as None)."""
+        result = self.result
+        out: dict[str, Any] = {**asdict(self.cell)}
+        out.update(map_at_k=result.map_at_k, map_variant=self.map_variant, k=self.k)
+        out.update({name: getattr(result, name) for name in _KEPT_SCORES[1:]})
+        out.update(stage1_run=self.stage1_run, lam=self.lam)
+        out["lambda_selection"] = dict(self.lambda_selection)
+        out.update({name: list(getattr(result, name)) for name in _KEPT_CURVES})
+        for name in ("n_queries", "n_database", "n_train", "settings", "format"):
+            out[name] = getattr(self, name)
+        return _nan_to_none(out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellRecord:
-        """Inverse of :meth:`to_dict` (None scores read back as NaN)."""
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        for key in ("map_at_k", "map_all", "precision_at_k", "quantization_loss", "fit_time_s"):
-            if values.get(key) is None:
-                values[key] = math.nan
-        return cls(**values)
+        """Inverse of :meth:`to_dict` (None scores read back as NaN).
+
+        Raises
+        ------
+        ValueError
+            When ``data`` lacks a key every cell file has.
+        """
+        missing = [k for k in (*_CELL_KEYS, "map_variant", "k", "stage1_run") if k not in data]
+        if missing:
+            raise ValueError(f"a cell record needs {missing}; the file holds {sorted(data)}.")
+        cell = Cell(data["method"], data["row"], data["n_bits"], data["seed"])
+        scores = {k: math.nan if data.get(k) is None else data[k] for k in _KEPT_SCORES}
+        result = MethodResult(
+            method=cell.row,
+            quantizer="",
+            n_bits=cell.n_bits,
+            map_radius=math.nan,
+            **scores,
+            **{k: list(data.get(k) or []) for k in _KEPT_CURVES},
+        )
+        own = ("lam", "lambda_selection", "n_queries", "n_database", "n_train", "settings")
+        values = {k: data[k] for k in (*own, "format") if k in data}
+        return cls(cell, result, data["map_variant"], data["k"], data["stage1_run"], **values)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -182,7 +182,7 @@ def _text_encoder(config: GridConfig) -> str | None:
     """The sentence encoder under stage 1 of a text data set's grid (None for images)."""
     from .config import TEXT_DATASETS
 
-    if str(config.dataset).strip().lower().replace("_", "-") not in TEXT_DATASETS:
+    if str(config.train.dataset).strip().lower().replace("_", "-") not in TEXT_DATASETS:
         return None
     from ..text import DEFAULT_MODEL
 
@@ -191,13 +191,15 @@ def _text_encoder(config: GridConfig) -> str | None:
 
 def _setup_text(config: GridConfig, info: dict[str, Any]) -> str:
     """Short description of our data, backbone and seeds (for the paper comparison)."""
-    backbone = info.get("backbone") or config.backbone or "default backbone"
-    frozen = f"frozen {backbone} at {config.image_size} px" if config.frozen else backbone
+    backbone = info.get("backbone") or config.train.backbone or "default backbone"
+    frozen = (
+        f"frozen {backbone} at {config.train.image_size} px" if config.train.frozen else backbone
+    )
     encoder = _text_encoder(config)
     if encoder is not None:
         frozen = f"MLP head on frozen {encoder} embeddings"
     n = len(config.seeds)
-    return f"{config.dataset}, {frozen}, {n} seed{'s' if n > 1 else ''}"
+    return f"{config.train.dataset}, {frozen}, {n} seed{'s' if n > 1 else ''}"
 
 
 def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement]) -> dict:
@@ -210,14 +212,14 @@ def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement
     first = records[0] if records else None
     return {
         "grid": config.name,
-        "dataset": config.dataset,
+        "dataset": config.train.dataset,
         "methods": list(config.methods),
         "bits": list(config.bits),
         "seeds": list(config.seeds),
         "rows": list(config.row_keys),
         "k": k,
         "metric": map_header(k, config.tie_break),
-        "max_database": config.max_database,
+        "max_database": config.train.max_database,
         "split_sizes": info.get("split_sizes"),
         "n_queries": first.n_queries if first else None,
         "n_database": first.n_database if first else None,
@@ -237,15 +239,14 @@ def summary_facts(result: GridResult, k: int, improvements: Sequence[Improvement
     }
 
 
-def write_outputs(result: GridResult, *, root: str | None = None) -> dict[str, Path]:
+def write_outputs(result: GridResult) -> dict[str, Path]:
     """Write the tables, statistics, plots, ``summary.json`` and ``report.md`` of a grid.
 
     Parameters
     ----------
     result : GridResult
-        From :func:`h2q.experiments.grid.run_grid` (or rebuilt from a results folder).
-    root : str, optional
-        Data folder for :func:`h2q.data.load_dataset` (the retrieval figure shows its items).
+        From :func:`h2q.experiments.grid.run_grid` (or rebuilt from a results folder). The
+        retrieval figure shows items of the data set in ``result.environment.root``.
 
     Returns
     -------
@@ -259,7 +260,7 @@ def write_outputs(result: GridResult, *, root: str | None = None) -> dict[str, P
     table = summarize(records)
     k = records[0].k if records else config.k  # the cut-off used (lowered to the database)
     improvements = improvements_of(records, config)
-    runs = read_stage1_runs(config, records, out)
+    runs = read_stage1_runs(config, records, out, known=result.stage1)
     chosen = {r.stage1_run for r in records if r.row == PENALTY}
     setup = _setup_text(config, result.info)
     files: dict[str, Path] = {}
@@ -287,7 +288,7 @@ def write_outputs(result: GridResult, *, root: str | None = None) -> dict[str, P
 
     plots = _write_plots(result, table, improvements, runs, k)
     files.update({f"plots/{p.name}": p for p in plots.values()})
-    seen = write_retrieval(config, records, out, root=root)
+    seen = write_retrieval(config, records, out, root=result.environment.root)
     files.update(seen.files)
     text("report.md", _report(result, table, improvements, runs, chosen, k, plots, seen.lines))
     return files
@@ -324,30 +325,31 @@ def _write_plots(
 
 def _setup_lines(result: GridResult, k: int) -> list[str]:
     config, records, info = result.config, result.records, result.info
+    train, loop = config.train, config.train.loop
     sizes = info.get("split_sizes") or {}
     first = records[0] if records else None
     const = stage_constants(config)
     encoder = _text_encoder(config)
-    network = f"backbone {info.get('backbone', config.backbone)}" + (
-        f" frozen at {config.image_size or 'default'} px (features cached) with an MLP head "
-        f"{list(config.hidden)}"
-        if config.frozen
+    network = f"backbone {info.get('backbone', train.backbone)}" + (
+        f" frozen at {train.image_size or 'default'} px (features cached) with an MLP head "
+        f"{list(train.hidden)}"
+        if train.frozen
         else ""
     )
     if encoder is not None:
         network = (
-            f"an MLP head {list(config.hidden)} on the frozen {encoder} sentence embeddings "
+            f"an MLP head {list(train.hidden)} on the frozen {encoder} sentence embeddings "
             "of the texts (computed once, cached)"
         )
     return [
-        f"- Data: {config.dataset}; folds train {sizes.get('train', '?')}, validation "
+        f"- Data: {train.dataset}; folds train {sizes.get('train', '?')}, validation "
         f"{sizes.get('val', '?')}, query {sizes.get('query', '?')}, database "
         f"{sizes.get('database', '?')}"
-        + (f" (capped at {config.max_database})" if config.max_database else "")
+        + (f" (capped at {train.max_database})" if train.max_database else "")
         + ".",
         f"- Stage 1: {network}"
-        + f"; Adam, head lr {config.lr_head:g}, up to {config.epochs} epochs, early stopping on "
-        f"validation mAP (patience {config.patience}, checked every {config.eval_every} "
+        + f"; Adam, head lr {loop.lr_head:g}, up to {loop.epochs} epochs, early stopping on "
+        f"validation mAP (patience {loop.patience}, checked every {loop.eval_every} "
         f"epoch(s)); device {info.get('device', '?')}.",
         f"- Methods: {', '.join(m.upper() for m in config.methods)}; bits "
         f"{', '.join(map(str, config.bits))}; seeds {', '.join(map(str, config.seeds))}.",
@@ -387,8 +389,8 @@ def _spread_lines(config: GridConfig) -> list[str]:
 
 def _time_lines(result: GridResult, records: Sequence[CellRecord]) -> list[str]:
     info = result.info
-    fit_times = [r.fit_time_s for r in records if _is_h2q(r.row)]
-    itq_times = [r.fit_time_s for r in records if r.row == ITQ]
+    fit_times = [r.result.fit_time_s for r in records if _is_h2q(r.row)]
+    itq_times = [r.result.fit_time_s for r in records if r.row == ITQ]
     lines = [
         "## Time and machine",
         "",
@@ -444,7 +446,7 @@ def _report(
 ) -> str:
     config, records = result.config, result.records
     lines = [
-        f"# H²Q reproduction: {config.dataset} ({config.name} grid)",
+        f"# H²Q reproduction: {config.train.dataset} ({config.name} grid)",
         "",
         "## Verdict",
         "",

@@ -197,23 +197,19 @@ def strategy_results(
     from ..embeddings import load_embeddings
     from ..labels import share_label
     from ..quantizers import load_quantizer
-    from .records import Cell
 
     out = Path(out_dir)
-    cell = Cell(record.method, record.row, record.n_bits, record.seed)
-    quantizer = load_quantizer((out / "cells" / cell.relpath).with_suffix(".quantizer.npz"))
+    quantizer = load_quantizer((out / "cells" / record.cell.relpath).with_suffix(".quantizer.npz"))
     run_dir = out / "runs" / record.stage1_run
     emb = load_embeddings(
         run_dir / "embeddings.npz", required=("query", "y_query", "database", "y_database")
     )
     split = Split.load(run_dir / "split.npz", y)
-    if len(split.query) != len(emb["query"]) or len(split.database) != len(emb["database"]):
+    if len(split.query) != len(emb.query) or len(split.database) != len(emb.database):
         raise ValueError(f"{run_dir}: split.npz and embeddings.npz have folds of other sizes.")
-    rows = pick_queries(len(emb["query"]), n_queries)
-    result_rows = top_results(
-        quantizer, emb["query"][rows], emb["database"], top, tie_break=tie_break
-    )
-    y_q, y_db = emb["y_query"][rows], emb["y_database"]
+    rows = pick_queries(len(emb.query), n_queries)
+    result_rows = top_results(quantizer, emb.query[rows], emb.database, top, tie_break=tie_break)
+    y_q, y_db = emb.y_query[rows], emb.y_database
     wrong = np.stack([~share_label(y_q[i : i + 1], y_db[r])[0] for i, r in enumerate(result_rows)])
     return StrategyResults(
         row=record.row,
@@ -355,7 +351,7 @@ def write_retrieval(
         if data is None:
             from ..data import load_dataset
 
-            data = load_dataset(config.dataset, root)
+            data = load_dataset(config.train.dataset, root)
         results = [strategy_results(out_dir, r, data.y, tie_break=config.tie_break) for r in shown]
     except (OSError, FileFormatError, ValueError, KeyError) as exc:
         return RetrievalSection(head + [f"Not shown: {exc}", ""])
@@ -369,7 +365,7 @@ def write_retrieval(
         body = [what + " ✗ wrong, ✓ relevant.", "", retrieval_markdown(results, data)]
         return RetrievalSection(head + body)
     name = f"retrieval_{method}_{bits}bits.png"
-    title = f"{config.dataset}: {method.upper()}, {bits} bits, seed {seed}"
+    title = f"{config.train.dataset}: {method.upper()}, {bits} bits, seed {seed}"
     path = plot_retrieval(results, data, Path(out_dir) / "plots" / name, title)
     body = [what + " Red frame: wrong; green: relevant.", "", f"![retrieval](plots/{name})", ""]
     return RetrievalSection(head + body, {f"plots/{name}": path})

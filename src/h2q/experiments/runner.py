@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .._threads import thread_limit
+from ..embeddings import EmbeddingFolds, load_embeddings
 from ..losses import PENALTY
+from ..training.config import TrainConfig
+from ..training.environment import RunEnvironment
 from .config import GridConfig
 from .records import Cell, CellRecord, Stage1Run, read_json, write_json
 from .rows import ROW_BY_KEY, lambda_grid
+from .stage1 import Stage1Summary
 
 __all__ = [
     "FAILED_FILE",
@@ -32,6 +33,9 @@ __all__ = [
     "runs_for",
     "stage1_config",
 ]
+
+if TYPE_CHECKING:
+    from ..training.run import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +62,18 @@ def run_done(run_dir: Path) -> bool:
     return all((run_dir / name).is_file() for name in _DONE_FILES)
 
 
-def stage1_config(config: GridConfig, run: Stage1Run, dataset: str) -> Any:
-    """The :class:`h2q.training.TrainConfig` of one stage-1 run of the grid.
-
-    ``dataset`` is the loaded data set's name; every other shared setting comes from
-    :meth:`GridConfig.stage1_settings`.
-    """
-    from ..training import TrainConfig
-
-    shared = config.stage1_settings()
-    shared["dataset"] = dataset
-    options = shared.pop("method_options", {})
-    return TrainConfig(
+def stage1_config(config: GridConfig, run: Stage1Run, dataset: str) -> TrainConfig:
+    """The :class:`h2q.training.TrainConfig` of one stage-1 run of the grid: the grid's
+    template (``config.train``) with the run's method, bits, strategy, lambda, seed and the
+    method's ``loss_kwargs``; ``dataset`` is the loaded data set's name."""
+    return config.train.replace(
+        dataset=dataset,
         method=run.method,
         n_bits=run.n_bits,
         strategy=run.strategy,
         lam=run.lam,
         seed=run.seed,
-        loss_kwargs=options.get(run.method, {}),
-        **shared,
+        loss_kwargs=config.loss_kwargs(run.method),
     )
 
 
@@ -85,44 +82,31 @@ def _train_stage1(
     run_dir: Path,
     config: GridConfig,
     data: Any,
-    *,
-    device: str | None,
-    cache_dir: str | os.PathLike | None,
+    env: RunEnvironment,
     keep_checkpoints: bool = True,
-) -> dict[str, Any]:
-    """Train (or resume) one stage-1 run; return its ``summary.json`` content."""
+) -> RunResult:
+    """Train (or resume) one stage-1 run; return what it wrote (its summary and config)."""
     from ..training import run_training
 
-    result = run_training(
+    return run_training(
         stage1_config(config, run, data.name),
         run_dir,
         data=data,
-        device=device,
-        cache_dir=cache_dir,
-        progress=False,
+        device=env.device,
+        cache_dir=env.cache_dir,
+        progress=False,  # the grid has one bar
         resume=run_dir.is_dir() and any(run_dir.iterdir()),
         keep_checkpoints=keep_checkpoints,
     )
-    return result.summary
 
 
-def _evaluate_cell(
-    cell: Cell, embeddings: dict[str, np.ndarray], config: GridConfig
-) -> tuple[Any, Any]:
-    """Fit the cell's quantizer on the embeddings and score it; return (result row, quantizer)."""
+def _evaluate_cell(cell: Cell, folds: EmbeddingFolds, config: GridConfig) -> tuple[Any, Any]:
+    """Fit the cell's quantizer on the embeddings and score it; return (result, quantizer)."""
     from ..evaluation import evaluate_quantizers
 
     quantizer = ROW_BY_KEY[cell.row].make_quantizer(cell.seed, solver=config.h2q_solver)
     result = evaluate_quantizers(
-        {cell.row: quantizer},
-        embeddings["train"],
-        embeddings.get("val"),
-        embeddings["query"],
-        embeddings["y_query"],
-        embeddings["database"],
-        embeddings["y_database"],
-        k=config.k,
-        tie_break=config.tie_break,
+        {cell.row: quantizer}, folds, k=config.k, tie_break=config.tie_break
     )
     return result, quantizer
 
@@ -139,8 +123,8 @@ class Runner:
     config : GridConfig
     out : Path
         The grid's results folder.
-    root, device, cache_dir
-        As for :func:`h2q.experiments.grid.run_grid`.
+    env : RunEnvironment
+        Data folder, device and feature cache of the stage-1 runs.
     bar : tqdm or an object with ``update(n)`` and ``set_description_str(text)``
         Progress of the whole grid.
     data : Dataset, optional
@@ -153,23 +137,27 @@ class Runner:
         self,
         config: GridConfig,
         out: Path,
+        env: RunEnvironment,
         *,
-        root: str | os.PathLike | None,
-        device: str | None,
-        cache_dir: str | os.PathLike | None,
         bar: Any,
         data: Any = None,
         keep_checkpoints: bool = False,
     ) -> None:
         self.config = config
         self.out = out
-        self.root = root
-        self.device = device
-        self.cache_dir = cache_dir
+        self.env = env
         self.bar = bar
         self.keep_checkpoints = keep_checkpoints
         self._data: Any = data
-        self._embeddings: dict[Stage1Run, dict[str, np.ndarray]] = {}
+        self._embeddings: dict[Stage1Run, EmbeddingFolds] = {}
+        self.summaries: dict[Stage1Run, dict[str, Any]] = {}
+        """``summary.json`` of each finished run this runner trained or read."""
+        self.run_configs: dict[Stage1Run, dict[str, Any]] = {}
+        """``config.json`` of each run this runner trained."""
+        self.stage1: dict[Stage1Run, Stage1Summary] = {}
+        """The same runs as the report shows them (summary and training history)."""
+        self.records: dict[Cell, CellRecord] = {}
+        """The cells computed by this runner (and its workers)."""
         self.failures: list[dict[str, str]] = []
         self.trained: list[str] = []
         self.computed: list[str] = []
@@ -181,7 +169,7 @@ class Runner:
         if self._data is None:
             from ..data import load_dataset
 
-            self._data = load_dataset(self.config.dataset, self.root)
+            self._data = load_dataset(self.config.train.dataset, self.env.root)
         return self._data
 
     def release_data(self) -> None:
@@ -193,45 +181,51 @@ class Runner:
 
     def ensure_run(self, run: Stage1Run) -> dict[str, Any] | None:
         """The run's summary, training it first if needed; None when it diverged."""
+        if run in self.summaries:
+            return self.summaries[run]
         run_dir = self.run_dir(run)
         if (run_dir / FAILED_FILE).is_file():
             return None
-        if not run_done(run_dir):
-            first = not self.trained and self.extracts
-            note = " (extracts features if not cached)" if first and self.config.frozen else ""
-            self.bar.set_description_str(f"stage 1: {run.describe()}{note}")
-            logger.info("stage 1: training %s in %s", run.describe(), run_dir)
-            start = time.perf_counter()
-            try:
-                _train_stage1(
-                    run,
-                    run_dir,
-                    self.config,
-                    self.data,
-                    device=self.device,
-                    cache_dir=self.cache_dir,
-                    keep_checkpoints=self.keep_checkpoints,
-                )
-            except FloatingPointError as exc:
-                logger.warning("stage 1 run %s diverged: %s", run.describe(), exc)
-                write_json(run_dir / FAILED_FILE, {"run": run.describe(), "reason": str(exc)})
-                self.failures.append({"what": f"stage-1 run {run.describe()}", "reason": str(exc)})
-                self._advance_run(run)
-                return None
-            self.trained.append(run.describe())
-            logger.info("stage 1 %s done in %.1f s", run.describe(), time.perf_counter() - start)
+        if run_done(run_dir):  # trained by an earlier call or another process
+            summary = read_json(run_dir / "summary.json")
+            self.summaries[run] = summary
+            self.stage1[run] = Stage1Summary.read(run, run_dir, summary)
+            return summary
+        return self._train(run, run_dir)
+
+    def _train(self, run: Stage1Run, run_dir: Path) -> dict[str, Any] | None:
+        """Train (or resume) a run; its summary, or None when it diverged."""
+        first = not self.trained and self.extracts
+        frozen = self.config.train.frozen
+        note = " (extracts features if not cached)" if first and frozen else ""
+        self.bar.set_description_str(f"stage 1: {run.describe()}{note}")
+        logger.info("stage 1: training %s in %s", run.describe(), run_dir)
+        start = time.perf_counter()
+        try:
+            result = _train_stage1(
+                run, run_dir, self.config, self.data, self.env, self.keep_checkpoints
+            )
+        except FloatingPointError as exc:
+            logger.warning("stage 1 run %s diverged: %s", run.describe(), exc)
+            write_json(run_dir / FAILED_FILE, {"run": run.describe(), "reason": str(exc)})
+            self.failures.append({"what": f"stage-1 run {run.describe()}", "reason": str(exc)})
             self._advance_run(run)
-        return read_json(run_dir / "summary.json")
+            return None
+        self.trained.append(run.describe())
+        logger.info("stage 1 %s done in %.1f s", run.describe(), time.perf_counter() - start)
+        self._advance_run(run)
+        self.summaries[run], self.run_configs[run] = result.summary, result.config
+        self.stage1[run] = Stage1Summary.from_run(run, result.summary, result.train.history)
+        return result.summary
 
     def _advance_run(self, run: Stage1Run) -> None:
         if run in self.pending_runs:
             self.pending_runs.discard(run)
             self.bar.update(1)
 
-    def embeddings(self, run: Stage1Run) -> dict[str, np.ndarray]:
+    def embeddings(self, run: Stage1Run) -> EmbeddingFolds:
+        """The embeddings of a finished run (the last ones read are kept in memory)."""
         if run not in self._embeddings:
-            from ..embeddings import load_embeddings
-
             self._embeddings = {}  # keep one set in memory at a time
             self._embeddings[run] = load_embeddings(
                 self.run_dir(run) / "embeddings.npz",
@@ -262,26 +256,14 @@ class Runner:
         self.bar.set_description_str(f"stage 2: {cell.describe()}")
         with thread_limit(_STAGE2_THREADS):
             result, quantizer = _evaluate_cell(cell, self.embeddings(chosen), self.config)
-        row = result.rows[0]
         record = CellRecord(
-            method=cell.method,
-            row=cell.row,
-            n_bits=cell.n_bits,
-            seed=cell.seed,
-            map_at_k=row.map_at_k,
+            cell,
+            result.rows[0],
             map_variant=result.map_variant,
             k=result.k,
-            map_all=row.map_all,
-            precision_at_k=row.precision_at_k,
-            quantization_loss=row.quantization_loss,
-            fit_time_s=row.fit_time_s,
             stage1_run=chosen.relpath.as_posix(),
             lam=chosen.lam if cell.row == PENALTY else None,
             lambda_selection=selection if cell.row == PENALTY else {},
-            pr_radius=list(row.pr_radius),
-            pr_precision=list(row.pr_precision),
-            pr_recall=list(row.pr_recall),
-            ap_at_k=list(row.ap_at_k),
             n_queries=result.n_queries,
             n_database=result.n_database,
             n_train=result.n_train,
@@ -292,5 +274,6 @@ class Runner:
         quantizer.save(path.with_suffix(".quantizer.npz"))
         write_json(path, record.to_dict())  # written last: its presence marks the cell done
         self.computed.append(cell.describe())
-        logger.info("cell %s: mAP@%d %.4f", cell.describe(), record.k, record.map_at_k)
+        self.records[cell] = record
+        logger.info("cell %s: mAP@%d %.4f", cell.describe(), record.k, record.result.map_at_k)
         return record

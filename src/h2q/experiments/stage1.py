@@ -7,15 +7,19 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import FileFormatError
 from ..losses import PENALTY, STRATEGIES
 from .config import GridConfig
 from .records import CellRecord, Stage1Run, read_json
 from .rows import ROW_BY_KEY, lambda_grid
+
+if TYPE_CHECKING:
+    from ..training.loop import EpochRecord
 
 __all__ = ["Stage1Summary", "grid_runs", "read_history", "read_stage1_runs"]
 
@@ -38,6 +42,36 @@ class Stage1Summary:
     """Mean training loss of each epoch."""
     val_map: tuple[float, ...] = field(default=())
     """Validation mAP of each epoch (NaN where it was not evaluated)."""
+
+    @classmethod
+    def from_run(
+        cls, run: Stage1Run, summary: Mapping[str, Any], history: Sequence[EpochRecord]
+    ) -> Stage1Summary:
+        """A run trained in this process: its summary and its training history."""
+        return cls(
+            run,
+            **_summary_fields(summary),
+            epochs=tuple(r.epoch for r in history),
+            loss=tuple(r.loss for r in history),
+            val_map=tuple(r.val_map for r in history),
+        )
+
+    @classmethod
+    def read(cls, run: Stage1Run, run_dir: Path, summary: Mapping[str, Any]) -> Stage1Summary:
+        """A finished run on disk, its ``summary.json`` already read: with ``history.csv``."""
+        epochs, loss, val_map = read_history(run_dir / "history.csv")
+        return cls(run, **_summary_fields(summary), epochs=epochs, loss=loss, val_map=val_map)
+
+
+def _summary_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "best_val_map": _float(summary.get("best_val_map")),
+        "val_metric": str(summary.get("val_metric") or ""),
+        "best_epoch": summary.get("best_epoch"),
+        "epochs_run": summary.get("epochs_run"),
+        "stopped_early": summary.get("stopped_early"),
+        "seconds": _float((summary.get("seconds") or {}).get("total")),
+    }
 
 
 def _float(value: object) -> float:
@@ -98,7 +132,10 @@ def grid_runs(config: GridConfig, records: Sequence[CellRecord]) -> list[Stage1R
 
 
 def read_stage1_runs(
-    config: GridConfig, records: Sequence[CellRecord], out_dir: str | os.PathLike
+    config: GridConfig,
+    records: Sequence[CellRecord],
+    out_dir: str | os.PathLike,
+    known: Mapping[Stage1Run, Stage1Summary] | None = None,
 ) -> list[Stage1Summary]:
     """Every finished stage-1 run that the grid's cells read, in grid order (a run without
     ``summary.json`` is left out).
@@ -110,30 +147,21 @@ def read_stage1_runs(
         The grid's finished cells.
     out_dir : path-like
         The grid's results folder (runs in ``runs/``).
+    known : mapping, optional
+        Runs already in memory (:attr:`h2q.experiments.grid.GridResult.stage1`); the others
+        are read from their folders.
 
     Returns
     -------
     list of Stage1Summary
     """
+    known = known or {}
     out = []
     for run in grid_runs(config, records):
-        run_dir = Path(out_dir) / "runs" / run.relpath
-        if not (run_dir / "summary.json").is_file():
+        if run in known:
+            out.append(known[run])
             continue
-        summary = read_json(run_dir / "summary.json")
-        epochs, loss, val_map = read_history(run_dir / "history.csv")
-        out.append(
-            Stage1Summary(
-                run=run,
-                best_val_map=_float(summary.get("best_val_map")),
-                val_metric=str(summary.get("val_metric") or ""),
-                best_epoch=summary.get("best_epoch"),
-                epochs_run=summary.get("epochs_run"),
-                stopped_early=summary.get("stopped_early"),
-                seconds=_float((summary.get("seconds") or {}).get("total")),
-                epochs=epochs,
-                loss=loss,
-                val_map=val_map,
-            )
-        )
+        run_dir = Path(out_dir) / "runs" / run.relpath
+        if (run_dir / "summary.json").is_file():
+            out.append(Stage1Summary.read(run, run_dir, read_json(run_dir / "summary.json")))
     return out

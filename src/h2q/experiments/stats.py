@@ -89,9 +89,9 @@ def summarize(records: Iterable[CellRecord], metric: str = "map_at_k") -> Summar
         groups.setdefault((record.method, record.row, record.n_bits), []).append(record)
     table: SummaryTable = {}
     for key, group in groups.items():
-        values = np.array([100.0 * getattr(r, metric) for r in group], dtype=np.float64)
+        values = np.array([100.0 * getattr(r.result, metric) for r in group], dtype=np.float64)
         values = values[np.isfinite(values)]
-        losses = np.array([r.quantization_loss for r in group], dtype=np.float64)
+        losses = np.array([r.result.quantization_loss for r in group], dtype=np.float64)
         losses = losses[np.isfinite(losses)]
         table[key] = Summary(
             mean=float(values.mean()) if len(values) else math.nan,
@@ -103,8 +103,16 @@ def summarize(records: Iterable[CellRecord], metric: str = "map_at_k") -> Summar
     return table
 
 
+def _scored(record: CellRecord) -> bool:
+    return math.isfinite(record.result.map_at_k)
+
+
+def _gain(record: CellRecord, baseline: CellRecord) -> float:
+    return record.result.map_at_k - baseline.result.map_at_k
+
+
 def _query_se(group: Sequence[CellRecord]) -> float:
-    ap = [np.asarray(r.ap_at_k, dtype=np.float64) for r in group if np.isfinite(r.map_at_k)]
+    ap = [np.asarray(r.result.ap_at_k, dtype=np.float64) for r in group if _scored(r)]
     if len(ap) != 1 or len(ap[0]) < 2:
         return math.nan
     return float(100.0 * ap[0].std(ddof=1) / math.sqrt(len(ap[0])))
@@ -348,7 +356,7 @@ def _paired(
 ) -> list[tuple[tuple[str, int], dict[int, tuple[CellRecord, CellRecord]]]]:
     """Per (method, bits) cell, the seeds where both rows were scored: seed -> (row, baseline)."""
     by_key: dict[tuple[str, str, int, int], CellRecord] = {
-        (r.method, r.row, r.n_bits, r.seed): r for r in records if math.isfinite(r.map_at_k)
+        (r.method, r.row, r.n_bits, r.seed): r for r in records if _scored(r)
     }
     seeds = sorted({seed for (_, _, _, seed) in by_key})
     out = []
@@ -399,7 +407,7 @@ def compare(
     """
     paired = _paired(records, row, baseline, methods, bits)
     cells = tuple(cell for cell, _ in paired)
-    diffs = [{s: 100.0 * (a.map_at_k - b.map_at_k) for s, (a, b) in p.items()} for _, p in paired]
+    diffs = [{s: 100.0 * _gain(a, b) for s, (a, b) in p.items()} for _, p in paired]
     gains = tuple(float(np.mean(list(d.values()))) for d in diffs)
     base = Improvement(row=row, baseline=baseline, cells=cells, gains=gains)
     n_seeds = [len(d) for d in diffs]
@@ -413,15 +421,15 @@ def compare(
         cell_ci = [t_interval(list(d.values()), confidence) for d in diffs]
         return _with(base, cell_ci, overall, f"{level} paired t interval over {n} seeds")
     pairs = [next(iter(p.values())) for _, p in paired]
-    if max(n_seeds) > 1 or not all(a.ap_at_k and b.ap_at_k for a, b in pairs):
+    if max(n_seeds) > 1 or not all(a.result.ap_at_k and b.result.ap_at_k for a, b in pairs):
         return base
     cell_ci, overall = bootstrap_interval(
-        [(a.ap_at_k, b.ap_at_k) for a, b in pairs],
+        [(a.result.ap_at_k, b.result.ap_at_k) for a, b in pairs],
         confidence=confidence,
         n_boot=n_boot,
         random_state=random_state,
     )
-    n_q = sorted({len(a.ap_at_k) for a, _ in pairs})
+    n_q = sorted({len(a.result.ap_at_k) for a, _ in pairs})
     queries = "-".join(map(str, n_q[:: max(1, len(n_q) - 1)]))
     return _with(
         base,

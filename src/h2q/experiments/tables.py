@@ -324,7 +324,7 @@ def cells_csv(records: Sequence[CellRecord]) -> str:
     """Every cell of the grid, one line each (scores are fractions, not x100)."""
     rows = []
     for r in records:
-        fields = {**vars(r), "lambda": r.lam}
+        fields = {**r.to_dict(), "lambda": r.lam}  # the cell file's flat fields
         rows.append([_value(fields[name]) for name in _CELL_COLUMNS])
     return _csv_text(_CELL_COLUMNS, rows)
 

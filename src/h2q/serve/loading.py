@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..codes import check_codes
-from ..embeddings import load_embeddings
+from ..embeddings import EmbeddingFolds, load_embeddings
 from ..exceptions import FileFormatError
 from .engine import Catalog, ServedIndex, build_index
 from .items import ItemStore
@@ -83,12 +83,12 @@ def _run_items(run_dir: Path, labels: np.ndarray | None, data_root: Any) -> Item
     )
 
 
-def _database(embeddings: dict[str, np.ndarray], path: Path) -> np.ndarray:
-    if "database" not in embeddings:
+def _database(embeddings: EmbeddingFolds, path: Path) -> np.ndarray:
+    if embeddings.database is None:
         raise FileFormatError(
             f"{path} has no 'database' fold; pass the embeddings.npz of a stage-1 run."
         )
-    return np.ascontiguousarray(embeddings["database"], dtype=np.float32)
+    return np.ascontiguousarray(embeddings.database, dtype=np.float32)
 
 
 def load_files(
@@ -118,7 +118,7 @@ def load_files(
 
     q = None if quantizer is None else load_quantizer(quantizer)
     emb = None if embeddings is None else load_embeddings(embeddings)
-    vectors = None if emb is None or "database" not in emb else _database(emb, Path(embeddings))
+    vectors = None if emb is None or emb.database is None else _database(emb, Path(embeddings))
     if database is not None:
         codes = _read_codes(Path(database))
     elif q is not None and vectors is not None:
@@ -133,7 +133,7 @@ def load_files(
         )
     if kind == "asymmetric" and q is None:
         raise ValueError("--index asymmetric needs --quantizer.")
-    labels = None if emb is None else emb.get("y_database")
+    labels = None if emb is None else emb.y_database
     if labels is not None and len(labels) != len(codes):
         raise ValueError(
             f"{embeddings} labels {len(labels)} database items, but {database} holds "
@@ -182,12 +182,12 @@ def load_run(run_dir: str | os.PathLike, kind: str = "flat", data_root: Any = No
 
     run = Path(run_dir)
     emb = load_embeddings(run / "embeddings.npz", required=("train", "database"))
-    X_train = np.asarray(emb["train"], dtype=np.float32)
+    X_train = np.asarray(emb.train, dtype=np.float32)
     n_bits = X_train.shape[1]
     quantizers = {row: ROW_BY_KEY[row].make_quantizer(n_bits=n_bits) for row in served_rows()}
     for q in quantizers.values():
         q.fit(X_train)
-    items = _run_items(run, emb.get("y_database"), data_root)
+    items = _run_items(run, emb.y_database, data_root)
     X_db = _database(emb, run / "embeddings.npz")
     indexes = _serve_quantizers(quantizers, X_db, kind, items)
     return Catalog(indexes, items, title=f"h2q search: {run.name} ({n_bits} bits)")
@@ -240,7 +240,7 @@ def load_results(
             "with `h2q reproduce` (it keeps one per cell)."
         )
     emb = load_embeddings(run_dir / "embeddings.npz", required=("database",))
-    items = _run_items(run_dir, emb.get("y_database"), data_root)
+    items = _run_items(run_dir, emb.y_database, data_root)
     indexes = _serve_quantizers(quantizers, _database(emb, run_dir), kind, items)
     title = f"h2q search: {grid['config'].get('dataset', '')} {method}, {bits} bits"
     return Catalog(indexes, items, title=title)

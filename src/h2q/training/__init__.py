@@ -4,14 +4,15 @@
   on validation mAP, resumable checkpoints, HashNet's iteration hook, tqdm progress);
 - :class:`ArrayData`, :class:`ImageFiles`, :func:`embed`: what the loop iterates over and how
   a model turns items into embeddings;
-- :class:`TrainConfig`: every option of a stage-1 run, declared once;
+- :class:`TrainConfig`: every option of a stage-1 run, declared once, with the loop's
+  :class:`LoopSettings` nested;
 - :func:`run_training`: a config -> split -> model + loss -> training -> an output folder
   with ``embeddings.npz`` for stage 2 (the ``h2q train`` command).
 """
 
-from .config import MAX_BITS, TrainConfig
+from .config import MAX_BITS, LoopSettings, TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import EpochRecord, LoopSettings, TrainResult, resolve_device, train, validation_map
+from .loop import EpochRecord, TrainResult, resolve_device, train, validation_map
 from .run import RunResult, default_backbone, run_training
 
 __all__ = [

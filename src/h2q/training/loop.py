@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._validation import check_positive_int
 from ..codes import encode_sign
 from ..evaluation.metrics import _trusted_map, variant_name
 from ..search import rank_database
@@ -34,11 +33,11 @@ from .checkpoint import (
     restore_generators,
     save_checkpoint,
 )
+from .config import PAPER_LR_HEAD, LoopSettings
 from .data import ArrayData, as_array_data, embed
 
 __all__ = [
     "EpochRecord",
-    "LoopSettings",
     "TrainResult",
     "resolve_device",
     "train",
@@ -198,56 +197,6 @@ def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return parts
 
 
-@dataclass(frozen=True)
-class LoopSettings:
-    """What :func:`train` optimises for how long: the loop's hyperparameters (validated).
-
-    Parameters
-    ----------
-    epochs : int
-        Maximum number of epochs (the total, counting those of a resumed run).
-    lr_backbone, lr_head : float, default 1e-5, 1e-4
-        Adam learning rates (the paper's). ``lr_backbone`` applies to the weights of a
-        pretrained backbone (``model.backbone.pretrained``); the hash layer, the objective's
-        parameters and backbones trained from scratch (small CNN, MLP) use ``lr_head``.
-    weight_decay : float, default 5e-4
-    batch_size : int, default 128
-    patience : int or None, default 20
-        Stop when the best validation mAP is this many epochs old; None never stops early.
-    eval_every : int, default 1
-        Validate every this many epochs (and after the last).
-    val_k : int, optional
-        Cut-off of the validation mAP; default the whole training fold.
-    seed : int, default 0
-        Seeds the shuffling and every random draw made during training (dropout, HSWD's
-        samples without their own generator). Training runs inside ``torch.random.fork_rng``,
-        so the caller's global RNG state is left as it was.
-    """
-
-    epochs: int
-    lr_backbone: float = 1e-5
-    lr_head: float = 1e-4
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    patience: int | None = 20
-    eval_every: int = 1
-    val_k: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every"):
-            check_positive_int(getattr(self, name), name)
-        for name in ("patience", "val_k"):
-            check_positive_int(getattr(self, name), name, allow_none=True)
-        for name in ("lr_backbone", "lr_head"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}.")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"seed must be an int, got {self.seed!r}.")
-
-
 def train(
     model: nn.Module,
     objective: nn.Module,
@@ -321,9 +270,9 @@ def train(
     dev = resolve_device(device)
     model.to(dev)
     objective.to(dev)
+    lr_head = PAPER_LR_HEAD if settings.lr_head is None else settings.lr_head
     optimizer = make_adam(
-        _param_groups(model, objective, settings.lr_backbone, settings.lr_head),
-        settings.weight_decay,
+        _param_groups(model, objective, settings.lr_backbone, lr_head), settings.weight_decay
     )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None:

@@ -77,9 +77,10 @@ from ..models import (
 from ..search import rank_database
 from .adsh import ADSHSettings, train_adsh
 from .checkpoint import BEST, LAST
-from .config import REFERENCE_METHODS, TrainConfig
+from .config import PAPER_LR_HEAD, REFERENCE_METHODS, SCRATCH_LR_HEAD, TrainConfig
 from .data import ArrayData, ImageFiles, embed
-from .loop import EpochRecord, LoopSettings, TrainResult, resolve_device, train
+from .environment import RunEnvironment
+from .loop import EpochRecord, TrainResult, resolve_device, train
 
 __all__ = ["RunResult", "TrainConfig", "default_backbone", "run_training"]
 
@@ -270,9 +271,10 @@ def run_training(
         raise ValueError(
             "resume=True continues the run in out_dir and overwrite=True replaces it; pass one."
         )
+    env = RunEnvironment(root=root, device=device, cache_dir=cache_dir, progress=progress)
     if resume:
         _check_resumable(out)
-        return _run(config, out, data, root, device, cache_dir, progress, True, keep_checkpoints)
+        return _run(config, out, data, env, True, keep_checkpoints)
     if not _is_empty(out):
         if not overwrite:
             raise ValueError(
@@ -285,12 +287,10 @@ def run_training(
                 "replaces only a run folder. Pass an empty or new output folder."
             )
         with _aside(out) as staging:
-            result = _run(
-                config, staging, data, root, device, cache_dir, progress, False, keep_checkpoints
-            )
+            result = _run(config, staging, data, env, False, keep_checkpoints)
         result.out_dir = out
         return result
-    return _run(config, out, data, root, device, cache_dir, progress, False, keep_checkpoints)
+    return _run(config, out, data, env, False, keep_checkpoints)
 
 
 def _is_empty(path: Path) -> bool:
@@ -329,21 +329,18 @@ def _run(
     config: TrainConfig,
     out: Path,
     data: Dataset | None,
-    root: str | os.PathLike | None,
-    device: str | torch.device | None,
-    cache_dir: str | os.PathLike | None,
-    progress: bool,
+    env: RunEnvironment,
     resume: bool,
     keep_checkpoints: bool,
 ) -> RunResult:
     t_start = time.perf_counter()
-    dev = resolve_device(device)
-    data = _load(config, data, root)
+    dev = resolve_device(env.device)
+    data = _load(config, data, env.root)
     if data.kind == "text":  # frozen sentence embeddings + MLP head (h2q.text)
         from ..text import training_features
 
         data, backbone = training_features(
-            data, config.backbone, cache_dir=cache_dir, progress=progress
+            data, config.backbone, cache_dir=env.cache_dir, progress=env.progress
         )
         config = config.replace(backbone=backbone)
     config = _resolve(config, data)
@@ -355,11 +352,13 @@ def _run(
     }
     if resume:
         _check_same_config(out / "config.json", config)
-    split = _load_or_make_split(out / "split.npz", data, scheme, config.seed, config.max_database)
+    split = _load_or_make_split(
+        out / "split.npz", data, scheme, config.loop.seed, config.max_database
+    )
     folds = {f: getattr(split, f) for f in _FOLDS}
 
     t_features = time.perf_counter()
-    model, objective, items, cache_hit = _build(config, data, folds, dev, cache_dir, progress, info)
+    model, objective, items, cache_hit = _build(config, data, folds, dev, env, info)
     t_features = time.perf_counter() - t_features
     info.update(model=model.config(), split_sizes=split.sizes, n_classes=data.n_classes)
     record = {**config.to_dict(), **info}
@@ -373,15 +372,14 @@ def _run(
         output_transform = torch.tanh
         atomic_write(out / "codes.npy", lambda f: np.save(f, codes))
     else:
-        loop_fields = [f.name for f in dataclasses.fields(LoopSettings)]
         result = train(
             model,
             objective,
             fold_data["train"],
             fold_data["val"],
-            LoopSettings(**{name: getattr(config, name) for name in loop_fields}),
+            config.loop,
             device=dev,
-            progress=progress,
+            progress=env.progress,
             checkpoint_dir=out / "checkpoints",
             resume=resume,
         )
@@ -433,10 +431,10 @@ def _resolve(config: TrainConfig, data: Dataset) -> TrainConfig:
             f"frozen=True keeps a pretrained backbone fixed, but {backbone!r} is trained "
             f"from scratch; use one of {', '.join(PRETRAINED_BACKBONES)}, or drop frozen."
         )
-    lr_head = config.lr_head
+    lr_head = config.loop.lr_head
     if lr_head is None:
         fine_tuned = backbone in PRETRAINED_BACKBONES and not config.frozen
-        lr_head = 1e-4 if fine_tuned else 1e-3
+        lr_head = PAPER_LR_HEAD if fine_tuned else SCRATCH_LR_HEAD
     scheme = _resolve_scheme(config.scheme, data)
     return config.replace(dataset=data.name, backbone=backbone, lr_head=lr_head, scheme=scheme)
 
@@ -446,8 +444,7 @@ def _build(
     data: Dataset,
     folds: dict[str, np.ndarray],
     dev: torch.device,
-    cache_dir: str | os.PathLike | None,
-    progress: bool,
+    env: RunEnvironment,
     info: dict[str, Any],
 ) -> tuple[HashingModel, HashingObjective | None, dict[str, Any], bool | None]:
     """Model, objective and each fold's items (cached features when frozen), seeded."""
@@ -455,7 +452,7 @@ def _build(
     backbone = config.backbone
     assert backbone is not None  # resolved by _resolve
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.loop.seed)
         net = build_backbone(
             backbone,
             in_features=_flat_size(data) if backbone == "mlp" else None,
@@ -470,9 +467,9 @@ def _build(
                 net,
                 _items(data, all_idx, backbone, config.image_size),
                 data.y[all_idx],
-                cache_dir=cache_dir,
+                cache_dir=env.cache_dir,
                 device=dev,
-                progress=progress,
+                progress=env.progress,
             )
             cache_hit = cached.hit
             items = {f: cached.features[np.searchsorted(all_idx, idx)] for f, idx in folds.items()}
@@ -485,7 +482,9 @@ def _build(
         if config.method in REFERENCE_METHODS:
             return model, None, items, cache_hit
         loss = make_loss(config.method, config.n_bits, data.n_classes, **config.loss_kwargs)
-        objective = HashingObjective(loss, config.strategy, config.lam, random_state=config.seed)
+        objective = HashingObjective(
+            loss, config.strategy, config.lam, random_state=config.loop.seed
+        )
     return model, objective, items, cache_hit
 
 
@@ -496,9 +495,9 @@ def _train_reference(
     codes of the training items (its asymmetric protocol), ties by id."""
     settings = ADSHSettings.from_options(
         config.loss_kwargs,
-        batch_size=config.batch_size,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
+        batch_size=config.loop.batch_size,
+        weight_decay=config.loop.weight_decay,
+        seed=config.loop.seed,
     )
     t0 = time.perf_counter()
     codes, losses = train_adsh(model, fold_data["train"], settings, device=dev)
