@@ -178,9 +178,9 @@ def make_adam(groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.
     """torch's fused Adam (one pass over each parameter per step), or its multi-tensor Adam
     where the fused kernel does not apply (a dtype or device it lacks).
 
-    Note: on the main job's heads the fused step takes about a fifth of the time of the
-    multi-tensor one (which makes nine passes over memory); its float32 rounding differs in
-    the last bit, so runs differ from multi-tensor runs by far less than the seed spread
+    Note: on the main job's heads the fused step alone takes about a quarter of the time of
+    the multi-tensor one (which makes nine passes over memory); its float32 rounding differs
+    in the last bit, so runs differ from multi-tensor runs by less than the seed spread
     (``benchmarks/adam_variants.py``).
     """
     try:
