@@ -21,7 +21,7 @@ used), 6,000 training and 1,000 validation rows of a seeded shuffle, PCA
 to 128, 256 and 384 bits, the same three fits plus ``gd-long`` (the stall rule with six
 drops and twice the patience: does running longer help?), without mAP (no labels).
 
-Targets (issue "text and any embedding"): the default solver's validation loss <= the paper
+Targets: the default solver's validation loss <= the paper
 loop's and ITQ's; its time <= ITQ's at 16-64 bits and <= 2x ITQ's at 128-512 bits.
 
     python benchmarks/bench_stage2.py --wide wordnet-minilm.npz   # all, 5 repeats (paper: 3)

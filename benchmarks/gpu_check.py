@@ -1,4 +1,4 @@
-"""The prepared GPU check (issue 12.6): every CUDA path of h2q, and a timed reduced ``--full``.
+"""The prepared GPU check: every CUDA path of h2q, and a timed reduced ``--full``.
 
 Meant for a machine with one GPU, in under 10 minutes (``--budget-s``, default 540: the
 reduced ``--full`` is skipped when too little time is left). Each check records ok / failed

@@ -1,4 +1,4 @@
-"""Where a stage-1 run of the default main job spends its CPU time (issue 12.2).
+"""Where a stage-1 run of the default main job spends its CPU time.
 
 One seeded ``run_training`` run per kind of run in the default grid (``h2q reproduce``
 defaults: Fashion-MNIST, frozen EfficientNet-Lite0 features from the cache, MLP head, 32 bits):

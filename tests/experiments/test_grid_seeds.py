@@ -1,4 +1,4 @@
-"""Several seeds in worker processes (issue 12.2): one group of each seed is scheduled first, so
+"""Several seeds in worker processes: one group of each seed is scheduled first, so
 that the workers extract the features of different seeds at the same time, then the others
 longest first; groups are the cells that share stage-1 runs; the results are those of the
 one-process grid."""
