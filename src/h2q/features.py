@@ -130,7 +130,8 @@ def extract_features(
     The backbone is put in eval mode (batch-norm statistics and dropout frozen) and restored
     to its previous mode afterwards. Image batches (4-D) run in the channels-last memory
     layout, whose convolutions oneDNN runs faster on CPUs (EfficientNet-Lite0 at 64 px: about
-    1.8x with 1 thread at 32 images a batch); the weights get their layout back afterwards.
+    1.4x with 1 thread, ``benchmarks/bench_extract.py``); the weights get their layout back
+    afterwards.
 
     Parameters
     ----------
