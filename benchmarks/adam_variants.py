@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from bench_encode import write_results
-from bench_stage1 import cpu_model, versions
+from bench_stage1 import cpu_environment, hardware_line
 
 import h2q.training.loop as loop
 from h2q._threads import thread_limit
@@ -79,14 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(row, flush=True)
     record = {
         "rows": rows,
-        "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": 1,
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "versions": versions(),
-        },
+        "environment": cpu_environment(load_start),
     }
     table = markdown(record)
     write_results("adam_variants", record, table)
@@ -99,8 +92,7 @@ def markdown(record: dict[str, Any]) -> str:
     lines = [
         "# The loop's Adam: fused step vs multi-tensor step (stage-1 runs, 32 bits)",
         "",
-        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
-        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",
+        hardware_line(env),
         f"- versions: {env['versions']}",
         "- val mAP: best validation mAP of the run; CPU: seconds of the whole run, 1 thread",
         "",

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from bench_encode import write_results
-from bench_stage1 import cpu_model, versions
+from bench_stage1 import cpu_environment, hardware_line
 
 from h2q.data import load_dataset
 from h2q.models import build_backbone
@@ -79,14 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "images": len(X),
         "repeats": args.repeats,
         "rows": rows,
-        "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": 1,
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "versions": versions(),
-        },
+        "environment": cpu_environment(load_start),
     }
     table = markdown(record)
     write_results("bench_extract", record, table)
@@ -100,8 +93,7 @@ def markdown(record: dict[str, Any]) -> str:
     lines = [
         "# EfficientNet-Lite0 features at 64 px: memory layout and batch size (1 thread)",
         "",
-        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
-        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",
+        hardware_line(env),
         f"- {record['images']} Fashion-MNIST images, median of {record['repeats']} alternating "
         "repeats; difference: largest absolute difference from the contiguous batch-64 features",
         "",

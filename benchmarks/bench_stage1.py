@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,26 @@ def versions() -> dict[str, str]:
         except ImportError:
             out[name] = "missing"
     return out
+
+
+def cpu_environment(load_start: list[float], torch_threads: int | None = 1) -> dict[str, Any]:
+    """The machine record of a CPU benchmark: CPU, its count, torch threads (when given), the
+    load average at ``load_start`` and now, and the versions."""
+    env: dict[str, Any] = {"cpu": cpu_model(), "cpu_count": os.cpu_count()}
+    if torch_threads is not None:
+        env["torch_threads"] = torch_threads
+    env["load_average_start"] = load_start
+    env["load_average_end"] = list(os.getloadavg())
+    env["versions"] = versions()
+    return env
+
+
+def hardware_line(env: dict[str, Any]) -> str:
+    """The Markdown line that names the machine and its load of :func:`cpu_environment`."""
+    return (
+        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
+        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)"
+    )
 
 
 def query_map(path: Path, k: int) -> float:

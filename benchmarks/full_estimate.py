@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from bench_encode import write_results
-from bench_stage1 import cpu_model, versions
+from bench_stage1 import cpu_environment, hardware_line
 
 from h2q._threads import thread_limit
 from h2q.experiments.config import get_config
@@ -151,13 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             + parts["features (70,000 images at 224 px, once)"]
         )
         / 3600,
-        "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "versions": versions(),
-        },
+        "environment": cpu_environment(load_start, torch_threads=None),
     }
     table = markdown(record)
     write_results("full_estimate", record, table)
@@ -170,8 +164,7 @@ def markdown(record: dict[str, Any]) -> str:
     lines = [
         "# `h2q reproduce --full`: CPU time measured per piece, and the estimate",
         "",
-        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
-        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",
+        hardware_line(env),
         f"- versions: {env['versions']}",
         "",
         "| stage-1 run (--full settings, 32 bits) | epochs | CPU s per epoch |",

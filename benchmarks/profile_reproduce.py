@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_encode import write_results
-from bench_stage1 import cpu_model, versions
+from bench_stage1 import cpu_environment, hardware_line
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -134,14 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "same_scores": a == b,
         "scores_differing": sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)),
         "scores": {"anchor": a, "this tree": b},
-        "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": 1,
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "versions": versions(),
-        },
+        "environment": cpu_environment(load_start),
     }
     table = markdown(record)
     write_results("profile_reproduce", record, table)
@@ -157,8 +150,7 @@ def markdown(record: dict[str, Any]) -> str:
         f"- group: `h2q reproduce {record['group']} --jobs 1 --threads 1` (5 stage-1 runs, "
         "8 cells); a seed of the default job is 9 such (method, bits) blocks on 2 workers",
         f"- anchor: {record['anchor']}; median of {record['repeats']} alternating repeats",
-        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
-        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",
+        hardware_line(env),
         f"- versions: {env['versions']}",
         f"- same stage-1 validation mAP and cell mAP@k, bit for bit: {record['same_scores']}"
         + (f" (differ: {record['scores_differing']})" if not record["same_scores"] else ""),

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_encode import write_results
-from bench_stage1 import cpu_model, versions
+from bench_stage1 import cpu_environment, hardware_line
 
 import h2q.training.loop as loop_mod
 import h2q.training.run as run_mod
@@ -123,14 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "stage1_runs_per_seed": n_runs,
         "estimate_stage1_wall_s_per_seed_2_workers": per_run * n_runs / 2,
-        "environment": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": 1,
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "versions": versions(),
-        },
+        "environment": cpu_environment(load_start),
     }
     table = markdown(record)
     write_results("profile_stage1", record, table)
@@ -143,8 +136,7 @@ def markdown(record: dict[str, Any]) -> str:
     lines = [
         "# Stage-1 profile of the default main job (CPU seconds, 1 thread)",
         "",
-        f"- hardware: {env['cpu']}, {env['cpu_count']} CPUs, load average before/after "
-        f"{env['load_average_start']} / {env['load_average_end']} (shared machine)",
+        hardware_line(env),
         f"- versions: {env['versions']}",
         f"- median of {record['repeats']} repeats after one warm-up; 32 bits",
         f"- estimate of stage 1 per seed: {record['stage1_runs_per_seed']} runs x mean CPU per "
