@@ -97,17 +97,17 @@ class ArrayData:
 
     def inputs(self, idx: np.ndarray | Tensor, device: torch.device) -> Tensor:
         """The batch ``X[idx]`` on ``device``, transformed."""
-        if self._X_tensor is not None:
-            x = self._X_tensor.index_select(0, torch.as_tensor(idx, dtype=torch.long))
-            x = x.to(device, non_blocking=True)
-            return self.transform(x) if self.transform is not None else x
-        idx_np = idx.cpu().numpy() if isinstance(idx, Tensor) else np.asarray(idx)
-        if isinstance(self.X, Tensor):
-            x = self.X[torch.as_tensor(idx_np, device=self.X.device)]
-        else:
-            x = torch.as_tensor(np.asarray(self.X[idx_np]))
+        x = self._rows(idx.cpu().numpy() if isinstance(idx, Tensor) else np.asarray(idx))
         x = x.to(device, non_blocking=True)
         return self.transform(x) if self.transform is not None else x
+
+    def _rows(self, idx: np.ndarray) -> Tensor:
+        """``X[idx]`` as a tensor, on the device ``X`` is on."""
+        if self._X_tensor is not None:
+            return self._X_tensor.index_select(0, torch.as_tensor(idx, dtype=torch.long))
+        if isinstance(self.X, Tensor):
+            return self.X[torch.as_tensor(idx, device=self.X.device)]
+        return torch.as_tensor(np.asarray(self.X[idx]))
 
     def labels(self, idx: np.ndarray | Tensor, device: torch.device) -> Tensor:
         """The labels ``y[idx]`` as a tensor on ``device``."""
