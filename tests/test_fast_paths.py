@@ -27,6 +27,7 @@ from h2q.evaluation.metrics import (
     _ranking_scores,
     _rows_with_repeats,
     _trusted_map,
+    _whole_ranking_map,
     average_precision,
     mean_average_precision,
     precision_at_k,
@@ -185,6 +186,29 @@ def test_trusted_scores_equal_the_checked_ones():
         _trusted_map(I, yq, ydb, 901)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_whole_ranking_map_equals_the_trusted_map(monkeypatch, compiled):
+    """The validation's score of the whole ranking, a chunk of queries at a time (compiled
+    terms, or numpy's passes), is the number of _trusted_map on the whole ranking."""
+    from h2q.search import _jit, iter_rank_order
+
+    if compiled and not _jit.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    if not compiled:
+        monkeypatch.setattr(_jit, "numba_available", lambda: False)
+    q, db, yq, ydb = _data(300, 900, 16, seed=6)
+    multi = np.random.default_rng(6).integers(0, 2, (1200, 4))  # multi-hot labels, some empty
+    features = {"query_features": q, "db_features": db}
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, **features)
+    for labels in ((yq, ydb), (multi[:300], multi[300:])):
+        blocks = iter_rank_order(encode_sign(q), encode_sign(db), chunk_size=64, **features)
+        assert _whole_ranking_map(blocks, *labels) == _trusted_map(I, *labels, 900)
+    with pytest.raises(ValueError, match="every query"):
+        _whole_ranking_map([(slice(0, 10), I[:10])], yq, ydb)
+    with pytest.raises(ValueError, match="whole database"):
+        _whole_ranking_map([(slice(0, 300), I[:, :50])], yq, ydb)
+
+
 def test_loop_adam_is_fused_and_close_to_the_multi_tensor_one(monkeypatch):
     """The loop trains with torch's fused Adam; a run with the multi-tensor Adam (nine passes,
     other float32 roundings) ends at nearly the same weights and validation mAP."""
@@ -278,17 +302,24 @@ def test_make_adam_falls_back_to_multi_tensor_when_fused_is_refused(monkeypatch)
     assert opt.defaults["foreach"] is True and not opt.defaults["fused"]
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_order_keys_compiled_equal_numpys(monkeypatch, dtype):
+@pytest.mark.parametrize(("dtype", "n_vals"), [(np.uint8, 65), (np.uint16, 300)])
+def test_radix_order_equals_sorted_keys(monkeypatch, dtype, n_vals):
     from h2q.search import _scan
 
     if not _scan.numba_available():
         pytest.skip("numba is missing or disabled here")
     rng = np.random.default_rng(7)
-    dist = rng.integers(0, 65, (5, 1000)).astype(dtype)
-    fd = rng.random((5, 1000), dtype=np.float32) * 4
-    compiled = _scan._order_keys(dist, fd, 10)
+    dist = rng.integers(0, n_vals, (6, 3000)).astype(dtype)
+    fd = rng.random((6, 3000), dtype=np.float32) * 4
+    fd[1] = fd[1, :7].repeat(3000 // 7 + 1)[:3000]  # many equal feature distances: ids decide
+    fd[2] = 0.0  # every pass skipped: one digit for all
+    dist[3] = 5
+    compiled = np.empty(dist.shape, dtype=np.int64)
+    _scan._sort_rows(dist, fd, 12, n_vals, compiled)
     monkeypatch.setattr(_scan, "numba_available", lambda: False)
-    reference = _scan._order_keys(dist, fd, 10)
+    reference = np.empty_like(compiled)
+    _scan._sort_rows(dist, fd, 12, n_vals, reference)
     np.testing.assert_array_equal(compiled, reference)
-    assert len(np.unique(reference)) == reference.size  # unique keys: ids in the low bits
+    key = _scan._order_keys(dist, fd, 12)
+    assert len(np.unique(key)) == key.size  # unique keys: ids in the low bits
+    assert np.all(np.diff(np.take_along_axis(key, reference, axis=1), axis=1) > 0)

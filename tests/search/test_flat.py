@@ -11,7 +11,13 @@ import torch
 import h2q.search._scan as scan_module
 from h2q._io import save_state
 from h2q.exceptions import FileFormatError
-from h2q.search import PAD_DISTANCE, HammingIndex, iter_rank_database, rank_database
+from h2q.search import (
+    PAD_DISTANCE,
+    HammingIndex,
+    iter_rank_database,
+    iter_rank_order,
+    rank_database,
+)
 from h2q.search._jit import numba_available
 
 WIDTHS = [8, 24, 64, 72, 128]
@@ -273,6 +279,24 @@ def test_iter_rank_database_chunks_concatenate():
     D = np.concatenate([p[1] for p in parts])
     I = np.concatenate([p[2] for p in parts])
     _assert_same((D, I), _reference(q, db, 30))
+
+
+@pytest.mark.parametrize("with_features", [False, True])
+def test_iter_rank_order_gives_the_whole_ranking_ids(with_features):
+    db = _tied_codes(400, 24, seed=8)
+    q = _tied_codes(11, 24, seed=9)
+    features = (
+        {
+            "query_features": _tied_features(11, 3, seed=9),
+            "db_features": _tied_features(400, 3, seed=8),
+        }
+        if with_features
+        else {}
+    )
+    parts = list(iter_rank_order(q, db, chunk_size=4, **features))
+    assert [p[0] for p in parts] == [slice(0, 4), slice(4, 8), slice(8, 11)]
+    _, I = rank_database(q, db, None, **features)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), I)
 
 
 def test_features_in_index_but_not_in_query_rank_by_hamming_then_id():

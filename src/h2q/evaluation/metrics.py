@@ -29,7 +29,7 @@ computed only for the ranked ids of a chunk, through the distinct label rows of 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -153,6 +153,46 @@ def _trusted_map(ranking: np.ndarray, query_labels: Any, db_labels: Any, k: int)
     k = _check_k(k, ranking.shape[1])
     ap = _average_precision(ranking, query_labels, db_labels, k, "topk", "zero", 256)
     return _mean_ignoring_nan(ap)
+
+
+def _whole_ranking_map(
+    blocks: Iterable[tuple[slice, np.ndarray]], query_labels: Any, db_labels: Any
+) -> float:
+    """:func:`_trusted_map` of a ranking of the whole database with ``k = n_db``, bit for
+    bit, from its rows a chunk of queries at a time (``(rows, ranking)``, as
+    :func:`h2q.search.iter_rank_order` yields them), so the whole ranking is never held."""
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels)
+    relevance = _Relevance(query_labels, db_labels)
+    ap = np.full(len(query_labels), np.nan)
+    for rows, ranking in blocks:
+        if ranking.shape != (rows.stop - rows.start, len(db_labels)):
+            raise ValueError(
+                f"a block of rankings has shape {ranking.shape}; expected one row per query "
+                "of the block, each ranking the whole database."
+            )
+        numerator, n_hits = _ranked_terms(relevance, rows.start, rows.stop, ranking)
+        ap[rows] = _safe_divide(numerator, n_hits, "zero")
+    if np.isnan(ap).any():
+        raise ValueError("the blocks of rankings do not cover every query.")
+    return _mean_ignoring_nan(ap)
+
+
+def _ranked_terms(
+    relevance: _Relevance, start: int, stop: int, ranking: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_ap_terms` of the relevance of ``ranking`` (query rows ``start:stop``): the
+    compiled kernel's terms summed by numpy, or numpy's own passes."""
+    from ..search._jit import numba_available
+
+    if not numba_available():
+        return _ap_terms(relevance.gather(start, stop, ranking))
+    from ._ap_kernels import ranked_ap_terms
+
+    terms = np.empty(ranking.shape, dtype=np.float64)
+    hits = np.empty(len(ranking), dtype=np.int64)
+    shared = np.ascontiguousarray(relevance.share(start, stop))
+    ranked_ap_terms(np.ascontiguousarray(ranking), shared, relevance.label_row, terms, hits)
+    return terms.sum(axis=1), hits
 
 
 def _average_precision(
@@ -689,10 +729,13 @@ class _Relevance:
         self._distinct, inverse, self._counts = np.unique(
             db_labels, axis=0, return_inverse=True, return_counts=True
         )
-        self._inverse = inverse.reshape(-1)  # numpy 2.0.0 gave it the input's shape
+        self.label_row = inverse.reshape(-1)  # numpy 2.0.0 gave it the input's shape
+        """Index of each database item's row among the distinct label rows."""
         self._cache: tuple[int, int, np.ndarray] | None = None
 
-    def _share(self, start: int, stop: int) -> np.ndarray:
+    def share(self, start: int, stop: int) -> np.ndarray:
+        """Bool (stop - start, n_distinct): does query ``start + i`` share a label with each
+        distinct database label row."""
         if self._cache is None or self._cache[:2] != (start, stop):
             shared = np.asarray(share_label(self._query_labels[start:stop], self._distinct))
             self._cache = (start, stop, shared)
@@ -700,16 +743,16 @@ class _Relevance:
 
     def gather(self, start: int, stop: int, ids: np.ndarray) -> np.ndarray:
         """Bool (stop - start, width): is ``ids[i, j]`` relevant to query ``start + i``."""
-        shared = self._share(start, stop)
-        return shared[np.arange(stop - start)[:, None], self._inverse[ids]]
+        shared = self.share(start, stop)
+        return shared[np.arange(stop - start)[:, None], self.label_row[ids]]
 
     def all_pairs(self, start: int, stop: int) -> np.ndarray:
         """Bool (stop - start, n_db): relevance of every database item."""
-        return self._share(start, stop)[:, self._inverse]
+        return self.share(start, stop)[:, self.label_row]
 
     def n_relevant_in_db(self, start: int, stop: int) -> np.ndarray:
         """Int64 (stop - start,): number of relevant database items of each query."""
-        return self._share(start, stop).astype(np.int64) @ self._counts
+        return self.share(start, stop).astype(np.int64) @ self._counts
 
 
 # --- arithmetic ----------------------------------------------------------------------------

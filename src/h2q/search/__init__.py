@@ -9,7 +9,8 @@ exact re-ranking of ties by continuous features.
 - :class:`MultiIndexHammingIndex`: exact multi-index hashing (Norouzi et al.), k-NN and range;
 - :class:`AsymmetricIndex`: float queries scored against compact codes (RaBitQ's estimator);
 - :class:`BaseIndex`: the surface they share; :data:`INDEX_KINDS`, :func:`load_index`;
-- :func:`rank_database`, :func:`iter_rank_database`: ranking without an index;
+- :func:`rank_database`, :func:`iter_rank_database`, :func:`iter_rank_order`: ranking without
+  an index;
 - :func:`rescore`: re-order a Hamming shortlist by exact float scores;
 - :func:`exact_neighbors`: the exact float neighbours (blocked), for recall.
 """
@@ -21,7 +22,7 @@ from .base import BaseIndex
 from .exact import exact_neighbors
 from .flat import HammingIndex
 from .mih import MultiIndexHammingIndex
-from .ranking import iter_rank_database, rank_database
+from .ranking import iter_rank_database, iter_rank_order, rank_database
 from .registry import BACKENDS, INDEX_KINDS, load_index
 from .rescore import rescore
 
@@ -38,6 +39,7 @@ __all__ = [
     "RangeSearchResult",
     "exact_neighbors",
     "iter_rank_database",
+    "iter_rank_order",
     "rank_database",
     "rescore",
 ]

@@ -22,10 +22,12 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["MAX_FEATURES", "feature_distances_rows"]
+__all__ = ["MAX_FEATURES", "feature_distances_rows", "radix_order"]
 
 #: Widest feature rows the kernel handles: numpy switches to recursive halving above 128.
 MAX_FEATURES = 128
+#: Bits of one digit of :func:`radix_order` (2,048 buckets: small next to a row of thousands).
+_DIGIT_BITS = 11
 
 
 @jit()
@@ -79,23 +81,69 @@ def feature_distances_rows(db_t: np.ndarray, queries: np.ndarray, out: np.ndarra
 
 
 @jit()
-def pack_order_keys(dist: np.ndarray, fd_bits: np.ndarray, id_bits: int, out: np.ndarray) -> None:
-    """``out[r, i] = dist[r, i] << (31 + id_bits) | fd_bits[r, i] << id_bits | i``: the unique
-    int64 key whose order is (Hamming distance, feature distance, id), in one pass.
+def radix_order(dist: np.ndarray, fd_bits: np.ndarray, n_vals: int, out: np.ndarray) -> None:
+    """``out[r]``: the positions that sort row ``r`` by (Hamming distance, feature distance,
+    position), the order of the packed keys of :func:`h2q.search._scan._order_keys`, without a
+    comparison sort.
+
+    A least-significant-digit radix sort: three stable counting passes over the 31 bits of
+    the feature distances (11 bits at a time; a pass whose digit is the same for every item
+    is skipped), then one over the Hamming distances. Positions enter in increasing order and
+    every pass is stable, so equal (distance, feature distance) pairs stay by position.
 
     Parameters
     ----------
     dist : numpy.ndarray of uint8 or uint16, shape (n_rows, n_db)
-        Hamming distances.
+        Hamming distances, each below ``n_vals``.
     fd_bits : numpy.ndarray of uint32, shape (n_rows, n_db)
         Bit patterns of the non-negative float32 feature distances (they order like the
         values).
-    id_bits : int
-        Bits of the largest id.
+    n_vals : int
+        One more than the largest possible Hamming distance.
     out : numpy.ndarray of int64, shape (n_rows, n_db)
         Written in place.
     """
-    shift = 31 + id_bits
+    n = dist.shape[1]
+    n_buckets = 1 << _DIGIT_BITS
+    mask = np.uint32(n_buckets - 1)
+    keys, ids = np.empty(n, np.uint32), np.empty(n, np.int64)
+    keys2, ids2 = np.empty(n, np.uint32), np.empty(n, np.int64)
+    count = np.empty(max(n_buckets, n_vals), np.int64)
     for r in range(dist.shape[0]):
-        for i in range(dist.shape[1]):
-            out[r, i] = (np.int64(dist[r, i]) << shift) | (np.int64(fd_bits[r, i]) << id_bits) | i
+        for i in range(n):
+            keys[i] = fd_bits[r, i]
+            ids[i] = i
+        for shift in range(0, 31, _DIGIT_BITS):
+            count[:n_buckets] = 0
+            for i in range(n):
+                count[(keys[i] >> shift) & mask] += 1
+            if count[(keys[0] >> shift) & mask] == n:
+                continue  # one digit for all: this pass would not move anything
+            total = 0
+            for v in range(n_buckets):
+                c = count[v]
+                count[v] = total
+                total += c
+            for i in range(n):
+                b = (keys[i] >> shift) & mask
+                j = count[b]
+                count[b] = j + 1
+                keys2[j] = keys[i]
+                ids2[j] = ids[i]
+            keys, keys2 = keys2, keys
+            ids, ids2 = ids2, ids
+        count[:n_vals] = 0
+        for i in range(n):
+            count[dist[r, i]] += 1
+        total = 0
+        for v in range(n_vals):
+            c = count[v]
+            count[v] = total
+            total += c
+        row = out[r]
+        for i in range(n):
+            item = ids[i]
+            b = dist[r, item]
+            j = count[b]
+            count[b] = j + 1
+            row[j] = item

@@ -42,17 +42,18 @@ class Scan:
     def topk(
         self, query_codes: np.ndarray, k: int, query_features: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        parts = list(self.iter_topk(query_codes, k, query_features, None))
+        parts = list(self.iter_topk(to_words(query_codes), k, query_features, None))
         return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
 
     def iter_topk(
         self,
-        query_codes: np.ndarray,
+        q_words: np.ndarray,
         k: int,
         query_features: np.ndarray | None,
         chunk_size: int | None,
     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        q_words = to_words(query_codes)
+        """Top k of each query (packed as ``uint64`` words, :func:`to_words`), a chunk of
+        queries at a time."""
         n_q = len(q_words)
         if k >= self.n_db:
             yield from self._iter_full(q_words, k, query_features, chunk_size)
@@ -173,15 +174,8 @@ class Scan:
     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
         """Rank the whole database (k >= n_db), padding to k."""
         n = self.n_db
-        for start, stop, dist in iter_distance_blocks(
-            q_words, self.words_t, chunk_size, self.dist_dtype
-        ):
+        for start, stop, dist, order in self.iter_order(q_words, query_features, chunk_size):
             c = stop - start
-            if query_features is None:
-                # Stable sort: equal distances keep increasing ids (a radix sort for uint8).
-                order = np.argsort(dist, axis=1, kind="stable")
-            else:
-                order = self._full_feature_order(dist, query_features[start:stop])
             ranked = np.take_along_axis(dist, order, axis=1)
             if k == n:  # nothing to pad: the sort's own arrays (no copy into padded ones)
                 yield slice(start, stop), ranked.astype(np.int32), order
@@ -192,11 +186,29 @@ class Scan:
             D[:, :n] = ranked
             yield slice(start, stop), D, I
 
-    def _full_feature_order(self, dist: np.ndarray, query_features: np.ndarray) -> np.ndarray:
-        """Positions that sort each row of ``dist`` by (distance, feature distance, id): the
-        order of :func:`feature_order`, computed for blocks of rows at once."""
+    def iter_order(
+        self, q_words: np.ndarray, query_features: np.ndarray | None, chunk_size: int | None
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(start, stop, dist, order)`` for each chunk of queries: the Hamming distances to
+        every item (reused between yields) and the positions that sort each row by the
+        ranking rule (a new array each time)."""
+        for start, stop, dist in iter_distance_blocks(
+            q_words, self.words_t, chunk_size, self.dist_dtype
+        ):
+            if query_features is None:
+                # Stable sort: equal distances keep increasing ids (a radix sort for uint8).
+                order = np.argsort(dist, axis=1, kind="stable")
+            else:
+                order = np.empty(dist.shape, dtype=np.int64)
+                self._full_feature_order(dist, query_features[start:stop], order)
+            yield start, stop, dist, order
+
+    def _full_feature_order(
+        self, dist: np.ndarray, query_features: np.ndarray, order: np.ndarray
+    ) -> None:
+        """``order``: the positions that sort each row of ``dist`` by (distance, feature
+        distance, id), the order of :func:`feature_order`, computed for blocks of rows."""
         n, c = self.n_db, len(dist)
-        order = np.empty((c, n), dtype=np.int64)
         id_bits = max(1, (n - 1).bit_length())
         if self.features.dtype == np.float32 and self.n_bits.bit_length() + 31 + id_bits <= 63:
             if self.features_t is None:
@@ -209,28 +221,33 @@ class Scan:
                     self.block_exact = same_as_rowwise(self.features, query_features[r0], fd[0])
                 if not self.block_exact:
                     break
-                # feature_order's packed key, whole rows at a time: the keys are unique, so
-                # sorting the keys themselves gives the same order, and the low bits are ids.
-                key = _order_keys(dist[r0:r1], fd, id_bits)
-                key.sort(axis=1)
-                np.bitwise_and(key, (1 << id_bits) - 1, out=order[r0:r1])
+                _sort_rows(dist[r0:r1], fd, id_bits, self.n_bits + 1, order[r0:r1])
             else:
-                return order
+                return
         buffer = np.empty_like(self.features)
         for r in range(c):
             fd = feature_distances(self.features, None, query_features[r], buffer)
             order[r] = self._order(dist[r], fd, np.arange(n))
-        return order
+
+
+def _sort_rows(
+    dist: np.ndarray, fd: np.ndarray, id_bits: int, n_vals: int, out: np.ndarray
+) -> None:
+    """``out``: the positions that sort each row by (distance, feature distance, id), the
+    order of :func:`feature_order`: a compiled radix sort, or numpy's sort of the packed keys
+    (unique, so sorting the keys themselves gives the same order; the low bits are ids)."""
+    if numba_available():
+        from ._feature_kernels import radix_order
+
+        radix_order(dist, fd.view(np.uint32), n_vals, out)
+        return
+    key = _order_keys(dist, fd, id_bits)
+    key.sort(axis=1)
+    np.bitwise_and(key, (1 << id_bits) - 1, out=out)
 
 
 def _order_keys(dist: np.ndarray, fd: np.ndarray, id_bits: int) -> np.ndarray:
     """:func:`feature_order`'s packed int64 keys of a block of rows (ids are column indices)."""
-    if numba_available():
-        from ._feature_kernels import pack_order_keys
-
-        key = np.empty(dist.shape, dtype=np.int64)
-        pack_order_keys(dist, fd.view(np.uint32), id_bits, key)
-        return key
     key = fd.view(np.uint32).astype(np.int64) << id_bits
     key |= dist.astype(np.int64) << (31 + id_bits)
     key |= np.arange(dist.shape[1])

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from .._popcount import to_words
 from .._validation import check_positive_int
 from ..codes import check_chunk_size, check_codes
 from ._common import normalised_features
 from ._scan import Scan
 
-__all__ = ["iter_rank_database", "rank_database"]
+__all__ = ["iter_rank_database", "iter_rank_order", "rank_database"]
 
 
 def rank_database(
@@ -90,6 +91,43 @@ def iter_rank_database(
     D : numpy.ndarray of shape (chunk, k), dtype int32
     I : numpy.ndarray of shape (chunk, k), dtype int64
     """
+    k = None if k is None else check_positive_int(k, "k")
+    scan, q_words, query_features = _prepare(query_codes, db_codes, query_features, db_features)
+    chunk_size = check_chunk_size(chunk_size)
+    yield from scan.iter_topk(q_words, scan.n_db if k is None else k, query_features, chunk_size)
+
+
+def iter_rank_order(
+    query_codes: Any,
+    db_codes: Any,
+    *,
+    query_features: Any = None,
+    db_features: Any = None,
+    chunk_size: int | None = None,
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """The whole database in ranking order, one chunk of queries at a time: the ids of
+    :func:`iter_rank_database` with ``k=None``, without the distances (what a score over
+    the whole ranking, such as mAP, needs).
+
+    Yields
+    ------
+    queries : slice
+        The query rows of this chunk.
+    I : numpy.ndarray of shape (chunk, n_db), dtype int64
+        Database ids in ranking order.
+    """
+    scan, q_words, query_features = _prepare(query_codes, db_codes, query_features, db_features)
+    for start, stop, _, order in scan.iter_order(
+        q_words, query_features, check_chunk_size(chunk_size)
+    ):
+        yield slice(start, stop), order
+
+
+def _prepare(
+    query_codes: Any, db_codes: Any, query_features: Any, db_features: Any
+) -> tuple[Scan, np.ndarray, np.ndarray | None]:
+    """Checked inputs of a ranking: the scan of the database, the query words and the
+    normalised query features (None without features)."""
     query_codes = check_codes(query_codes, "query_codes")
     db_codes = check_codes(db_codes, "db_codes")
     if query_codes.shape[1] != db_codes.shape[1]:
@@ -99,8 +137,6 @@ def iter_rank_database(
             "with the same quantizer."
         )
     n_db = len(db_codes)
-    k = n_db if k is None else check_positive_int(k, "k")
-    chunk_size = check_chunk_size(chunk_size)
     if (query_features is None) != (db_features is None):
         given, missing = (
             ("query_features", "db_features")
@@ -122,4 +158,4 @@ def iter_rank_database(
             scan_features.dtype,
         )
     scan = Scan(db_codes, 8 * db_codes.shape[1], scan_features)
-    yield from scan.iter_topk(query_codes, k, query_features, chunk_size)
+    return scan, to_words(query_codes), query_features

@@ -1,7 +1,8 @@
 """Checkpoint files of the training loop: written atomically, read without pickle.
 
 ``<checkpoint_dir>/last.pt`` holds everything needed to continue a run after the last
-finished epoch (model, objective, optimiser, epoch, best score, history, RNG states);
+checkpointed epoch, every ``eval_every`` epochs (model, objective, optimiser, epoch, best
+score, history, RNG states);
 ``<checkpoint_dir>/best.pt`` holds the model and objective of the best validation epoch.
 Both are ``torch.save`` dictionaries of tensors and plain Python values, read back with
 ``torch.load(weights_only=True)``, so loading one runs no code.

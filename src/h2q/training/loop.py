@@ -22,8 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..codes import encode_sign
-from ..evaluation.metrics import _trusted_map, variant_name
-from ..search import rank_database
+from ..evaluation.metrics import _trusted_map, _whole_ranking_map, variant_name
+from ..search import iter_rank_order, rank_database
 from .checkpoint import (
     BEST,
     LAST,
@@ -139,15 +139,14 @@ def validation_map(
         np.all(np.linalg.norm(db, axis=1) > 0)
     )
     # Note: an all-zero output row has no direction to compare; fall back to ids for ties.
-    _, ranking = rank_database(
-        encode_sign(q),
-        encode_sign(db),
-        k_eff,
-        query_features=q if features_ok else None,
-        db_features=db if features_ok else None,
-    )
-    # The ranking is rank_database's (distinct ids by construction): scored without checking
-    # its ids again, the same number as mean_average_precision gives.
+    features = {"query_features": q, "db_features": db} if features_ok else {}
+    codes = encode_sign(q), encode_sign(db)
+    # The rankings are h2q.search's (distinct ids by construction): scored without checking
+    # their ids again, the same number as mean_average_precision gives.
+    if k_eff == len(db):  # the whole database, scored a chunk of queries at a time
+        blocks = iter_rank_order(*codes, **features)
+        return _whole_ranking_map(blocks, query.y, database.y)
+    _, ranking = rank_database(*codes, k_eff, **features)
     return _trusted_map(ranking, query.y, database.y, k_eff)
 
 
@@ -238,15 +237,17 @@ def train(
     progress : bool, default True
         Show a tqdm bar (loss and validation mAP).
     checkpoint_dir : path-like, optional
-        Write ``last.pt`` after every epoch and ``best.pt`` at every improvement there.
+        Write ``last.pt`` after every ``eval_every`` epochs (and the last, and an early stop)
+        and ``best.pt`` at every improvement there.
     resume : bool, default False
         Continue from ``checkpoint_dir/last.pt`` when it exists (model, optimiser, epoch,
         best score, history and RNG states are restored, so the result equals that of an
-        uninterrupted run). Model and objective must be built as for the first run.
+        uninterrupted run; the epochs after the last checkpoint are trained again). Model
+        and objective must be built as for the first run.
     restore_best : bool, default True
         Load the best epoch's weights into ``model`` (and ``objective``) at the end.
     on_epoch_end : callable, optional
-        Called with each :class:`EpochRecord` after its checkpoint is written.
+        Called with each :class:`EpochRecord` after its checkpoint, if any, is written.
 
     Returns
     -------
@@ -395,7 +396,8 @@ class _Loop:
                 "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
             )
         score = math.nan
-        if self.val is not None and (epoch % s.eval_every == 0 or epoch == s.epochs):
+        due = epoch % s.eval_every == 0 or epoch == s.epochs
+        if self.val is not None and due:
             score = validation_map(
                 self.model, self.objective, self.val, self.train_data, k=s.val_k, device=self.dev
             )
@@ -411,7 +413,8 @@ class _Loop:
             result.stopped_early = True
         record = EpochRecord(epoch, epoch_loss, score, time.perf_counter() - t0)
         result.history.append(record)
-        self.save_last()
+        if due or result.stopped_early:
+            self.save_last()
         logger.info(
             "epoch %d/%d loss %.5g val mAP %.4f (%.1f s)",
             epoch,

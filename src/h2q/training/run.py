@@ -13,7 +13,7 @@ Output folder layout (every file written atomically)::
                           reused on resume when made with the same scheme, seed and
                           max_database (else an error)
         checkpoints/      (deleted once the run is complete when keep_checkpoints=False)
-            last.pt       state after the last finished epoch (for resume=True)
+            last.pt       state after the last validated epoch (for resume=True)
             best.pt       model and objective of the best validation epoch
         history.csv       epoch, loss, val_map (empty when not evaluated), time_s
         embeddings.npz    continuous outputs of the best model for the four folds with their
