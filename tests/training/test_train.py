@@ -96,6 +96,10 @@ def test_training_improves_validation_map(method, strategy, lam):
     assert after > 0.8  # chance is about 0.25 with 4 balanced classes
     assert len(result.history) == result.epochs_run <= 12
     assert "mAP@all" in result.metric and result.device == "cpu"
+    # The best epoch's validation outputs are those of the restored model, bit for bit.
+    for fold, data in (("val", va), ("train", tr)):
+        again = embed(model, data, output_transform=objective.output_transform)
+        np.testing.assert_array_equal(result.best_outputs[fold], again)
 
 
 def test_objective_parameters_train_with_the_head():

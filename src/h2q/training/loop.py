@@ -88,6 +88,10 @@ class TrainResult:
     metric: str = ""
     stopped_early: bool = False
     device: str = "cpu"
+    best_outputs: dict[str, np.ndarray] | None = None
+    """Outputs of the best epoch's model for the validation and training folds (``"val"``,
+    ``"train"``), as its validation computed them (eval mode, batches of 256, the objective's
+    output transform); None without validation data or when that epoch ran before a resume."""
 
     @property
     def epochs_run(self) -> int:
@@ -121,6 +125,7 @@ def validation_map(
     k: int | None = None,
     batch_size: int = 256,
     device: torch.device | None = None,
+    outputs: dict[str, np.ndarray] | None = None,
 ) -> float:
     """mAP@k of Hamming ranking with sign codes, ties broken by the continuous outputs.
 
@@ -129,11 +134,14 @@ def validation_map(
     distance of the L2-normalised ``output_transform(u)`` (then by id), as in the paper's
     protocol (:func:`h2q.search.rank_database`). The score is "mAP@k (top-k relevant
     denominator; empty queries score 0)" (:func:`h2q.evaluation.metrics.mean_average_precision`);
-    ``k=None`` ranks the whole database.
+    ``k=None`` ranks the whole database. ``outputs``, when given, receives the transformed
+    outputs of the queries and the database (``"query"``, ``"database"``).
     """
     transform = getattr(objective, "output_transform", None)
     q = embed(model, query, batch_size=batch_size, device=device, output_transform=transform)
     db = embed(model, database, batch_size=batch_size, device=device, output_transform=transform)
+    if outputs is not None:
+        outputs.update(query=q, database=db)
     k_eff = len(db) if k is None else min(k, len(db))
     features_ok = bool(np.all(np.linalg.norm(q, axis=1) > 0)) and bool(
         np.all(np.linalg.norm(db, axis=1) > 0)
@@ -396,12 +404,19 @@ class _Loop:
                 "Lower the learning rates (lr_head, lr_backbone) or check the inputs."
             )
         score = math.nan
+        outputs: dict[str, np.ndarray] = {}
         due = epoch % s.eval_every == 0 or epoch == s.epochs
         if self.val is not None and due:
             score = validation_map(
-                self.model, self.objective, self.val, self.train_data, k=s.val_k, device=self.dev
+                self.model,
+                self.objective,
+                self.val,
+                self.train_data,
+                k=s.val_k,
+                device=self.dev,
+                outputs=outputs,
             )
-        self.update_best(score)
+        self.update_best(score, outputs)
         result = self.result
         if (
             self.val is not None
@@ -445,8 +460,9 @@ class _Loop:
             total += loss.detach().to(torch.float64) * len(idx)
         return float(total) / len(self.train_data)
 
-    def update_best(self, score: float) -> None:
-        """Keep (and checkpoint) this epoch's weights when its score is the best so far."""
+    def update_best(self, score: float, outputs: dict[str, np.ndarray]) -> None:
+        """Keep (and checkpoint) this epoch's weights, and the validation's ``outputs``, when
+        its score is the best so far."""
         has_val = self.val is not None
         if has_val and (math.isnan(score) or score <= self.best_score):
             return
@@ -454,6 +470,9 @@ class _Loop:
             self.best_score = score
         self.result.best_epoch = self.epoch
         self.result.best_val_map = score
+        self.result.best_outputs = (
+            {"val": outputs["query"], "train": outputs["database"]} if outputs else None
+        )
         self.best_state = {"model": cpu_state(self.model), "objective": cpu_state(self.objective)}
         if self.ckpt_dir is not None:
             save_checkpoint(

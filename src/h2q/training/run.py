@@ -388,9 +388,12 @@ def _run(
     _write_history(out / "history.csv", result)
 
     t_embed = time.perf_counter()
-    arrays: dict[str, np.ndarray] = {}
+    # The validation and training folds' outputs of the best model, as its validation
+    # computed them (the same batches and weights), are not computed again.
+    arrays: dict[str, np.ndarray] = dict(result.best_outputs or {})
     for f in _FOLDS:
-        arrays[f] = embed(model, fold_data[f], device=dev, output_transform=output_transform)
+        if f not in arrays:
+            arrays[f] = embed(model, fold_data[f], device=dev, output_transform=output_transform)
         arrays[f"y_{f}"] = labels[f]
     save_embeddings(out / "embeddings.npz", **arrays)
     t_embed = time.perf_counter() - t_embed
