@@ -24,6 +24,7 @@ SHOWN: tuple[tuple[str, str], ...] = (
     ("profile_reproduce", "The main job, one (method, bits) group"),
     ("profile_stage1", "The main job, one stage-1 run of each kind"),
     ("bench_extract", "Frozen-backbone features: memory layout and batch size"),
+    ("bench_validation", "The stage-1 validation score"),
     ("adam_variants", "The stage-1 loop's Adam: fused and multi-tensor steps over seeds"),
     ("full_estimate", "Time estimate of `h2q reproduce --full`"),
     ("bench_stage1", "Stage 1, per method"),

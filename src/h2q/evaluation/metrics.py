@@ -170,29 +170,43 @@ def _whole_ranking_map(
                 f"a block of rankings has shape {ranking.shape}; expected one row per query "
                 "of the block, each ranking the whole database."
             )
-        numerator, n_hits = _ranked_terms(relevance, rows.start, rows.stop, ranking)
-        ap[rows] = _safe_divide(numerator, n_hits, "zero")
+        terms = _ranked_terms(relevance, rows.start, rows.stop, ranking, ranking.shape[1])
+        ap[rows] = _safe_divide(terms.numerator, terms.hits, "zero")
     if np.isnan(ap).any():
         raise ValueError("the blocks of rankings do not cover every query.")
     return _mean_ignoring_nan(ap)
 
 
+class _RankedTerms(NamedTuple):
+    """:func:`_ap_terms` of a block of rankings, in all and in the first ``k`` ranks."""
+
+    numerator: np.ndarray
+    hits: np.ndarray
+    numerator_at_k: np.ndarray
+    hits_at_k: np.ndarray
+
+
 def _ranked_terms(
-    relevance: _Relevance, start: int, stop: int, ranking: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_ap_terms` of the relevance of ``ranking`` (query rows ``start:stop``): the
-    compiled kernel's terms summed by numpy, or numpy's own passes."""
+    relevance: _Relevance, start: int, stop: int, ranking: np.ndarray, k: int
+) -> _RankedTerms:
+    """:func:`_ap_terms` of the relevance of ``ranking`` (query rows ``start:stop``) and of
+    its first ``k`` columns, bit for bit: the compiled kernel's terms summed by numpy (a row
+    prefix of the terms sums as the terms of the prefix would), or numpy's own passes."""
     from ..search._jit import numba_available
 
     if not numba_available():
-        return _ap_terms(relevance.gather(start, stop, ranking))
+        rel = relevance.gather(start, stop, ranking)
+        return _RankedTerms(*_ap_terms(rel), *_ap_terms(rel[:, :k]))
     from ._ap_kernels import ranked_ap_terms
 
     terms = np.empty(ranking.shape, dtype=np.float64)
     hits = np.empty(len(ranking), dtype=np.int64)
+    hits_at_k = np.empty(len(ranking), dtype=np.int64)
     shared = np.ascontiguousarray(relevance.share(start, stop))
-    ranked_ap_terms(np.ascontiguousarray(ranking), shared, relevance.label_row, terms, hits)
-    return terms.sum(axis=1), hits
+    ranking = np.ascontiguousarray(ranking)
+    ranked_ap_terms(ranking, shared, relevance.label_row, k, terms, hits, hits_at_k)
+    at_k = terms if k >= terms.shape[1] else np.ascontiguousarray(terms[:, :k])
+    return _RankedTerms(terms.sum(axis=1), hits, at_k.sum(axis=1), hits_at_k)
 
 
 def _average_precision(
@@ -344,12 +358,10 @@ def _ranking_scores(
     per_query = np.empty(len(ranking), dtype=np.float64)
     for start in range(0, len(ranking), 256):  # the chunks of average_precision
         stop = min(start + 256, len(ranking))
-        rel = relevance.gather(start, stop, ranking[start:stop])
-        numerator, n_hits = _ap_terms(rel)
-        ap_all[start:stop] = _safe_divide(numerator, n_hits, "zero")
-        numerator, n_hits = _ap_terms(rel[:, :k])
-        ap_k[start:stop] = _safe_divide(numerator, n_hits, "zero")
-        per_query[start:stop] = rel[:, :k].sum(axis=1) / k
+        terms = _ranked_terms(relevance, start, stop, ranking[start:stop], k)
+        ap_all[start:stop] = _safe_divide(terms.numerator, terms.hits, "zero")
+        ap_k[start:stop] = _safe_divide(terms.numerator_at_k, terms.hits_at_k, "zero")
+        per_query[start:stop] = terms.hits_at_k / k
     return ap_all, ap_k, float(per_query.mean())
 
 

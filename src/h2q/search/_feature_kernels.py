@@ -83,18 +83,19 @@ def feature_distances_rows(db_t: np.ndarray, queries: np.ndarray, out: np.ndarra
 @jit()
 def radix_order(dist: np.ndarray, fd_bits: np.ndarray, n_vals: int, out: np.ndarray) -> None:
     """``out[r]``: the positions that sort row ``r`` by (Hamming distance, feature distance,
-    position), the order of the packed keys of :func:`h2q.search._scan._order_keys`, without a
-    comparison sort.
+    position), the order of the packed keys of :func:`h2q.search._scan._order_keys`, without
+    a comparison sort.
 
-    A least-significant-digit radix sort: three stable counting passes over the 31 bits of
-    the feature distances (11 bits at a time; a pass whose digit is the same for every item
-    is skipped), then one over the Hamming distances. Positions enter in increasing order and
+    A least-significant-digit radix sort of ``feature distance bits << 32 | position`` words:
+    one pass counts every digit, then three stable scatter passes over the 31 bits of the
+    feature distances (11 bits at a time; a pass whose digit is the same for every item is
+    skipped) and one over the Hamming distances. Positions enter in increasing order and
     every pass is stable, so equal (distance, feature distance) pairs stay by position.
 
     Parameters
     ----------
     dist : numpy.ndarray of uint8 or uint16, shape (n_rows, n_db)
-        Hamming distances, each below ``n_vals``.
+        Hamming distances, each below ``n_vals``; ``n_db < 2**32``.
     fd_bits : numpy.ndarray of uint32, shape (n_rows, n_db)
         Bit patterns of the non-negative float32 feature distances (they order like the
         values).
@@ -105,45 +106,48 @@ def radix_order(dist: np.ndarray, fd_bits: np.ndarray, n_vals: int, out: np.ndar
     """
     n = dist.shape[1]
     n_buckets = 1 << _DIGIT_BITS
-    mask = np.uint32(n_buckets - 1)
-    keys, ids = np.empty(n, np.uint32), np.empty(n, np.int64)
-    keys2, ids2 = np.empty(n, np.uint32), np.empty(n, np.int64)
-    count = np.empty(max(n_buckets, n_vals), np.int64)
+    mask = np.uint64(n_buckets - 1)
+    low = np.uint64(0xFFFFFFFF)
+    words, spare = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    count = np.empty((3, n_buckets), np.int64)
+    count_dist = np.empty(n_vals, np.int64)
     for r in range(dist.shape[0]):
+        count[:, :] = 0
+        count_dist[:] = 0
         for i in range(n):
-            keys[i] = fd_bits[r, i]
-            ids[i] = i
-        for shift in range(0, 31, _DIGIT_BITS):
-            count[:n_buckets] = 0
-            for i in range(n):
-                count[(keys[i] >> shift) & mask] += 1
-            if count[(keys[0] >> shift) & mask] == n:
+            key = np.uint64(fd_bits[r, i])
+            for p in range(3):
+                count[p, (key >> np.uint64(_DIGIT_BITS * p)) & mask] += 1
+            count_dist[dist[r, i]] += 1
+            words[i] = (key << np.uint64(32)) | np.uint64(i)
+        for p in range(3):
+            shift = np.uint64(32 + _DIGIT_BITS * p)
+            c = count[p]
+            if c[(words[0] >> shift) & mask] == n:
                 continue  # one digit for all: this pass would not move anything
-            total = 0
-            for v in range(n_buckets):
-                c = count[v]
-                count[v] = total
-                total += c
+            _exclusive_prefix_sum(c)
             for i in range(n):
-                b = (keys[i] >> shift) & mask
-                j = count[b]
-                count[b] = j + 1
-                keys2[j] = keys[i]
-                ids2[j] = ids[i]
-            keys, keys2 = keys2, keys
-            ids, ids2 = ids2, ids
-        count[:n_vals] = 0
+                word = words[i]
+                b = (word >> shift) & mask
+                j = c[b]
+                c[b] = j + 1
+                spare[j] = word
+            words, spare = spare, words
+        _exclusive_prefix_sum(count_dist)
+        row, row_dist = out[r], dist[r]
         for i in range(n):
-            count[dist[r, i]] += 1
-        total = 0
-        for v in range(n_vals):
-            c = count[v]
-            count[v] = total
-            total += c
-        row = out[r]
-        for i in range(n):
-            item = ids[i]
-            b = dist[r, item]
-            j = count[b]
-            count[b] = j + 1
+            item = np.int64(words[i] & low)
+            b = row_dist[item]
+            j = count_dist[b]
+            count_dist[b] = j + 1
             row[j] = item
+
+
+@jit()
+def _exclusive_prefix_sum(counts: np.ndarray) -> None:
+    """``counts[v]`` becomes the sum of the counts before ``v`` (a bucket's first slot)."""
+    total = 0
+    for v in range(len(counts)):
+        c = counts[v]
+        counts[v] = total
+        total += c

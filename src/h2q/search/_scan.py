@@ -236,7 +236,7 @@ def _sort_rows(
     """``out``: the positions that sort each row by (distance, feature distance, id), the
     order of :func:`feature_order`: a compiled radix sort, or numpy's sort of the packed keys
     (unique, so sorting the keys themselves gives the same order; the low bits are ids)."""
-    if numba_available():
+    if numba_available() and dist.shape[1] < 1 << 32:
         from ._feature_kernels import radix_order
 
         radix_order(dist, fd.view(np.uint32), n_vals, out)
