@@ -186,6 +186,28 @@ def test_trusted_scores_equal_the_checked_ones():
         _trusted_map(I, yq, ydb, 901)
 
 
+def test_compiled_ap_terms_equal_numpys(monkeypatch):
+    """The compiled AP terms, summed by numpy, are numpy's own terms bit for bit, in all and
+    in the first k ranks (every AP and mAP path of h2q.evaluation.metrics goes through them)."""
+    from h2q.evaluation import metrics
+    from h2q.search import _jit
+
+    if not _jit.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    q, db, yq, ydb = _data(300, 900, 16, seed=6)
+    multi = np.random.default_rng(6).integers(0, 2, (1200, 4))  # multi-hot labels, some empty
+    _, I = rank_database(encode_sign(q), encode_sign(db), None, query_features=q, db_features=db)
+    for labels in ((yq, ydb), (multi[:300], multi[300:])):
+        for k in (1, 50, 900):
+            relevance = metrics._Relevance(*labels)
+            compiled = metrics._ranked_terms(relevance, 0, 300, I, k)
+            monkeypatch.setattr(_jit, "numba_available", lambda: False)
+            reference = metrics._ranked_terms(relevance, 0, 300, I, k)
+            monkeypatch.undo()
+            for a, b in zip(compiled, reference, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_whole_ranking_map_equals_the_trusted_map(monkeypatch, compiled):
     """The validation's score of the whole ranking, a chunk of queries at a time (compiled

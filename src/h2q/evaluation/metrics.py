@@ -194,19 +194,23 @@ def _ranked_terms(
     prefix of the terms sums as the terms of the prefix would), or numpy's own passes."""
     from ..search._jit import numba_available
 
+    whole = k >= ranking.shape[1]
     if not numba_available():
         rel = relevance.gather(start, stop, ranking)
-        return _RankedTerms(*_ap_terms(rel), *_ap_terms(rel[:, :k]))
+        numerator, hits = _ap_terms(rel)
+        at_k = (numerator, hits) if whole else _ap_terms(rel[:, :k])
+        return _RankedTerms(numerator, hits, *at_k)
     from ._ap_kernels import ranked_ap_terms
 
     terms = np.empty(ranking.shape, dtype=np.float64)
     hits = np.empty(len(ranking), dtype=np.int64)
     hits_at_k = np.empty(len(ranking), dtype=np.int64)
     shared = np.ascontiguousarray(relevance.share(start, stop))
-    ranking = np.ascontiguousarray(ranking)
+    ranking = np.ascontiguousarray(ranking, dtype=np.int64)
     ranked_ap_terms(ranking, shared, relevance.label_row, k, terms, hits, hits_at_k)
-    at_k = terms if k >= terms.shape[1] else np.ascontiguousarray(terms[:, :k])
-    return _RankedTerms(terms.sum(axis=1), hits, at_k.sum(axis=1), hits_at_k)
+    numerator = terms.sum(axis=1)
+    numerator_at_k = numerator if whole else np.ascontiguousarray(terms[:, :k]).sum(axis=1)
+    return _RankedTerms(numerator, hits, numerator_at_k, hits_at_k)
 
 
 def _average_precision(
@@ -223,8 +227,7 @@ def _average_precision(
     out = np.empty(len(ranking), dtype=np.float64)
     for start in range(0, len(ranking), chunk_size):
         stop = min(start + chunk_size, len(ranking))
-        rel = relevance.gather(start, stop, ranking[start:stop, :k])
-        numerator, n_hits = _ap_terms(rel)
+        numerator, n_hits, _, _ = _ranked_terms(relevance, start, stop, ranking[start:stop, :k], k)
         if denominator == "topk":
             denom = n_hits
         else:
