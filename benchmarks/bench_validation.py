@@ -10,7 +10,8 @@ median CPU milliseconds (``time.process_time``: the machine is shared) and their
 
 - **anchor**: ``rank_database`` with each row sorted as h2q did before its radix order (keys
   packed from (distance, feature distance, id) by a compiled kernel, then numpy's sort), the
-  whole ranking and its distances as arrays, then ``_trusted_map`` on it;
+  whole ranking and its distances as arrays, then ``_trusted_map`` on it (with the same
+  compiled AP terms: the difference is the sort and holding the ranking);
 - **chunked**: ``iter_rank_order`` (the compiled radix order, a chunk of queries at a time)
   scored by ``_whole_ranking_map`` (compiled AP terms, summed by numpy), as
   :func:`h2q.training.validation_map` does.
