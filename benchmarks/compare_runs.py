@@ -7,18 +7,19 @@ version differ among seeds. Reads ``cells.csv`` and ``stage1.csv`` of two result
 (method, row, bits) of the table reports the mean mAP@k over the seeds of each run, their
 difference, and the sample standard deviation over the seeds of the first run; the same for
 the best validation mAP of every kind of stage-1 run. Writes
-``benchmarks/results/compare_runs.{json,md}``.
+``benchmarks/results/<name>.{json,md}`` (``--name``, default ``compare_runs``).
 
 Usage::
 
     python benchmarks/compare_runs.py --before benchmarks/results/main_job_b11500b \\
-        --after results/default
+        --after results/default [--name compare_runs] [--title "..."]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -34,6 +35,17 @@ def grouped(path: Path, key_fields: tuple[str, ...], value: str) -> dict[tuple, 
         for row in csv.DictReader(handle):
             groups[tuple(row[f] for f in key_fields)].append(float(row[value]))
     return groups
+
+
+def machine(folder: Path) -> dict[str, Any]:
+    """The machine of a results folder's last ``h2q reproduce`` call (its ``summary.json``)."""
+    try:
+        calls = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["calls"]
+        facts = calls[-1]["machine"]
+    except (OSError, KeyError, IndexError, ValueError):
+        return {"cpu": "an unrecorded CPU"}
+    flags = facts.get("vector_flags") or []
+    return {"cpu": facts.get("cpu"), "n_cpus": facts.get("cpu_count"), "vector_flags": flags}
 
 
 def compare(before: dict[tuple, list[float]], after: dict[tuple, list[float]]) -> list[dict]:
@@ -63,12 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, type=Path)
     parser.add_argument("--after", required=True, type=Path)
+    parser.add_argument("--name", default="compare_runs", help="stem of the result files")
+    parser.add_argument(
+        "--title",
+        default="Two runs of the main job: differences against the seed spread",
+        help="heading of the Markdown table",
+    )
     args = parser.parse_args(argv)
     cell_key = ("method", "row", "n_bits")
     run_key = ("method", "strategy", "lambda", "n_bits")
     record: dict[str, Any] = {
+        "title": args.title,
         "before": str(args.before),
         "after": str(args.after),
+        "environment": machine(args.after),
+        "machines": {"before": machine(args.before), "after": machine(args.after)},
         "cells": compare(
             grouped(args.before / "cells.csv", cell_key, "map_at_k"),
             grouped(args.after / "cells.csv", cell_key, "map_at_k"),
@@ -79,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     table = markdown(record)
-    write_results("compare_runs", record, table)
+    write_results(args.name, record, table)
     print(table)
     return 0
 
@@ -95,11 +116,24 @@ def _summary(rows: list[dict]) -> str:
     )
 
 
+def _machines(record: dict[str, Any]) -> list[str]:
+    machines = record.get("machines")
+    if not machines:
+        return []
+    b, a = machines["before"], machines["after"]
+    return [
+        f"- run on: before {b.get('cpu')} ({b.get('n_cpus', '?')} CPUs), after "
+        f"{a.get('cpu')} ({a.get('n_cpus', '?')} CPUs)"
+    ]
+
+
 def markdown(record: dict[str, Any]) -> str:
+    title = record.get("title", "Two runs of the main job: differences against the seed spread")
     lines = [
-        "# Two runs of the main job: differences against the seed spread",
+        f"# {title}",
         "",
         f"- before: `{record['before']}`; after: `{record['after']}`",
+        *_machines(record),
         f"- table cells (mAP@k, mean over seeds): {_summary(record['cells'])}",
         f"- stage-1 runs (best validation mAP, mean over seeds): {_summary(record['stage1'])}",
         "",

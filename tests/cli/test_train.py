@@ -85,6 +85,7 @@ BASE = ["train", "--dataset", "digits", "--bits", "16", "--epochs", "1", "--no-p
         (["--method", "dpsh", "--strategy", "tanh"], "invalid choice: 'tanh'"),
         (["--method", "dpsh", "--backbone", "resnet"], "invalid choice: 'resnet'"),
         (["--method", "dpsh", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["--method", "dpsh", "--precision", "fp16"], "invalid choice: 'fp16'"),
         (["--method", "dpsh", "--lam", "-1"], "expected a non-negative number"),
         (["--method", "dpsh", "--hidden", "512,x"], "comma-separated positive widths"),
         (["--method", "dpsh", "--loss-kwargs", "[1]"], "expected a JSON object"),

@@ -3,7 +3,7 @@
 A results folder is resumed only when its stage-1 settings (``grid.json``'s identity, every
 run's config) and each cell's settings hash match the grid's. These values were computed by
 the code that wrote ``docs/results/default`` and users' folders; the structure of
-:class:`GridConfig` may change, these may not.
+:class:`GridConfig` may change, these change only when a preset's settings do.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ DEFAULT_STAGE1 = {
     "lr_backbone": 1e-5,
     "weight_decay": 5e-4,
     "val_k": None,
+    "precision": "auto",
 }
 QUICK_STAGE1 = {
     "dataset": "digits",
@@ -79,12 +80,12 @@ def test_stage1_settings_are_pinned():
 @pytest.mark.parametrize(
     ("method", "row", "expected"),
     [
-        ("dpsh", "lambda0", "1040f300c3fb4e08"),
-        ("hyp2", "h2q-l2", "1040f300c3fb4e08"),
-        ("dch", "hswd", "1040f300c3fb4e08"),
-        ("dpsh", "penalty", "49035cc638a5688c"),
-        ("dch", "penalty", "a62b8c3933d9e24d"),
-        ("hyp2", "penalty", "5a62eedeff6f7f12"),
+        ("dpsh", "lambda0", "dd0e5886e28f5479"),
+        ("hyp2", "h2q-l2", "dd0e5886e28f5479"),
+        ("dch", "hswd", "dd0e5886e28f5479"),
+        ("dpsh", "penalty", "900ce75c28f3c0ae"),
+        ("dch", "penalty", "c5d2f1c28f34932d"),
+        ("hyp2", "penalty", "9e256a7ee5c2c779"),
     ],
 )
 def test_cell_settings_hash_of_the_default_preset_is_pinned(method, row, expected):
@@ -136,9 +137,12 @@ def test_the_template_must_be_a_train_config():
         GridConfig(train=TrainConfig("digits", loss_kwargs={"pair_weight": 0.75}))
 
 
-def test_a_scheme_or_weights_of_the_template_join_the_identity_when_set():
+def test_a_scheme_weights_or_precision_of_the_template_join_the_identity_when_set():
     config = get_config("quick").replace(scheme="digits")
     assert config.train.scheme == "digits"
     assert config.stage1_settings() == {**QUICK_STAGE1, "scheme": "digits"}
     assert config.to_dict()["scheme"] == "digits"
     assert "scheme" not in get_config("quick").to_dict()
+    assert "precision" not in get_config("quick").stage1_settings()  # float32, the default
+    bf16 = get_config("quick", precision="bfloat16")
+    assert bf16.stage1_settings() == {**QUICK_STAGE1, "precision": "bfloat16"}

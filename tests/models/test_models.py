@@ -120,10 +120,10 @@ def test_mlp_scales_pixels_and_keeps_features():
 def test_mlp_layers():
     mlp = MLPBackbone(20, hidden=(16, 8), dropout=0.1)
     kinds = [type(m).__name__ for m in mlp.layers]
-    assert kinds == ["Dropout", "Linear", "BatchNorm1d", "ReLU"] * 2
+    assert kinds == ["Dropout", "PrecisionLinear", "BatchNorm1d", "ReLU"] * 2
     assert mlp(torch.randn(5, 20)).shape == (5, 8)
     plain = MLPBackbone(20, hidden=(16,), batch_norm=False)
-    assert [type(m).__name__ for m in plain.layers] == ["Linear", "ReLU"]
+    assert [type(m).__name__ for m in plain.layers] == ["PrecisionLinear", "ReLU"]
     with pytest.raises(ValueError, match="in_features must be a positive integer"):
         MLPBackbone(0)
     with pytest.raises(ValueError, match="dropout"):

@@ -17,6 +17,7 @@ from h2q.embeddings import load_embeddings
 from h2q.features import cached_features, data_fingerprint, extract_features
 from h2q.losses import HashingObjective, make_loss
 from h2q.models import HashingModel, MLPBackbone
+from h2q.models.precision import resolve_precision
 from h2q.training import (
     ArrayData,
     LoopSettings,
@@ -529,10 +530,23 @@ def test_run_training_resume_continues(tmp_path):
         run_training(config.replace(n_bits=16, epochs=4), tmp_path, resume=True, **kwargs)
 
 
+def test_run_training_records_the_precision_of_its_mlp(tmp_path):
+    kwargs = dict(data=tiny_image_dataset(), progress=False)
+    result = run_training(TINY_CONFIG.replace(precision="bfloat16"), tmp_path / "a", **kwargs)
+    assert result.config["precision"] == "bfloat16"
+    assert result.config["model"]["backbone"]["precision"] == "bfloat16"
+    auto = run_training(TINY_CONFIG.replace(precision="auto"), tmp_path / "b", **kwargs)
+    assert auto.config["precision"] == resolve_precision("auto")  # decided for this CPU
+    cnn = TINY_CONFIG.replace(backbone="small-cnn", precision="auto")
+    assert run_training(cnn, tmp_path / "c", **kwargs).config["precision"] == "float32"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"frozen": True, "backbone": "small-cnn"}, "trained from scratch"),
+        ({"backbone": "small-cnn", "precision": "bfloat16"}, "applies to MLP layers"),
+        ({"precision": "fp16"}, "precision must be one of float32, bfloat16, auto"),
         ({"strategy": "tanh"}, "strategy must be one of"),
         ({"out_dir": None}, "out_dir is required"),
         ({"method": "nope"}, "unknown loss 'nope'"),
@@ -638,7 +652,7 @@ def test_train_config_round_trips_and_validates():
     assert sorted(config.to_dict()) == sorted(
         "dataset method n_bits strategy lam backbone frozen image_size hidden scheme "
         "max_database seed epochs batch_size lr_backbone lr_head weight_decay patience "
-        "eval_every val_k loss_kwargs weights_path".split()
+        "eval_every val_k loss_kwargs weights_path precision".split()
     )
     assert config.replace(epochs=7, seed=2).loop == LoopSettings(epochs=7, seed=2)
     assert config.differences(config.replace(epochs=50)) == []  # epochs may grow on resume

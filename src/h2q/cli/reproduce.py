@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     from ..data import available_datasets
     from ..losses import LOSSES
     from ..models import BACKBONES
+    from ..models.precision import PRECISIONS
 
     p = subparsers.add_parser(
         "reproduce",
@@ -88,6 +89,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--image-size", type=positive_int, help="backbone input side in pixels")
     p.add_argument("--epochs", type=positive_int, help="maximum stage-1 epochs")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="precision of the MLP head's matrix products (default: the preset's; the main job's "
+        "is auto = bfloat16 on a CPU with native bfloat16, else float32)",
+    )
     p.add_argument("--max-database", type=positive_int, help="cap on the database fold")
     p.add_argument("--k", type=positive_int, help="cut-off of mAP@k")
     p.add_argument("--out", default="results", help="results folder (default: results)")
@@ -165,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         "backbone": None if args.backbone is None else args.backbone.lower(),
         "image_size": args.image_size,
         "epochs": args.epochs,
+        "precision": args.precision,
         "max_database": args.max_database,
         "k": args.k,
     }

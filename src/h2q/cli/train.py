@@ -99,6 +99,7 @@ def register(subparsers: Any) -> None:
     from ..data import available_datasets
     from ..losses import LAMBDA0, LOSSES, STRATEGIES
     from ..models import BACKBONES
+    from ..models.precision import PRECISIONS
     from ..training.config import REFERENCE_METHODS
 
     p = subparsers.add_parser(
@@ -173,6 +174,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--weights", default=None, help="pretrained weights file for the backbone")
     p.add_argument(
         "--hidden", type=_hidden, default=(512,), help="MLP hidden widths, e.g. 512 or 1024,512"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="precision of the MLP layers' matrix products: float32 (default); bfloat16; auto = "
+        "bfloat16 on a CPU with native bfloat16 (AVX-512 BF16, AMX), about 2.2x faster there",
     )
     p.add_argument("--scheme", default=None, help="split scheme name (default: the data set's own)")
     p.add_argument(

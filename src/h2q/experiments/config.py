@@ -59,9 +59,9 @@ FULL_METHODS = (*LOSSES, *REFERENCE_METHODS)
 
 #: Settings of the :class:`~h2q.training.TrainConfig` template that every stage-1 run of a grid
 #: shares (part of each run's identity, :meth:`GridConfig.stage1_settings`), in that order.
-#: The template's ``scheme`` and ``weights_path`` are shared too, and join them when set
-#: (:data:`GRID_TRAIN_EXTRAS`); its other fields are set per run (method, n_bits, strategy,
-#: lam, seed, and ``loss_kwargs`` from ``method_options``).
+#: The template's ``scheme``, ``weights_path`` and ``precision`` are shared too, and join them
+#: when not their default (:data:`GRID_TRAIN_EXTRAS`); its other fields are set per run
+#: (method, n_bits, strategy, lam, seed, and ``loss_kwargs`` from ``method_options``).
 GRID_TRAIN_SETTINGS = (
     "dataset",
     "backbone",
@@ -78,17 +78,21 @@ GRID_TRAIN_SETTINGS = (
     "weight_decay",
     "val_k",
 )
-#: Settings of the template that are part of a grid's identity only when set (None: the data
-#: set's own split scheme, the backbone's own weights), so that older results folders match.
-GRID_TRAIN_EXTRAS = ("scheme", "weights_path")
+#: Settings of the template that are part of a grid's identity only when not their default
+#: (the data set's own split scheme, the backbone's own weights, float32 products), so that
+#: older results folders match.
+GRID_TRAIN_EXTRAS = ("scheme", "weights_path", "precision")
+_EXTRA_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 #: The stage-1 settings of the main job (the ``default`` preset): Fashion-MNIST, a frozen
-#: EfficientNet-Lite0 at 64 px with an MLP head, up to 20 epochs, patience 6, checked every 3.
+#: EfficientNet-Lite0 at 64 px with an MLP head, up to 20 epochs, patience 6, checked every 3;
+#: the head's products in bfloat16 where the CPU computes it natively (``precision="auto"``).
 MAIN_JOB_TRAINING = TrainConfig(
     dataset="fashion-mnist",
     backbone="efficientnet-lite0",
     frozen=True,
     image_size=64,
+    precision="auto",
     max_database=10_000,
     loop=LoopSettings(epochs=20, patience=6, eval_every=3, lr_head=1e-3),
 )
@@ -243,7 +247,8 @@ class GridConfig:
     def _shared_train_settings(self) -> dict[str, Any]:
         flat = self.train.to_dict()
         out = {name: flat[name] for name in GRID_TRAIN_SETTINGS}
-        out.update({name: flat[name] for name in GRID_TRAIN_EXTRAS if flat[name] is not None})
+        extras = {n: flat[n] for n in GRID_TRAIN_EXTRAS if flat[n] != _EXTRA_DEFAULTS[n]}
+        out.update(extras)
         return out
 
     def loss_kwargs(self, method: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from .._io import load_torch
 from .._validation import check_positive_int
+from .precision import PrecisionLinear
 from .preprocess import resize, to_channels_first
 
 __all__ = ["Backbone", "EfficientNetLite0", "MLPBackbone", "SmallCNN"]
@@ -137,6 +138,8 @@ class MLPBackbone(Backbone):
         Dropout before each linear layer.
     batch_norm : bool, default True
         Batch norm after each hidden linear layer.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the hidden layers' matrix products (:mod:`h2q.models.precision`).
     """
 
     name = "mlp"
@@ -147,6 +150,7 @@ class MLPBackbone(Backbone):
         hidden: Sequence[int] = (512,),
         dropout: float = 0.0,
         batch_norm: bool = True,
+        precision: str = "float32",
     ) -> None:
         super().__init__()
         in_features = check_positive_int(in_features, "in_features")
@@ -159,12 +163,13 @@ class MLPBackbone(Backbone):
         self.hidden = hidden
         self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
+        self.precision = precision
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
             if dropout:
                 layers.append(nn.Dropout(dropout))
-            layers.append(nn.Linear(width, h, bias=not batch_norm))
+            layers.append(PrecisionLinear(width, h, bias=not batch_norm, precision=precision))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h))
             layers.append(nn.ReLU(inplace=True))
@@ -194,6 +199,7 @@ class MLPBackbone(Backbone):
             "in_features": self.in_features,
             "hidden": list(self.hidden),
             "batch_norm": self.batch_norm,
+            "precision": self.precision,
         }
 
 

@@ -28,6 +28,7 @@ def build_backbone(
     hidden: Sequence[int] = (512,),
     weights_path: str | os.PathLike | None = None,
     pretrained: bool = True,
+    precision: str = "float32",
 ) -> Backbone:
     """Build a backbone by name.
 
@@ -48,6 +49,8 @@ def build_backbone(
         EfficientNet-Lite0 weights, torchvision's cache for AlexNet/VGG16).
     pretrained : bool, default True
         Load pretrained weights (pretrained backbones only).
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products of ``"mlp"`` (:mod:`h2q.models.precision`).
 
     Returns
     -------
@@ -67,7 +70,7 @@ def build_backbone(
     if name == "mlp":
         if in_features is None:
             raise ValueError("the mlp backbone needs in_features (the flattened input width).")
-        return MLPBackbone(in_features, hidden=hidden)
+        return MLPBackbone(in_features, hidden=hidden, precision=precision)
     if name == "efficientnet-lite0":
         size = image_size or DEFAULT_IMAGE_SIZE[name]
         return EfficientNetLite0(weights_path, image_size=size, pretrained=pretrained)

@@ -74,6 +74,7 @@ from ..models import (
     MLPBackbone,
     build_backbone,
 )
+from ..models.precision import resolve_precision
 from ..search import rank_database
 from .adsh import ADSHSettings, train_adsh
 from .checkpoint import BEST, LAST
@@ -343,7 +344,7 @@ def _run(
             data, config.backbone, cache_dir=env.cache_dir, progress=env.progress
         )
         config = config.replace(backbone=backbone)
-    config = _resolve(config, data)
+    config = _resolve(config, data, dev)
     scheme = _resolve_scheme(config.scheme, data)
     out.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {
@@ -426,8 +427,9 @@ def _load(config: TrainConfig, data: Dataset | None, root: str | os.PathLike | N
     return data
 
 
-def _resolve(config: TrainConfig, data: Dataset) -> TrainConfig:
-    """The config with its defaults that depend on the data filled in (backbone, lr_head)."""
+def _resolve(config: TrainConfig, data: Dataset, dev: torch.device) -> TrainConfig:
+    """The config with its defaults that depend on the data and the device filled in
+    (backbone, lr_head, precision)."""
     backbone = (config.backbone or default_backbone(data)).lower()
     if config.frozen and backbone not in PRETRAINED_BACKBONES:
         raise ValueError(
@@ -439,7 +441,22 @@ def _resolve(config: TrainConfig, data: Dataset) -> TrainConfig:
         fine_tuned = backbone in PRETRAINED_BACKBONES and not config.frozen
         lr_head = PAPER_LR_HEAD if fine_tuned else SCRATCH_LR_HEAD
     scheme = _resolve_scheme(config.scheme, data)
-    return config.replace(dataset=data.name, backbone=backbone, lr_head=lr_head, scheme=scheme)
+    precision = _resolve_precision(config, backbone, dev)
+    return config.replace(
+        dataset=data.name, backbone=backbone, lr_head=lr_head, scheme=scheme, precision=precision
+    )
+
+
+def _resolve_precision(config: TrainConfig, backbone: str, dev: torch.device) -> str:
+    """The precision of the run's MLP layers ("auto" decided for ``dev``); float32 where the
+    network has no MLP layers to compute in bfloat16."""
+    has_mlp = backbone == "mlp" or config.frozen
+    if config.precision == "bfloat16" and not has_mlp:
+        raise ValueError(
+            f"precision='bfloat16' applies to MLP layers (backbone mlp, or frozen=True), but "
+            f"{backbone} is fine-tuned; use precision='float32' or 'auto', or frozen=True."
+        )
+    return resolve_precision(config.precision, dev) if has_mlp else "float32"
 
 
 def _build(
@@ -463,6 +480,7 @@ def _build(
             image_size=config.image_size,
             hidden=config.hidden,
             weights_path=config.weights_path,
+            precision=config.precision,
         )
         if config.frozen:
             all_idx = np.unique(np.concatenate(list(folds.values())))
@@ -478,7 +496,9 @@ def _build(
             items = {f: cached.features[np.searchsorted(all_idx, idx)] for f, idx in folds.items()}
             info["feature_backbone"] = net.config()
             info["feature_cache"] = str(cached.path)
-            net = MLPBackbone(cached.features.shape[1], hidden=config.hidden)
+            net = MLPBackbone(
+                cached.features.shape[1], hidden=config.hidden, precision=config.precision
+            )
         else:
             items = {f: _items(data, idx, backbone, config.image_size) for f, idx in folds.items()}
         model = HashingModel(net, config.n_bits)
