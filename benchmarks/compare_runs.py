@@ -110,9 +110,10 @@ def _summary(rows: list[dict]) -> str:
     within = sum(r["within_sd"] for r in rows)
     within2 = sum(r["within_2sd"] for r in rows)
     mean_abs = statistics.mean(abs(r["diff"]) for r in rows) * 100 if rows else float("nan")
+    mean = statistics.mean(r["diff"] for r in rows) * 100 if rows else float("nan")
     return (
         f"{n} compared; |after - before| <= 1 seed sd in {within}, <= 2 sd in {within2}; "
-        f"mean |after - before| {mean_abs:.2f} points"
+        f"mean |after - before| {mean_abs:.2f} points, mean after - before {mean:+.2f}"
     )
 
 

@@ -108,6 +108,7 @@ def test_reproduce_end_to_end_on_digits(h2q, tmp_path):
         (("--seeds", "-1"), "seeds must be non-negative"),
         (("--backbone", "resnet"), "unknown --backbone 'resnet'"),
         (("--dataset", "nosuch"), "unknown data set 'nosuch'"),
+        (("--precision", "fp16"), "invalid choice: 'fp16'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(h2q, tmp_path, args, message):
@@ -116,6 +117,20 @@ def test_bad_arguments_exit_2_with_a_message(h2q, tmp_path, args, message):
     assert status == 2
     assert message in err
     assert not out.exists()  # rejected before anything is written
+
+
+def test_precision_reaches_the_runs_and_the_report(h2q, tmp_path):
+    out = tmp_path / "bf16"
+    args = ("--methods", "dpsh", "--bits", "8", "--epochs", "1", "--jobs", "1")
+    status, _, err = h2q(
+        "reproduce", "--quick", "--no-progress", *args, "--precision", "bfloat16", "--out", out
+    )
+    assert status == 0, err
+    configs = list((out / "runs").rglob("config.json"))
+    assert configs and all('"precision": "bfloat16"' in p.read_text() for p in configs)
+    report = (out / "report.md").read_text()
+    assert "backbone mlp (its matrix products in bfloat16, float32 accumulation)" in report
+    assert '"precision": "bfloat16"' in (out / "grid.json").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

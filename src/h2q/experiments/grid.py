@@ -596,4 +596,5 @@ def _run_facts(run_config: dict[str, Any] | None, run_dir: Path) -> dict[str, An
     if run_config is None:
         return {}
     keys = ("split_sizes", "n_classes", "backbone", "feature_backbone", "model", "device")
+    keys += ("precision",)
     return {key: run_config.get(key) for key in keys}

@@ -330,16 +330,18 @@ def _setup_lines(result: GridResult, k: int) -> list[str]:
     first = records[0] if records else None
     const = stage_constants(config)
     encoder = _text_encoder(config)
+    bf16 = " (its matrix products in bfloat16, float32 accumulation)"
+    bf16 = bf16 if info.get("precision") == "bfloat16" and train.hidden else ""
+    head = f"an MLP head {list(train.hidden)}{bf16}"
     network = f"backbone {info.get('backbone', train.backbone)}" + (
-        f" frozen at {train.image_size or 'default'} px (features cached) with an MLP head "
-        f"{list(train.hidden)}"
+        f" frozen at {train.image_size or 'default'} px (features cached) with {head}"
         if train.frozen
-        else ""
+        else bf16
     )
     if encoder is not None:
         network = (
-            f"an MLP head {list(train.hidden)} on the frozen {encoder} sentence embeddings "
-            "of the texts (computed once, cached)"
+            f"{head} on the frozen {encoder} sentence embeddings of the texts (computed once, "
+            "cached)"
         )
     return [
         f"- Data: {train.dataset}; folds train {sizes.get('train', '?')}, validation "
