@@ -100,6 +100,15 @@ def test_the_kept_results_folder_matches_the_default_preset():
     check_grid(config, KEPT)  # raises when the settings differ
 
 
+def test_the_kept_wordnet_folder_matches_the_wordnet_grid():
+    kept = json.loads((KEPT.parent / "wordnet" / "grid.json").read_text(encoding="utf-8"))
+    config = get_config("default", dataset="wordnet")
+    assert config.stage1_settings() == kept["identity"]["stage1"]
+    check_grid(config, KEPT.parent / "wordnet")  # raises when the settings differ
+    auto = get_config("default", dataset="wordnet", precision="auto")
+    assert auto.stage1_settings()["precision"] == "auto"
+
+
 def test_flat_settings_reach_the_template():
     config = get_config("quick", epochs=7, lr_head=1e-2, max_database=50)
     assert config.train.loop.epochs == 7 and config.train.loop.lr_head == 1e-2

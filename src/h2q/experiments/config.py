@@ -308,9 +308,16 @@ PRESETS: dict[str, GridConfig] = {
 
 #: Text data sets, and the settings any preset takes for them unless overridden: their items
 #: are embedded once by a frozen sentence encoder (:func:`h2q.text.training_features`), and
-#: stage 1 trains an MLP head on the embeddings, so there is no image backbone to freeze.
+#: stage 1 trains an MLP head on the embeddings, so there is no image backbone to freeze. The
+#: head computes in float32, as the kept WordNet results were computed (``--precision auto``
+#: runs it in bfloat16 where the CPU has it).
 TEXT_DATASETS = ("wordnet", "wordnet-nouns")
-TEXT_SETTINGS: dict[str, Any] = {"backbone": "mlp", "frozen": False, "image_size": None}
+TEXT_SETTINGS: dict[str, Any] = {
+    "backbone": "mlp",
+    "frozen": False,
+    "image_size": None,
+    "precision": "float32",
+}
 
 
 def get_config(name: str = "default", **overrides: Any) -> GridConfig:
