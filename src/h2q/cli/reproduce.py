@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from ._args import positive_int, run_options
+from ._args import add_precision_option, positive_int, run_options
 
 _PRESET_HELP = {
     "default": "Fashion-MNIST subset, frozen EfficientNet-Lite0 at 64 px, DPSH/DCH/HyP², "
@@ -47,7 +47,6 @@ def register(subparsers: Any) -> None:
     from ..data import available_datasets
     from ..losses import LOSSES
     from ..models import BACKBONES
-    from ..models.precision import PRECISIONS
 
     p = subparsers.add_parser(
         "reproduce",
@@ -89,12 +88,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--image-size", type=positive_int, help="backbone input side in pixels")
     p.add_argument("--epochs", type=positive_int, help="maximum stage-1 epochs")
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="precision of the MLP head's matrix products (default: the preset's; the main job's "
-        "is auto = bfloat16 on a CPU with native bfloat16, else float32)",
-    )
+    add_precision_option(p, None, "the preset's; the main job's is auto")
     p.add_argument("--max-database", type=positive_int, help="cap on the database fold")
     p.add_argument("--k", type=positive_int, help="cut-off of mAP@k")
     p.add_argument("--out", default="results", help="results folder (default: results)")

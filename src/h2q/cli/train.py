@@ -21,7 +21,13 @@ import json
 import sys
 from typing import Any
 
-from ._args import add_threads_option, positive_int, run_options, train_threads
+from ._args import (
+    add_precision_option,
+    add_threads_option,
+    positive_int,
+    run_options,
+    train_threads,
+)
 
 _DEVICES = ("auto", "cpu", "cuda")
 #: Fields of :class:`h2q.training.TrainConfig` whose option has another name.
@@ -99,7 +105,6 @@ def register(subparsers: Any) -> None:
     from ..data import available_datasets
     from ..losses import LAMBDA0, LOSSES, STRATEGIES
     from ..models import BACKBONES
-    from ..models.precision import PRECISIONS
     from ..training.config import REFERENCE_METHODS
 
     p = subparsers.add_parser(
@@ -175,13 +180,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--hidden", type=_hidden, default=(512,), help="MLP hidden widths, e.g. 512 or 1024,512"
     )
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="precision of the MLP layers' matrix products: float32 (default); bfloat16; auto = "
-        "bfloat16 on a CPU with native bfloat16 (AVX-512 BF16, AMX), about 2.2x faster there",
-    )
+    add_precision_option(p, "float32", "float32")
     p.add_argument("--scheme", default=None, help="split scheme name (default: the data set's own)")
     p.add_argument(
         "--max-database", type=positive_int, default=None, help="cap on the database fold"
