@@ -453,8 +453,9 @@ def _resolve_precision(config: TrainConfig, backbone: str, dev: torch.device) ->
     has_mlp = backbone == "mlp" or config.frozen
     if config.precision == "bfloat16" and not has_mlp:
         raise ValueError(
-            f"precision='bfloat16' applies to MLP layers (backbone mlp, or frozen=True), but "
-            f"{backbone} is fine-tuned; use precision='float32' or 'auto', or frozen=True."
+            f"precision='bfloat16' applies to MLP layers (backbone mlp, or the head of "
+            f"frozen=True), but this run trains {backbone} whole; use precision='float32' or "
+            "'auto'."
         )
     return resolve_precision(config.precision, dev) if has_mlp else "float32"
 
