@@ -27,6 +27,9 @@ from typing import Any
 
 from bench_encode import write_results
 
+#: Heading of the Markdown table unless ``--title`` names another.
+TITLE = "Two runs of the main job: differences against the seed spread"
+
 
 def grouped(path: Path, key_fields: tuple[str, ...], value: str) -> dict[tuple, list[float]]:
     """Values of column ``value`` of a CSV, grouped by ``key_fields`` (one per seed)."""
@@ -76,20 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", required=True, type=Path)
     parser.add_argument("--after", required=True, type=Path)
     parser.add_argument("--name", default="compare_runs", help="stem of the result files")
-    parser.add_argument(
-        "--title",
-        default="Two runs of the main job: differences against the seed spread",
-        help="heading of the Markdown table",
-    )
+    parser.add_argument("--title", default=TITLE, help="heading of the Markdown table")
     args = parser.parse_args(argv)
     cell_key = ("method", "row", "n_bits")
     run_key = ("method", "strategy", "lambda", "n_bits")
+    machines = {"before": machine(args.before), "after": machine(args.after)}
     record: dict[str, Any] = {
         "title": args.title,
         "before": str(args.before),
         "after": str(args.after),
-        "environment": machine(args.after),
-        "machines": {"before": machine(args.before), "after": machine(args.after)},
+        "environment": machines["after"],
+        "machines": machines,
         "cells": compare(
             grouped(args.before / "cells.csv", cell_key, "map_at_k"),
             grouped(args.after / "cells.csv", cell_key, "map_at_k"),
@@ -129,7 +129,7 @@ def _machines(record: dict[str, Any]) -> list[str]:
 
 
 def markdown(record: dict[str, Any]) -> str:
-    title = record.get("title", "Two runs of the main job: differences against the seed spread")
+    title = record.get("title", TITLE)
     lines = [
         f"# {title}",
         "",

@@ -82,7 +82,9 @@ GRID_TRAIN_SETTINGS = (
 #: (the data set's own split scheme, the backbone's own weights, float32 products), so that
 #: older results folders match.
 GRID_TRAIN_EXTRAS = ("scheme", "weights_path", "precision")
-_EXTRA_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_EXTRA_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in GRID_TRAIN_EXTRAS
+}
 
 #: The stage-1 settings of the main job (the ``default`` preset): Fashion-MNIST, a frozen
 #: EfficientNet-Lite0 at 64 px with an MLP head, up to 20 epochs, patience 6, checked every 3;

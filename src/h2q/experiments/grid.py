@@ -595,6 +595,13 @@ def _run_facts(run_config: dict[str, Any] | None, run_dir: Path) -> dict[str, An
         run_config = read_json(run_dir / "config.json")
     if run_config is None:
         return {}
-    keys = ("split_sizes", "n_classes", "backbone", "feature_backbone", "model", "device")
-    keys += ("precision",)
+    keys = (
+        "split_sizes",
+        "n_classes",
+        "backbone",
+        "feature_backbone",
+        "model",
+        "device",
+        "precision",
+    )
     return {key: run_config.get(key) for key in keys}

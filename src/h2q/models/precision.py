@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PRECISIONS", "PrecisionLinear", "native_bfloat16", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "PrecisionLinear",
+    "check_precision",
+    "native_bfloat16",
+    "resolve_precision",
+]
 
 #: ``"float32"``; ``"bfloat16"`` (products in bfloat16, float32 accumulation and outputs);
 #: ``"auto"``: bfloat16 on a CPU with native bfloat16 dot products, else float32.
