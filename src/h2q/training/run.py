@@ -65,7 +65,6 @@ from ..data.split import (
 )
 from ..embeddings import save_embeddings
 from ..evaluation.metrics import mean_average_precision
-from ..features import cached_features
 from ..losses import HashingObjective, make_loss
 from ..models import (
     DEFAULT_IMAGE_SIZE,
@@ -81,6 +80,7 @@ from .checkpoint import BEST, LAST
 from .config import PAPER_LR_HEAD, REFERENCE_METHODS, SCRATCH_LR_HEAD, TrainConfig
 from .data import ArrayData, ImageFiles, embed
 from .environment import RunEnvironment
+from .frozen import FoldFeatures, fold_features
 from .loop import EpochRecord, TrainResult, resolve_device, train
 
 __all__ = ["RunResult", "TrainConfig", "default_backbone", "run_training"]
@@ -474,33 +474,15 @@ def _build(
     assert backbone is not None  # resolved by _resolve
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.loop.seed)
-        net = build_backbone(
-            backbone,
-            in_features=_flat_size(data) if backbone == "mlp" else None,
-            in_channels=_channels(data),
-            image_size=config.image_size,
-            hidden=config.hidden,
-            weights_path=config.weights_path,
-            precision=config.precision,
-        )
         if config.frozen:
-            all_idx = np.unique(np.concatenate(list(folds.values())))
-            cached = cached_features(
-                net,
-                _items(data, all_idx, backbone, config.image_size),
-                data.y[all_idx],
-                cache_dir=env.cache_dir,
-                device=dev,
-                progress=env.progress,
-            )
-            cache_hit = cached.hit
-            items = {f: cached.features[np.searchsorted(all_idx, idx)] for f, idx in folds.items()}
-            info["feature_backbone"] = net.config()
-            info["feature_cache"] = str(cached.path)
-            net = MLPBackbone(
-                cached.features.shape[1], hidden=config.hidden, precision=config.precision
-            )
+            frozen = _frozen_features(config, data, folds, dev, env)
+            cache_hit, items = frozen.hit, frozen.items
+            info["feature_backbone"] = frozen.backbone
+            info["feature_cache"] = str(frozen.path)
+            width = next(iter(items.values())).shape[1]
+            net = MLPBackbone(width, hidden=config.hidden, precision=config.precision)
         else:
+            net = _build_backbone(config, data)
             items = {f: _items(data, idx, backbone, config.image_size) for f, idx in folds.items()}
         model = HashingModel(net, config.n_bits)
         if config.method in REFERENCE_METHODS:
@@ -510,6 +492,45 @@ def _build(
             loss, config.strategy, config.lam, random_state=config.loop.seed
         )
     return model, objective, items, cache_hit
+
+
+def _build_backbone(config: TrainConfig, data: Dataset) -> Any:
+    backbone = config.backbone
+    assert backbone is not None  # resolved by _resolve
+    return build_backbone(
+        backbone,
+        in_features=_flat_size(data) if backbone == "mlp" else None,
+        in_channels=_channels(data),
+        image_size=config.image_size,
+        hidden=config.hidden,
+        weights_path=config.weights_path,
+        precision=config.precision,
+    )
+
+
+def _frozen_features(
+    config: TrainConfig,
+    data: Dataset,
+    folds: dict[str, np.ndarray],
+    dev: torch.device,
+    env: RunEnvironment,
+) -> FoldFeatures:
+    """The folds' features under the frozen backbone (kept in memory for the next run of
+    this process with the same folds and seed, :mod:`h2q.training.frozen`)."""
+    backbone, size = config.backbone, config.image_size
+    assert backbone is not None  # resolved by _resolve
+    build_key = (backbone, size, config.weights_path, config.precision, config.loop.seed)
+    return fold_features(
+        lambda: _build_backbone(config, data),
+        data,
+        folds,
+        lambda idx: _items(data, idx, backbone, size),
+        data.y,
+        key=build_key,
+        cache_dir=env.cache_dir,
+        device=dev,
+        progress=env.progress,
+    )
 
 
 def _train_reference(
