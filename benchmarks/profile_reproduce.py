@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "group": " ".join(GROUP),
         "repeats": args.repeats,
         "anchor": args.anchor,
+        "commits": {name: _commit(src) for name, src in trees.items()},
         "median_cpu_s": medians,
         "ratio_anchor_over_this": {
             p: medians["anchor"][p] / medians["this tree"][p]
@@ -142,14 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _commit(src: str) -> str | None:
+    """The checked-out commit (short) of the git tree holding ``src``, with "+" when it has
+    changes; None outside git."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", src, *args], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    sha = git("rev-parse", "--short", "HEAD")
+    return (sha + ("+" if git("status", "--porcelain", "--", ".") else "")) or None
+
+
 def markdown(record: dict[str, Any]) -> str:
     env, med = record["environment"], record["median_cpu_s"]
+    commits = record.get("commits", {})
     lines = [
         "# CPU seconds per phase of one group of the main job: anchor vs this tree",
         "",
         f"- group: `h2q reproduce {record['group']} --jobs 1 --threads 1` (5 stage-1 runs, "
         "8 cells); a seed of the default job is 9 such (method, bits) blocks on 2 workers",
-        f"- anchor: {record['anchor']}; median of {record['repeats']} alternating repeats",
+        f"- anchor: {record['anchor']} (commit {commits.get('anchor')}), this tree: commit "
+        f"{commits.get('this tree')}; median of {record['repeats']} alternating repeats",
         hardware_line(env),
         f"- versions: {env['versions']}",
         f"- same stage-1 validation mAP and cell mAP@k, bit for bit: {record['same_scores']}"

@@ -10,6 +10,8 @@ mAP, the best-checkpoint choice and every cell score stay as they were):
 - the repeated-id check of the metrics by counting, against sorting each row;
 - the evaluation's one-pass AP@all / AP@k / precision@k, against the three public metrics,
   and the scores of a ranking of :mod:`h2q.search` without re-checking its ids;
+- the sorted distances of a whole-database ranking and the precision-recall counts by
+  radius (compiled), against numpy's gather and histograms;
 - the training loop's Adam (torch's fused Adam, :func:`h2q.training.loop.make_adam`), against
   torch's per-parameter Adam, within float32 rounding.
 """
@@ -345,3 +347,54 @@ def test_radix_order_equals_sorted_keys(monkeypatch, dtype, n_vals):
     key = _scan._order_keys(dist, fd, 12)
     assert len(np.unique(key)) == key.size  # unique keys: ids in the low bits
     assert np.all(np.diff(np.take_along_axis(key, reference, axis=1), axis=1) > 0)
+
+
+@pytest.mark.parametrize(("dtype", "n_vals"), [(np.uint8, 65), (np.uint16, 300)])
+def test_sorted_distances_equal_the_gather_through_the_order(monkeypatch, dtype, n_vals):
+    """The compiled counting sort of a block's distances is the block gathered through its
+    ranking order (the D of a whole-database ranking), as int32."""
+    from h2q.search import _scan
+
+    if not _scan.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    rng = np.random.default_rng(8)
+    dist = rng.integers(0, n_vals, (5, 2000)).astype(dtype)
+    dist[1] = n_vals - 1  # one value for all
+    dist[2, :5] = 0  # a short bucket first
+    fd = rng.random((5, 2000), dtype=np.float32)
+    order = np.empty(dist.shape, dtype=np.int64)
+    _scan._sort_rows(dist, fd, 11, n_vals, order)
+    scan = _scan.Scan.__new__(_scan.Scan)  # only n_bits is read
+    scan.n_bits = n_vals - 1
+    compiled = scan._ranked_distances(dist, order)
+    monkeypatch.setattr(_scan, "numba_available", lambda: False)
+    reference = scan._ranked_distances(dist, order)
+    assert compiled.dtype == reference.dtype == np.int32
+    np.testing.assert_array_equal(compiled, reference)
+    assert np.all(np.diff(compiled, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_compiled_radius_counts_equal_numpys_histograms(monkeypatch, dtype):
+    """The precision-recall curve from the compiled per-radius counts is numpy's, bit for
+    bit, with single labels and multi-hot ones (some empty)."""
+    from h2q.evaluation.metrics import precision_recall_curve
+    from h2q.search import _jit
+
+    if not _jit.numba_available():
+        pytest.skip("numba is missing or disabled here")
+    q, db, yq, ydb = _data(300, 900, 16, seed=9)
+    multi = np.random.default_rng(9).integers(0, 2, (1200, 4))
+    D = (
+        np.unpackbits(encode_sign(q)[:, None, :] ^ encode_sign(db)[None, :, :], axis=2)
+        .sum(axis=2)
+        .astype(dtype)
+    )
+    for labels in ((yq, ydb), (multi[:300], multi[300:])):
+        for empty in ("skip", "zero"):
+            compiled = precision_recall_curve(D, *labels, 16, empty=empty, chunk_size=128)
+            monkeypatch.setattr(_jit, "numba_available", lambda: False)
+            reference = precision_recall_curve(D, *labels, 16, empty=empty, chunk_size=128)
+            monkeypatch.undo()
+            for a, b in zip(compiled, reference, strict=True):
+                np.testing.assert_array_equal(a, b)

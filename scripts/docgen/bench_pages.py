@@ -22,7 +22,7 @@ SHOWN: tuple[tuple[str, str], ...] = (
     ("bench_spark_1000000", "Spark encode, 10^6 rows"),
     ("bench_embed_threads", "Text embedding on one and two threads"),
     ("time_main_job", "The main job from a fresh clone"),
-    ("time_main_job_f47fe00", "The main job from a fresh clone, an earlier pair"),
+    ("time_main_job_0f936fd", "The main job from a fresh clone, the previous pair"),
     ("compare_precision", "The main job's numbers: bfloat16 head against float32"),
     ("profile_reproduce", "The main job, one (method, bits) group"),
     ("profile_stage1", "The main job, one stage-1 run of each kind"),

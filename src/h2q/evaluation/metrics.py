@@ -712,13 +712,7 @@ def precision_recall_curve(
     for start in range(0, n_queries, chunk_size):
         stop = min(start + chunk_size, n_queries)
         block = _check_distance_block(blocks(start, stop), start, stop, n_db, n_bits)
-        rel = relevance.all_pairs(start, stop)
-        # One histogram per query: offset each row's distances by row * n_radii.
-        flat = (block + (np.arange(stop - start) * n_radii)[:, None]).ravel()
-        size = (stop - start) * n_radii
-        retrieved = np.bincount(flat, minlength=size).reshape(-1, n_radii).cumsum(axis=1)
-        true_pos = np.bincount(flat[rel.ravel()], minlength=size).reshape(-1, n_radii)
-        true_pos = true_pos.cumsum(axis=1)
+        retrieved, true_pos = _radius_counts(block, relevance, start, stop, n_radii)
         precision[start:stop] = _safe_divide(true_pos, retrieved, empty)
         recall[start:stop] = _safe_divide(true_pos, true_pos[:, -1:], empty)
     return PrecisionRecallCurve(
@@ -726,6 +720,31 @@ def precision_recall_curve(
         precision=_mean_ignoring_nan(precision, axis=0),
         recall=_mean_ignoring_nan(recall, axis=0),
     )
+
+
+def _radius_counts(
+    block: np.ndarray, relevance: _Relevance, start: int, stop: int, n_radii: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Items, and relevant items, within each radius of queries ``start:stop`` (int64,
+    ``(stop - start, n_radii)``): the compiled kernel, or numpy's offset histograms."""
+    from ..search._jit import numba_available
+
+    if numba_available():
+        from ._ap_kernels import radius_counts
+
+        retrieved = np.empty((stop - start, n_radii), dtype=np.int64)
+        true_pos = np.empty_like(retrieved)
+        shared = np.ascontiguousarray(relevance.share(start, stop))
+        radius_counts(block, shared, relevance.label_row, retrieved, true_pos)
+        return retrieved, true_pos
+    rel = relevance.all_pairs(start, stop)
+    # One histogram per query: offset each row's distances by row * n_radii.
+    offsets = (np.arange(stop - start) * n_radii)[:, None]
+    flat = (block.astype(np.int64, copy=False) + offsets).ravel()
+    size = (stop - start) * n_radii
+    retrieved = np.bincount(flat, minlength=size).reshape(-1, n_radii).cumsum(axis=1)
+    true_pos = np.bincount(flat[rel.ravel()], minlength=size).reshape(-1, n_radii)
+    return retrieved, true_pos.cumsum(axis=1)
 
 
 # --- relevance -----------------------------------------------------------------------------
@@ -991,4 +1010,6 @@ def _check_distance_block(block: Any, start: int, stop: int, n_db: int, n_bits: 
             f"D holds distances in [{block.min()}, {block.max()}], outside [0, {n_bits}]. Pass "
             f"Hamming distances and the code length as n_bits (got n_bits={n_bits})."
         )
-    return block.astype(np.int64, copy=False)
+    if block.dtype.kind == "f":
+        return block.astype(np.int64)
+    return np.ascontiguousarray(block)

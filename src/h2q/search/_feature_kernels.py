@@ -22,7 +22,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["MAX_FEATURES", "feature_distances_rows", "radix_order"]
+__all__ = ["MAX_FEATURES", "feature_distances_rows", "radix_order", "sorted_distances"]
 
 #: Widest feature rows the kernel handles: numpy switches to recursive halving above 128.
 MAX_FEATURES = 128
@@ -151,3 +151,30 @@ def _exclusive_prefix_sum(counts: np.ndarray) -> None:
         c = counts[v]
         counts[v] = total
         total += c
+
+
+@jit()
+def sorted_distances(dist: np.ndarray, n_vals: int, out: np.ndarray) -> None:
+    """``out[r]``: row ``r`` of ``dist`` in increasing order (a counting sort), which is the
+    row gathered through any order that ranks by distance first, such as
+    :func:`radix_order`'s.
+
+    Parameters
+    ----------
+    dist : numpy.ndarray of unsigned integers, shape (n_rows, n_db)
+        Hamming distances, each below ``n_vals``.
+    n_vals : int
+        One more than the largest possible Hamming distance.
+    out : numpy.ndarray of int32, shape (n_rows, n_db)
+        Written in place.
+    """
+    counts = np.empty(n_vals, np.int64)
+    for r in range(dist.shape[0]):
+        counts[:] = 0
+        for i in range(dist.shape[1]):
+            counts[dist[r, i]] += 1
+        p = 0
+        for v in range(n_vals):
+            for _ in range(counts[v]):
+                out[r, p] = v
+                p += 1

@@ -176,15 +176,26 @@ class Scan:
         n = self.n_db
         for start, stop, dist, order in self.iter_order(q_words, query_features, chunk_size):
             c = stop - start
-            ranked = np.take_along_axis(dist, order, axis=1)
+            ranked = self._ranked_distances(dist, order)
             if k == n:  # nothing to pad: the sort's own arrays (no copy into padded ones)
-                yield slice(start, stop), ranked.astype(np.int32), order
+                yield slice(start, stop), ranked, order
                 continue
             D = np.full((c, k), PAD_DISTANCE, dtype=np.int32)
             I = np.full((c, k), PAD_ID, dtype=np.int64)
             I[:, :n] = order
             D[:, :n] = ranked
             yield slice(start, stop), D, I
+
+    def _ranked_distances(self, dist: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """Int32 ``dist`` gathered through ``order`` (which ranks by distance first): the
+        rows sorted by a compiled counting sort, or numpy's gather."""
+        if numba_available() and dist.dtype.kind == "u":
+            from ._feature_kernels import sorted_distances
+
+            ranked = np.empty(dist.shape, dtype=np.int32)
+            sorted_distances(dist, self.n_bits + 1, ranked)
+            return ranked
+        return np.take_along_axis(dist, order, axis=1).astype(np.int32)
 
     def iter_order(
         self, q_words: np.ndarray, query_features: np.ndarray | None, chunk_size: int | None
