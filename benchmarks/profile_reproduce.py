@@ -3,8 +3,8 @@
 Runs one (method, bits) group of the default main job (``--methods dpsh --bits 32``: 5
 stage-1 runs, 8 cells) in one process (``--jobs 1 --threads 1``, so that every phase can be
 timed by wrapping its function) once with the anchor's source tree on ``PYTHONPATH`` (e.g.
-the main branch's ``src``) and once with this tree's, alternating, ``--repeats`` times each
-into fresh folders. Phases are CPU seconds of the process (``time.process_time``), since the
+the main branch's ``src``) and once with this tree's, ``--repeats`` times each into fresh
+folders, the order alternating (the second run of a pair is slower on a shared machine). Phases are CPU seconds of the process (``time.process_time``), since the
 machine is shared: stage-1 training epochs, stage-1 validations, the rest of each stage-1 run,
 stage-2 fits, stage-2 scoring (ranking and metrics), and the outputs (tables, statistics,
 plots, report). Reports the median per phase and the ratio anchor / this tree, with the load
@@ -112,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            for name, src in trees.items():
-                runs[name].append(run_tree(src, Path(tmp) / f"{name}-{i}".replace(" ", "_")))
+            # Note: the second run of a pair is slower on a shared machine (about 10% here,
+            # with the same tree on both sides), so the order alternates: A B, B A, ...
+            for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
+                runs[name].append(
+                    run_tree(trees[name], Path(tmp) / f"{name}-{i}".replace(" ", "_"))
+                )
                 print(name, runs[name][-1]["phases"], file=sys.stderr)
     phases = sorted({p for rs in runs.values() for r in rs for p in r["phases"]})
     medians = {
@@ -164,7 +168,8 @@ def markdown(record: dict[str, Any]) -> str:
         f"- group: `h2q reproduce {record['group']} --jobs 1 --threads 1` (5 stage-1 runs, "
         "8 cells); a seed of the default job is 9 such (method, bits) blocks on 2 workers",
         f"- anchor: {record['anchor']} (commit {commits.get('anchor')}), this tree: commit "
-        f"{commits.get('this tree')}; median of {record['repeats']} alternating repeats",
+        f"{commits.get('this tree')}; median of {record['repeats']} repeats, the order "
+        "alternating (anchor first, then this tree first, ...)",
         hardware_line(env),
         f"- versions: {env['versions']}",
         f"- same stage-1 validation mAP and cell mAP@k, bit for bit: {record['same_scores']}"

@@ -3,7 +3,9 @@
 One seeded ``run_training`` run per kind of run in the default grid (``h2q reproduce``
 defaults: Fashion-MNIST, frozen EfficientNet-Lite0 features from the cache, MLP head, 32 bits):
 DPSH lambda = 0, DCH +lambda (0.1) and HyP² +HSWD, each repeated ``--repeats`` times after one
-warm-up run (which also fills the feature cache and pays the one-time imports). The phases are
+warm-up run (which also fills the feature cache and pays the one-time imports), on the data set
+loaded once and passed to every run, as a grid worker does (so its later runs find the
+frozen features in memory, :mod:`h2q.training.frozen`). The phases are
 timed with ``time.process_time`` (CPU seconds of this process, 1 torch thread), not wall time,
 since the machine is shared: data loading, model set-up and cached features, the training
 epochs, the validation passes (embedding the validation and training folds, ranking, mAP), the
@@ -37,6 +39,7 @@ from bench_stage1 import cpu_environment, hardware_line
 import h2q.training.loop as loop_mod
 import h2q.training.run as run_mod
 from h2q._threads import thread_limit
+from h2q.data import Dataset, load_dataset
 from h2q.experiments.config import get_config
 from h2q.training import TrainConfig, run_training
 
@@ -64,14 +67,14 @@ def _timed(fn: Callable[..., Any], acc: collections.Counter, label: str) -> Call
     return wrapper
 
 
-def profile_run(config: TrainConfig, acc: collections.Counter) -> dict[str, Any]:
+def profile_run(config: TrainConfig, data: Dataset, acc: collections.Counter) -> dict[str, Any]:
     originals = [(obj, name, getattr(obj, name)) for obj, name, _ in PHASES]
     for (obj, name, label), (_, _, fn) in zip(PHASES, originals, strict=True):
         setattr(obj, name, _timed(fn, acc, label))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.process_time()
-            result = run_training(config, Path(tmp) / "run", progress=False)
+            result = run_training(config, Path(tmp) / "run", data=data, progress=False)
             total = time.process_time() - start
     finally:
         for obj, name, fn in originals:
@@ -93,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     template = grid.train
     load_start = list(os.getloadavg())
     rows = []
+    data = load_dataset(template.dataset)
     with thread_limit(1):
         for method, strategy, lam in RUNS:
             config = template.replace(method=method, n_bits=32, strategy=strategy, lam=lam)
-            reps = [profile_run(config, collections.Counter()) for _ in range(1 + args.repeats)]
+            reps = [
+                profile_run(config, data, collections.Counter()) for _ in range(1 + args.repeats)
+            ]
             timed = reps[1:]
             phases = sorted({p for r in timed for p in r["phases_cpu_s"]})
             rows.append(
