@@ -4,8 +4,9 @@ Runs one (method, bits) group of the default main job (``--methods dpsh --bits 3
 stage-1 runs, 8 cells) in one process (``--jobs 1 --threads 1``, so that every phase can be
 timed by wrapping its function) once with the anchor's source tree on ``PYTHONPATH`` (e.g.
 the main branch's ``src``) and once with this tree's, ``--repeats`` times each into fresh
-folders, the order alternating (the second run of a pair is slower on a shared machine). Phases are CPU seconds of the process (``time.process_time``), since the
-machine is shared: stage-1 training epochs, stage-1 validations, the rest of each stage-1 run,
+folders, the order alternating (the second run of a pair is slower on a shared machine).
+Phases are CPU seconds of the process (``time.process_time``), since the machine is shared:
+stage-1 training epochs, stage-1 validations, the rest of each stage-1 run,
 stage-2 fits, stage-2 scoring (ranking and metrics), and the outputs (tables, statistics,
 plots, report). Reports the median per phase and the ratio anchor / this tree, with the load
 average and versions, to ``benchmarks/results/profile_reproduce.{json,md}``. It also checks
