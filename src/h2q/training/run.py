@@ -519,7 +519,7 @@ def _frozen_features(
     this process with the same folds and seed, :mod:`h2q.training.frozen`)."""
     backbone, size = config.backbone, config.image_size
     assert backbone is not None  # resolved by _resolve
-    build_key = (backbone, size, config.weights_path, config.precision, config.loop.seed)
+    build_key = (backbone, size, config.weights_path, config.loop.seed)
     return fold_features(
         lambda: _build_backbone(config, data),
         data,
