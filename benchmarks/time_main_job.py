@@ -1,14 +1,16 @@
 """The README's main-job command from a fresh clone: an anchor commit against a candidate.
 
 For each commit, one after the other on the same machine: ``git clone`` this repository into
-``--work/<commit>``, check the commit out, then time ``bash scripts/setup.sh`` and
-``.venv/bin/h2q reproduce --out results/default`` (the README's command) with an empty
-feature cache of its own (``H2Q_CACHE_DIR``), as on a new machine. Reports the wall time of
-the set-up, of the job and of both, the CPU seconds of each (user + system, of every child
-process), the ratio anchor / candidate, the machine and its load, and whether the two runs
-gave the same numbers (every column of ``cells.csv`` and ``stage1.csv`` but times, and every
-``embeddings.npz``). The results folders stay in ``--work`` (``scripts/keep_results.py
---from`` keeps one). Writes ``benchmarks/results/time_main_job.{json,md}``.
+``--work/<role>-<commit>`` (``anchor-...``, ``candidate-...``, so that a commit may be timed
+against itself, which shows the machine's noise), check the commit out, then time ``bash
+scripts/setup.sh`` and ``.venv/bin/h2q reproduce --out results/default`` (the README's
+command) with an empty feature cache of its own (``H2Q_CACHE_DIR``), as on a new machine.
+Reports the wall time of the set-up, of the job and of both, the CPU seconds of each (user +
+system, of every child process), the ratio anchor / candidate, the machine and its load, and
+whether the two runs gave the same numbers (every column of ``cells.csv`` and ``stage1.csv``
+but times, and every ``embeddings.npz``). The results folders stay in ``--work``
+(``scripts/keep_results.py --from`` keeps one). Writes
+``benchmarks/results/time_main_job.{json,md}``.
 
 The machine is shared: run it when nothing else runs, and read the ratio, not the times.
 
@@ -51,8 +53,10 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict
     return {"wall_s": time.perf_counter() - wall, "cpu_s": _children_cpu() - cpu}
 
 
-def run_commit(commit: str, work: Path) -> dict[str, Any]:
-    """Clone, set up and run the main job at ``commit``; its times and results folder."""
+def run_commit(commit: str, work: Path, role: str) -> dict[str, Any]:
+    """Clone ``commit`` into ``work/<role>-<commit>``, set it up and run the main job there;
+    its times and results folder (a folder per role, so a commit can be timed against
+    itself)."""
     sha = subprocess.run(
         ["git", "rev-parse", "--short", commit],
         cwd=REPO,
@@ -60,15 +64,15 @@ def run_commit(commit: str, work: Path) -> dict[str, Any]:
         text=True,
         check=True,
     ).stdout.strip()
-    clone = work / sha
+    clone = work / f"{role}-{sha}"
     if clone.exists():
         shutil.rmtree(clone)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run(["git", "checkout", "-q", sha], cwd=clone, check=True)
-    cache = work / f"{sha}-cache"
+    cache = work / f"{role}-{sha}-cache"
     shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "H2Q_CACHE_DIR": str(cache)}
-    log = work / f"{sha}.log"
+    log = work / f"{role}-{sha}.log"
     log.unlink(missing_ok=True)
     load = list(os.getloadavg())
     setup = timed(["bash", "scripts/setup.sh"], clone, env, log)
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     load_start = list(os.getloadavg())
     runs = {
-        role: run_commit(c, args.work)
+        role: run_commit(c, args.work, role)
         for role, c in (("anchor", args.anchor), ("candidate", args.candidate))
     }
     record = {
@@ -135,12 +139,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
+    """``"7 min 05.3 s"``, rounded to a tenth first (so 479.98 s is 8 min 00.0 s)."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600} min {tenths % 600 / 10:04.1f} s"
 
 
 def markdown(record: dict[str, Any]) -> str:
     runs = record["runs"]
     anchor, candidate = runs["anchor"], runs["candidate"]
+    null_pair = (
+        ["- a null pair (one commit twice): the ratio is the machine's noise and the order's bias"]
+        if anchor["commit"] == candidate["commit"]
+        else []
+    )
     lines = [
         "# The main job from a fresh clone (set-up + `h2q reproduce`), anchor vs candidate",
         "",
@@ -149,6 +160,7 @@ def markdown(record: dict[str, Any]) -> str:
         "other; each with an empty feature cache",
         "- same numbers, bit for bit: "
         + ", ".join(f"{k} {v}" for k, v in record["same_numbers"].items()),
+        *null_pair,
         "",
         "| phase | anchor wall | candidate wall | anchor / candidate | anchor CPU s | "
         "candidate CPU s |",
