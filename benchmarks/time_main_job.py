@@ -64,15 +64,16 @@ def run_commit(commit: str, work: Path, role: str) -> dict[str, Any]:
         text=True,
         check=True,
     ).stdout.strip()
-    clone = work / f"{role}-{sha}"
+    name = f"{role}-{sha}"
+    clone = work / name
     if clone.exists():
         shutil.rmtree(clone)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run(["git", "checkout", "-q", sha], cwd=clone, check=True)
-    cache = work / f"{role}-{sha}-cache"
+    cache = work / f"{name}-cache"
     shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "H2Q_CACHE_DIR": str(cache)}
-    log = work / f"{role}-{sha}.log"
+    log = work / f"{name}.log"
     log.unlink(missing_ok=True)
     load = list(os.getloadavg())
     setup = timed(["bash", "scripts/setup.sh"], clone, env, log)
